@@ -1,0 +1,19 @@
+//! Plumbing shared by every MCP server of the suite.
+//!
+//! Nothing here knows about binaries, processes or packets: it is the thin layer between an
+//! analysis library and the MCP protocol (serving, error results, paging, addresses, the file
+//! allow-list). Each server's `tools` module uses these pieces so that every tool behaves the
+//! same way for the host.
+
+pub mod address;
+pub mod error;
+pub mod output;
+pub mod paging;
+pub mod roots;
+pub mod serve;
+
+pub use address::Address;
+pub use error::{ToolError, ToolResult};
+pub use output::{Json, Summary};
+pub use paging::{Noun, Page, PageArgs};
+pub use roots::Roots;

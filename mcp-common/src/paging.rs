@@ -1,0 +1,107 @@
+//! Paging and size caps for list results, so that no answer overflows a model's context.
+
+use crate::ToolError;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+/// The most JSON one answer carries (~20k tokens); longer pages are cut and say so.
+pub const MAX_ANSWER_BYTES: usize = 80_000;
+
+/// `offset`/`limit` arguments shared by every list tool (flattened into its input).
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+pub struct PageArgs {
+    /// Index of the first item to return (default 0).
+    pub offset: Option<usize>,
+    /// How many items to return (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+impl PageArgs {
+    /// The checked `(offset, limit)`.
+    pub fn resolve(&self) -> Result<(usize, usize), ToolError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ToolError::invalid(
+                "limit",
+                limit,
+                format!("accepted: 1 to {MAX_LIMIT}"),
+            ));
+        }
+        Ok((self.offset.unwrap_or(0), limit))
+    }
+}
+
+/// One page of a longer list.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Page<T> {
+    /// How many items match in all.
+    pub total: usize,
+    /// Index of the first item of this page.
+    pub offset: usize,
+    /// Where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// True when the page was cut short to keep the answer small.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    pub items: Vec<T>,
+}
+
+impl<T: Serialize> Page<T> {
+    /// Pages a whole list.
+    pub fn of(all: Vec<T>, args: PageArgs) -> Result<Self, ToolError> {
+        let total = all.len();
+        let (offset, limit) = args.resolve()?;
+        let items = all.into_iter().skip(offset).take(limit);
+        Ok(Self::fit(items, offset, total))
+    }
+
+    /// Builds a page from the items already selected for it, cutting it at the size cap.
+    pub fn fit(items: impl IntoIterator<Item = T>, offset: usize, total: usize) -> Self {
+        let mut kept = Vec::new();
+        let mut bytes = 0usize;
+        let mut truncated = false;
+        for item in items {
+            bytes += serde_json::to_vec(&item).map(|v| v.len() + 1).unwrap_or(0);
+            if bytes > MAX_ANSWER_BYTES && !kept.is_empty() {
+                truncated = true;
+                break;
+            }
+            kept.push(item);
+        }
+        let end = offset + kept.len();
+        Self {
+            total,
+            offset,
+            next_offset: (end < total).then_some(end),
+            truncated,
+            items: kept,
+        }
+    }
+}
+
+/// What a list's items are called in its one-line summary ("exports", "strings").
+pub trait Noun {
+    const NOUN: &'static str;
+}
+
+impl<T: Noun> crate::Summary for Page<T> {
+    fn summary(&self) -> String {
+        let mut s = format!(
+            "{} of {} {} from offset {}",
+            self.items.len(),
+            self.total,
+            T::NOUN,
+            self.offset
+        );
+        if let Some(n) = self.next_offset {
+            s.push_str(&format!("; next_offset {n}"));
+        }
+        if self.truncated {
+            s.push_str(" (page cut to keep the answer small)");
+        }
+        s
+    }
+}

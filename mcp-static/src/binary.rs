@@ -1,0 +1,409 @@
+//! One parsed binary (PE, ELF or Mach-O) as an owned, format-neutral model.
+//!
+//! goblin does the parsing; this module copies what the tools need into plain structs so the
+//! result can be cached and shared between calls without borrowing the file bytes. Exports
+//! are read from the PE export directory directly, because goblin lists only named exports
+//! and Diablo II's DLLs export almost everything by ordinal alone.
+
+use crate::formats;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pe32,
+    Pe32Plus,
+    Elf32,
+    Elf64,
+    MachO,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Pe32 => "pe32",
+            Format::Pe32Plus => "pe32+",
+            Format::Elf32 => "elf32",
+            Format::Elf64 => "elf64",
+            Format::MachO => "macho",
+        }
+    }
+
+    pub fn is_pe(self) -> bool {
+        matches!(self, Format::Pe32 | Format::Pe32Plus)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86,
+    X86_64,
+    Arm,
+    Arm64,
+    Other(u32),
+}
+
+impl Arch {
+    pub fn name(self) -> String {
+        match self {
+            Arch::X86 => "x86".into(),
+            Arch::X86_64 => "x86_64".into(),
+            Arch::Arm => "arm".into(),
+            Arch::Arm64 => "arm64".into(),
+            Arch::Other(code) => format!("unknown(0x{code:X})"),
+        }
+    }
+
+    pub fn pointer_size(self) -> usize {
+        match self {
+            Arch::X86 | Arch::Arm => 4,
+            _ => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    /// Virtual address where the loader maps it; 0 for sections that are not mapped.
+    pub va: u64,
+    pub virtual_size: u64,
+    pub file_offset: u64,
+    /// Bytes present in the file (0 for uninitialised data).
+    pub raw_size: u64,
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+    /// Whether the section is part of the loaded image at all.
+    pub mapped: bool,
+}
+
+impl Section {
+    pub fn permissions(&self) -> String {
+        let mut p = String::with_capacity(3);
+        p.push(if self.read { 'r' } else { '-' });
+        p.push(if self.write { 'w' } else { '-' });
+        p.push(if self.execute { 'x' } else { '-' });
+        p
+    }
+
+    /// The extent the section covers in memory.
+    pub fn mem_size(&self) -> u64 {
+        self.virtual_size.max(self.raw_size)
+    }
+
+    pub fn contains_va(&self, va: u64) -> bool {
+        self.mapped && va >= self.va && va - self.va < self.mem_size()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub name: Option<String>,
+    pub ordinal: Option<u32>,
+    pub va: u64,
+    pub forwarder: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub library: Option<String>,
+    pub name: Option<String>,
+    pub ordinal: Option<u32>,
+    /// The pointer slot the loader fills (PE IAT entry, ELF GOT/PLT slot, Mach-O bind address).
+    pub slot_va: Option<u64>,
+}
+
+impl Import {
+    /// `KERNEL32.dll!GetProcAddress` or `D2Common.dll!#10000`.
+    pub fn display_name(&self) -> String {
+        let item = match (&self.name, self.ordinal) {
+            (Some(n), _) => n.clone(),
+            (None, Some(o)) => format!("#{o}"),
+            (None, None) => "?".into(),
+        };
+        match &self.library {
+            Some(lib) => format!("{lib}!{item}"),
+            None => item,
+        }
+    }
+}
+
+/// Why a file could not be analysed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A parsed binary with its bytes.
+#[derive(Debug)]
+pub struct Binary {
+    pub data: Vec<u8>,
+    pub sha256: String,
+    pub format: Format,
+    pub arch: Arch,
+    pub image_base: u64,
+    pub entry_point: Option<u64>,
+    pub is_dll: bool,
+    pub timestamp: Option<u32>,
+    pub subsystem: Option<String>,
+    pub imphash: Option<String>,
+    pub sections: Vec<Section>,
+    pub exports: Vec<Export>,
+    pub imports: Vec<Import>,
+    /// TLS callbacks (PE), run before the entry point.
+    pub tls_callbacks: Vec<u64>,
+    /// Function ranges the file itself declares: PE `.pdata`, ELF/Mach-O symbol tables.
+    pub declared_functions: Vec<DeclaredFunction>,
+    /// VAs of fields the loader rebases (PE base relocations), sorted.
+    pub relocations: Vec<u64>,
+    /// Size of the headers, mapped at the image base (PE).
+    pub header_size: u64,
+    code_index: OnceLock<crate::analysis::CodeIndex>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeclaredFunction {
+    pub va: u64,
+    pub size: Option<u64>,
+    pub name: Option<String>,
+    pub source: &'static str,
+}
+
+/// The fields a format parser fills in; `Binary::parse` adds the bytes and hashes.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub format: Option<Format>,
+    pub arch: Option<Arch>,
+    pub image_base: u64,
+    pub entry_point: Option<u64>,
+    pub is_dll: bool,
+    pub timestamp: Option<u32>,
+    pub subsystem: Option<String>,
+    pub sections: Vec<Section>,
+    pub exports: Vec<Export>,
+    pub imports: Vec<Import>,
+    pub tls_callbacks: Vec<u64>,
+    pub declared_functions: Vec<DeclaredFunction>,
+    pub relocations: Vec<u64>,
+    pub header_size: u64,
+}
+
+impl Binary {
+    /// Parses a whole file. Never panics on malformed input: a parser panic is caught and
+    /// reported as an error.
+    pub fn parse(data: Vec<u8>) -> Result<Binary, ParseError> {
+        if data.is_empty() {
+            return Err(ParseError("the file is empty".into()));
+        }
+        let parsed = std::panic::catch_unwind(|| formats::parse(&data)).map_err(|_| {
+            ParseError("the parser failed on this file (malformed headers)".into())
+        })??;
+        let format = parsed
+            .format
+            .ok_or_else(|| ParseError("format not recognised".into()))?;
+        let sha256 = to_hex(&Sha256::digest(&data));
+        let imphash = format.is_pe().then(|| imphash(&parsed.imports)).flatten();
+        let mut relocations = parsed.relocations;
+        relocations.sort_unstable();
+        Ok(Binary {
+            sha256,
+            format,
+            arch: parsed.arch.unwrap_or(Arch::Other(0)),
+            image_base: parsed.image_base,
+            entry_point: parsed.entry_point,
+            is_dll: parsed.is_dll,
+            timestamp: parsed.timestamp,
+            subsystem: parsed.subsystem,
+            imphash,
+            sections: parsed.sections,
+            exports: parsed.exports,
+            imports: parsed.imports,
+            tls_callbacks: parsed.tls_callbacks,
+            declared_functions: parsed.declared_functions,
+            relocations,
+            header_size: parsed.header_size,
+            code_index: OnceLock::new(),
+            data,
+        })
+    }
+
+    /// The section holding `va`, if any.
+    pub fn section_of_va(&self, va: u64) -> Option<&Section> {
+        self.sections.iter().find(|s| s.contains_va(va))
+    }
+
+    /// The section whose file bytes hold `offset`, if any.
+    pub fn section_of_offset(&self, offset: u64) -> Option<&Section> {
+        self.sections.iter().find(|s| {
+            s.raw_size > 0 && offset >= s.file_offset && offset - s.file_offset < s.raw_size
+        })
+    }
+
+    /// File offset of the byte at `va`; `None` when it is not backed by the file.
+    pub fn va_to_offset(&self, va: u64) -> Option<u64> {
+        if let Some(s) = self.section_of_va(va) {
+            let delta = va - s.va;
+            return (delta < s.raw_size).then_some(s.file_offset + delta);
+        }
+        if self.format.is_pe() && va >= self.image_base && va - self.image_base < self.header_size {
+            return Some(va - self.image_base);
+        }
+        None
+    }
+
+    /// VA of the byte at file `offset`; `None` when that byte is not loaded.
+    pub fn offset_to_va(&self, offset: u64) -> Option<u64> {
+        if let Some(s) = self.section_of_offset(offset) {
+            return s.mapped.then(|| s.va + (offset - s.file_offset));
+        }
+        if self.format.is_pe() && offset < self.header_size {
+            return Some(self.image_base + offset);
+        }
+        None
+    }
+
+    /// The file bytes from `va` to the end of its section's raw data.
+    pub fn bytes_at(&self, va: u64) -> Option<&[u8]> {
+        let s = self.section_of_va(va)?;
+        let delta = va - s.va;
+        if delta >= s.raw_size {
+            return None;
+        }
+        let start = usize::try_from(s.file_offset + delta).ok()?;
+        let end = usize::try_from(s.file_offset + s.raw_size).ok()?;
+        self.data.get(start..end.min(self.data.len()))
+    }
+
+    /// The file bytes of a section.
+    pub fn section_bytes(&self, s: &Section) -> &[u8] {
+        let start = usize::try_from(s.file_offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(s.file_offset.saturating_add(s.raw_size)).unwrap_or(usize::MAX);
+        self.data
+            .get(start.min(self.data.len())..end.min(self.data.len()))
+            .unwrap_or(&[])
+    }
+
+    pub fn executable_sections(&self) -> impl Iterator<Item = &Section> {
+        self.sections.iter().filter(|s| s.mapped && s.execute)
+    }
+
+    pub fn is_executable_va(&self, va: u64) -> bool {
+        self.section_of_va(va).is_some_and(|s| s.execute)
+    }
+
+    /// The image's extent in memory: from the image base to the end of the last section.
+    pub fn image_end(&self) -> u64 {
+        self.sections
+            .iter()
+            .filter(|s| s.mapped)
+            .map(|s| s.va + s.mem_size())
+            .max()
+            .unwrap_or(self.image_base)
+    }
+
+    /// Function discovery and cross references, computed on first use and kept.
+    pub fn code_index(&self) -> &crate::analysis::CodeIndex {
+        self.code_index
+            .get_or_init(|| crate::analysis::CodeIndex::build(self))
+    }
+
+    /// Whether the code index has been computed already (for reporting cache hits).
+    pub fn code_index_ready(&self) -> bool {
+        self.code_index.get().is_some()
+    }
+}
+
+/// Shannon entropy in bits per byte (0 to 8).
+pub fn entropy(bytes: &[u8]) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u64; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The import hash as pefile computes it: md5 of `lib.func` pairs, lower case, the library's
+/// `.dll`/`.ocx`/`.sys` extension dropped, ordinal-only imports as `ordN`.
+fn imphash(imports: &[Import]) -> Option<String> {
+    use md5::Md5;
+    if imports.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::with_capacity(imports.len());
+    for imp in imports {
+        let lib = imp.library.clone().unwrap_or_default().to_lowercase();
+        let lib = match lib.rsplit_once('.') {
+            Some((stem, ext)) if matches!(ext, "dll" | "ocx" | "sys") => stem.to_string(),
+            _ => lib,
+        };
+        let func = match (&imp.name, imp.ordinal) {
+            (Some(n), _) => n.to_lowercase(),
+            (None, Some(o)) => format!("ord{o}"),
+            (None, None) => String::new(),
+        };
+        parts.push(format!("{lib}.{func}"));
+    }
+    Some(to_hex(&Md5::digest(parts.join(",").as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_bounds() {
+        assert_eq!(entropy(&[]), 0.0);
+        assert_eq!(entropy(&[7; 100]), 0.0);
+        let all: Vec<u8> = (0..=255).collect();
+        assert!((entropy(&all) - 8.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn imphash_matches_pefile_rules() {
+        let imports = vec![
+            Import {
+                library: Some("KERNEL32.dll".into()),
+                name: Some("ExitProcess".into()),
+                ordinal: None,
+                slot_va: None,
+            },
+            Import {
+                library: Some("D2Common.dll".into()),
+                name: None,
+                ordinal: Some(10000),
+                slot_va: None,
+            },
+        ];
+        // md5("kernel32.exitprocess,d2common.ord10000")
+        let expected = to_hex(&<md5::Md5 as Digest>::digest(
+            b"kernel32.exitprocess,d2common.ord10000",
+        ));
+        assert_eq!(imphash(&imports), Some(expected));
+    }
+}

@@ -1,0 +1,21 @@
+//! Static analysis of PE, ELF and Mach-O binaries: headers, sections, imports and exports
+//! (ordinal-only included), strings, disassembly, functions, cross references, byte
+//! patterns, signatures, address conversion and binary diff.
+//!
+//! `binary` parses a file once into an owned model (`formats` does the per-format work);
+//! `analysis` builds the function and cross-reference index lazily on top of it; `queries`
+//! and `diff` answer the tools' questions; `cache` keeps parsed binaries between calls;
+//! `tools` maps all of it onto MCP.
+
+pub mod analysis;
+pub mod binary;
+pub mod cache;
+pub mod diff;
+pub mod disasm;
+mod formats;
+pub mod pattern;
+pub mod queries;
+pub mod strings;
+pub mod tools;
+
+pub use binary::Binary;

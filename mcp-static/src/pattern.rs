@@ -1,0 +1,147 @@
+//! Byte patterns with wildcards (`8B 0D ?? ?? ?? ?? 85 C9`): parsing, searching, and
+//! building the shortest unique pattern for an address (a signature that survives rebuilds
+//! because address fields are wildcarded).
+
+use memchr::memmem;
+
+/// A pattern: `None` matches any byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(pub Vec<Option<u8>>);
+
+impl Pattern {
+    /// Parses space-separated tokens: two hex digits, or `?`/`??` for any byte. Tokens may
+    /// also be written without spaces (`8B0D????`).
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        let mut bytes = Vec::new();
+        for token in text.split_whitespace() {
+            let chars: Vec<char> = token.chars().collect();
+            if chars.iter().all(|&c| c == '?') && chars.len() <= 2 {
+                bytes.push(None);
+                continue;
+            }
+            if chars.len() % 2 != 0 {
+                return Err(format!(
+                    "token `{token}` is not a byte (accepted: two hex digits or ??)"
+                ));
+            }
+            for pair in chars.chunks(2) {
+                let s: String = pair.iter().collect();
+                if s == "??" {
+                    bytes.push(None);
+                } else {
+                    let b = u8::from_str_radix(&s, 16).map_err(|_| {
+                        format!(
+                            "token `{token}`: `{s}` is not a byte (accepted: two hex digits or ??)"
+                        )
+                    })?;
+                    bytes.push(Some(b));
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return Err("the pattern is empty (example: \"8B 0D ?? ?? ?? ?? 85 C9\")".into());
+        }
+        if bytes.iter().all(Option::is_none) {
+            return Err("the pattern has only wildcards: give at least one fixed byte".into());
+        }
+        Ok(Pattern(bytes))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The longest run of fixed bytes, used as the search anchor: (offset in pattern, bytes).
+    fn anchor(&self) -> (usize, Vec<u8>) {
+        let mut best = (0usize, Vec::new());
+        let mut cur_start = 0usize;
+        let mut cur: Vec<u8> = Vec::new();
+        for (i, b) in self.0.iter().enumerate() {
+            match b {
+                Some(v) => {
+                    if cur.is_empty() {
+                        cur_start = i;
+                    }
+                    cur.push(*v);
+                    if cur.len() > best.1.len() {
+                        best = (cur_start, cur.clone());
+                    }
+                }
+                None => cur.clear(),
+            }
+        }
+        best
+    }
+
+    pub fn matches_at(&self, data: &[u8], pos: usize) -> bool {
+        let Some(window) = data.get(pos..pos + self.0.len()) else {
+            return false;
+        };
+        self.0
+            .iter()
+            .zip(window)
+            .all(|(p, b)| p.is_none_or(|v| v == *b))
+    }
+
+    /// Offsets of every match in `data`, stopping after `limit` matches.
+    pub fn find_all(&self, data: &[u8], limit: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let (anchor_at, anchor) = self.anchor();
+        let finder = memmem::Finder::new(&anchor);
+        for hit in finder.find_iter(data) {
+            if hit < anchor_at {
+                continue;
+            }
+            let start = hit - anchor_at;
+            if self.matches_at(data, start) {
+                out.push(start);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|b| b.map_or_else(|| "??".to_string(), |v| format!("{v:02X}")))
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_finds() -> Result<(), String> {
+        let p = Pattern::parse("8B 0D ?? ?? ?? ?? 85 C9")?;
+        assert_eq!(p.len(), 8);
+        let data = [
+            0x90, 0x8B, 0x0D, 1, 2, 3, 4, 0x85, 0xC9, 0x8B, 0x0D, 0, 0, 0, 0, 0x85, 0xC8,
+        ];
+        assert_eq!(p.find_all(&data, 10), vec![1]);
+        assert_eq!(Pattern::parse("8B0D????85C9")?, p);
+        assert_eq!(p.to_string(), "8B 0D ?? ?? ?? ?? 85 C9");
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_patterns() {
+        assert!(Pattern::parse("").is_err());
+        assert!(Pattern::parse("?? ??").is_err());
+        assert!(Pattern::parse("8G").is_err());
+        assert!(Pattern::parse("8B 0").is_err());
+        assert!(Pattern::parse("???").is_err());
+    }
+}

@@ -1,0 +1,722 @@
+//! The questions the tools answer, as plain functions over a parsed `Binary`.
+//! Results are serde/schemars types; nothing here knows about MCP.
+
+use crate::binary::{Binary, entropy};
+use crate::disasm;
+use crate::pattern::Pattern;
+use crate::strings;
+use mcp_common::{Address, ToolError};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+pub const MAX_DISASSEMBLE: usize = 2000;
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SectionInfo {
+    pub name: String,
+    pub va: Address,
+    pub virtual_size: u64,
+    pub file_offset: Address,
+    pub raw_size: u64,
+    /// `r`, `w`, `x` or `-` for each.
+    pub permissions: String,
+    /// Shannon entropy of the raw bytes, 0 to 8 bits per byte (packed or encrypted data is near 8).
+    pub entropy: f64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BinaryInfo {
+    /// `pe32`, `pe32+`, `elf32`, `elf64` or `macho`.
+    pub format: String,
+    /// `x86`, `x86_64`, `arm`, `arm64`.
+    pub arch: String,
+    pub image_base: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_point: Option<Address>,
+    pub is_dll: bool,
+    /// Link time (PE COFF header), seconds since 1970.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u32>,
+    pub sha256: String,
+    /// File size in bytes.
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subsystem: Option<String>,
+    /// Import hash as pefile/VirusTotal compute it (PE only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imphash: Option<String>,
+    pub export_count: usize,
+    pub import_count: usize,
+    pub sections: Vec<SectionInfo>,
+}
+
+pub fn binary_info(bin: &Binary) -> BinaryInfo {
+    BinaryInfo {
+        format: bin.format.name().into(),
+        arch: bin.arch.name(),
+        image_base: bin.image_base.into(),
+        entry_point: bin.entry_point.map(Address),
+        is_dll: bin.is_dll,
+        timestamp: bin.timestamp,
+        sha256: bin.sha256.clone(),
+        size: bin.data.len() as u64,
+        subsystem: bin.subsystem.clone(),
+        imphash: bin.imphash.clone(),
+        export_count: bin.exports.len(),
+        import_count: bin.imports.len(),
+        sections: bin
+            .sections
+            .iter()
+            .map(|s| SectionInfo {
+                name: s.name.clone(),
+                va: s.va.into(),
+                virtual_size: s.virtual_size,
+                file_offset: s.file_offset.into(),
+                raw_size: s.raw_size,
+                permissions: s.permissions(),
+                entropy: (entropy(bin.section_bytes(s)) * 1000.0).round() / 1000.0,
+            })
+            .collect(),
+    }
+}
+
+fn matches_filter(filter: &Option<String>, text: &str) -> bool {
+    filter
+        .as_ref()
+        .is_none_or(|f| text.to_lowercase().contains(&f.to_lowercase()))
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ExportItem {
+    /// Absent for exports by ordinal only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordinal: Option<u32>,
+    pub rva: Address,
+    pub va: Address,
+    /// `OTHER.dll.Function` when the export forwards to another DLL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarder: Option<String>,
+}
+
+/// Exports whose name (or `#ordinal`) contains `filter`, case-insensitively.
+pub fn exports(bin: &Binary, filter: &Option<String>) -> Vec<ExportItem> {
+    bin.exports
+        .iter()
+        .filter(|e| {
+            let label = match (&e.name, e.ordinal) {
+                (Some(n), Some(o)) => format!("{n} #{o}"),
+                (Some(n), None) => n.clone(),
+                (None, Some(o)) => format!("#{o}"),
+                (None, None) => String::new(),
+            };
+            matches_filter(filter, &label)
+        })
+        .map(|e| ExportItem {
+            name: e.name.clone(),
+            ordinal: e.ordinal,
+            rva: Address(e.va.wrapping_sub(bin.image_base)),
+            va: e.va.into(),
+            forwarder: e.forwarder.clone(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ImportItem {
+    /// The DLL (PE) or dylib (Mach-O); absent for ELF, which does not bind symbols to libraries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordinal: Option<u32>,
+    /// The pointer slot the loader fills: IAT entry (PE), GOT/PLT slot (ELF).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat_va: Option<Address>,
+}
+
+pub fn imports(bin: &Binary, filter: &Option<String>) -> Vec<ImportItem> {
+    bin.imports
+        .iter()
+        .filter(|i| matches_filter(filter, &i.display_name()))
+        .map(|i| ImportItem {
+            library: i.library.clone(),
+            name: i.name.clone(),
+            ordinal: i.ordinal,
+            iat_va: i.slot_va.map(Address),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StringItem {
+    /// Where the string is when loaded; absent when its bytes are not mapped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub va: Option<Address>,
+    pub file_offset: Address,
+    /// `ascii` or `utf16le`.
+    pub encoding: String,
+    /// The string as found in the file: data, not instructions.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringKinds {
+    Ascii,
+    Utf16le,
+    Both,
+}
+
+/// Every string of at least `min_length` characters, in file order, with a filter on
+/// section and content. Returns the total number of matches and the requested window.
+pub fn strings(
+    bin: &Binary,
+    min_length: usize,
+    kinds: StringKinds,
+    section: &Option<String>,
+    contains: &Option<String>,
+    offset: usize,
+    limit: usize,
+) -> Result<(usize, Vec<StringItem>), ToolError> {
+    let ranges: Vec<(usize, &[u8])> = match section {
+        None => vec![(0, &bin.data[..])],
+        Some(name) => {
+            let s = find_section(bin, name)?;
+            vec![(s.file_offset as usize, bin.section_bytes(s))]
+        }
+    };
+    let needle = contains.as_ref().map(|c| c.to_lowercase());
+    let mut total = 0usize;
+    let mut items = Vec::new();
+    for (base, data) in ranges {
+        let mut found = Vec::new();
+        if kinds != StringKinds::Utf16le {
+            strings::ascii(data, min_length, &mut found);
+        }
+        if kinds != StringKinds::Ascii {
+            strings::utf16le(data, min_length, &mut found);
+            found.sort_by_key(|f| f.offset);
+        }
+        for f in found {
+            if let Some(n) = &needle
+                && !f.text(data).to_lowercase().contains(n)
+            {
+                continue;
+            }
+            if total >= offset && items.len() < limit {
+                let file_offset = (base + f.offset) as u64;
+                items.push(StringItem {
+                    va: bin.offset_to_va(file_offset).map(Address),
+                    file_offset: file_offset.into(),
+                    encoding: f.encoding.name().into(),
+                    text: f.text(data),
+                });
+            }
+            total += 1;
+        }
+    }
+    Ok((total, items))
+}
+
+fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::binary::Section, ToolError> {
+    bin.sections.iter().find(|s| s.name == name).ok_or_else(|| {
+        let names: Vec<&str> = bin.sections.iter().map(|s| s.name.as_str()).collect();
+        ToolError::invalid(
+            "section",
+            format!("{name:?}"),
+            format!("sections of this file: {}", names.join(", ")),
+        )
+    })
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InsnItem {
+    pub va: Address,
+    /// Instruction bytes in hex, space separated.
+    pub bytes: String,
+    pub mnemonic: String,
+    pub operands: String,
+    /// Direct branch/call target, or the address a memory operand reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Address>,
+    /// Name of the target: an import (through its IAT slot), an export or a known function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+}
+
+/// Where disassembly should start.
+pub enum Start<'a> {
+    Address(u64),
+    Export(&'a str),
+    Ordinal(u32),
+}
+
+pub fn resolve_start(bin: &Binary, start: Start) -> Result<u64, ToolError> {
+    match start {
+        Start::Address(va) => Ok(va),
+        Start::Export(name) => bin
+            .exports
+            .iter()
+            .find(|e| e.name.as_deref() == Some(name))
+            .map(|e| e.va)
+            .ok_or_else(|| {
+                ToolError::invalid(
+                    "export",
+                    format!("{name:?}"),
+                    "no export of this name (see list_exports)",
+                )
+            }),
+        Start::Ordinal(o) => bin
+            .exports
+            .iter()
+            .find(|e| e.ordinal == Some(o))
+            .map(|e| e.va)
+            .ok_or_else(|| {
+                ToolError::invalid(
+                    "ordinal",
+                    o,
+                    "no export with this ordinal (see list_exports)",
+                )
+            }),
+    }
+}
+
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    parts.join(" ")
+}
+
+/// Disassembles `count` instructions at `va`, naming targets.
+pub fn disassemble(bin: &Binary, va: u64, count: usize) -> Result<Vec<InsnItem>, ToolError> {
+    if count == 0 || count > MAX_DISASSEMBLE {
+        return Err(ToolError::invalid(
+            "count",
+            count,
+            format!("accepted: 1 to {MAX_DISASSEMBLE}"),
+        ));
+    }
+    let code = code_at(bin, "address", va)?;
+    let cs = disasm::capstone(bin.arch, true).map_err(ToolError::new)?;
+    let names = &bin.code_index().names;
+    let insns = disasm::decode(&cs, bin.arch, code, va, count);
+    if insns.is_empty() {
+        return Err(ToolError::new(format!(
+            "no valid instruction at {}",
+            Address(va)
+        )));
+    }
+    Ok(insns
+        .into_iter()
+        .map(|i| {
+            let target = i.facts.target.or(i.facts.mem_ref);
+            InsnItem {
+                va: i.va.into(),
+                bytes: hex_bytes(&i.bytes),
+                mnemonic: i.mnemonic,
+                operands: i.operands,
+                target: target.map(Address),
+                symbol: target.and_then(|t| names.get(&t).cloned()),
+            }
+        })
+        .collect())
+}
+
+/// The file bytes from `va` on, or an error naming the field and the valid ranges.
+fn code_at<'a>(bin: &'a Binary, field: &str, va: u64) -> Result<&'a [u8], ToolError> {
+    bin.bytes_at(va).ok_or_else(|| {
+        let ranges: Vec<String> = bin
+            .sections
+            .iter()
+            .filter(|s| s.mapped && s.raw_size > 0)
+            .map(|s| {
+                format!(
+                    "{} {}..{}",
+                    s.name,
+                    Address(s.va),
+                    Address(s.va + s.raw_size)
+                )
+            })
+            .collect();
+        ToolError::invalid(
+            field,
+            Address(va),
+            format!(
+                "not in any section with file bytes; sections: {}",
+                ranges.join(", ")
+            ),
+        )
+    })
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FunctionItem {
+    pub va: Address,
+    pub size: u64,
+    pub name: String,
+    /// `entry`, `export`, `tls_callback`, `pdata`, `symbol` or `call`.
+    pub found_by: String,
+}
+
+pub fn functions(bin: &Binary) -> Vec<FunctionItem> {
+    bin.code_index()
+        .functions
+        .iter()
+        .map(|f| FunctionItem {
+            va: f.va.into(),
+            size: f.size,
+            name: f.name.clone(),
+            found_by: f.found_by.into(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct XrefItem {
+    pub from_va: Address,
+    /// `call`, `jmp`, `memory` (operand reads or writes the address) or `immediate`.
+    pub kind: String,
+    /// The function holding the referencing instruction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// What is referenced (a string's address, an IAT slot, a thunk).
+    pub to_va: Address,
+}
+
+/// What `xrefs_to` looks for.
+pub enum XrefTarget<'a> {
+    Address(u64),
+    String(&'a str),
+    Import(&'a str),
+}
+
+/// References to an address, to every copy of a string, or to an import (its IAT slot and
+/// any `jmp [slot]` thunk).
+pub fn xrefs(bin: &Binary, target: XrefTarget) -> Result<Vec<XrefItem>, ToolError> {
+    let index = bin.code_index();
+    let mut targets: Vec<u64> = Vec::new();
+    match target {
+        XrefTarget::Address(va) => targets.push(va),
+        XrefTarget::String(text) => {
+            if text.is_empty() {
+                return Err(ToolError::invalid(
+                    "string",
+                    "\"\"",
+                    "give the text of a string in the file",
+                ));
+            }
+            let ascii = text.as_bytes().to_vec();
+            let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            for needle in [ascii, utf16] {
+                for off in memchr::memmem::find_iter(&bin.data, &needle) {
+                    if let Some(va) = bin.offset_to_va(off as u64) {
+                        targets.push(va);
+                    }
+                }
+            }
+            if targets.is_empty() {
+                return Err(ToolError::invalid(
+                    "string",
+                    format!("{text:?}"),
+                    "not found in any mapped section",
+                ));
+            }
+        }
+        XrefTarget::Import(name) => {
+            let lname = name.to_lowercase();
+            for imp in &bin.imports {
+                let full = imp.display_name().to_lowercase();
+                let short = imp.name.as_deref().unwrap_or("").to_lowercase();
+                if (full == lname || short == lname)
+                    && let Some(slot) = imp.slot_va
+                {
+                    targets.push(slot);
+                    // Thunks that jump through the slot stand for the import too.
+                    for x in index.xrefs_to(slot) {
+                        if index
+                            .functions
+                            .binary_search_by_key(&x.from, |f| f.va)
+                            .is_ok()
+                        {
+                            targets.push(x.from);
+                        }
+                    }
+                }
+            }
+            if targets.is_empty() {
+                return Err(ToolError::invalid(
+                    "import",
+                    format!("{name:?}"),
+                    "no import of this name (accepted: `Function` or `LIBRARY.dll!Function`; see list_imports)",
+                ));
+            }
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    let mut out = Vec::new();
+    for t in targets {
+        for x in index.xrefs_to(t) {
+            out.push(XrefItem {
+                from_va: x.from.into(),
+                kind: x.kind.name().into(),
+                function: index.function_at(x.from).map(|f| f.name.clone()),
+                to_va: x.to.into(),
+            });
+        }
+    }
+    out.sort_by_key(|x| x.from_va);
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PatternMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub va: Option<Address>,
+    pub file_offset: Address,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+}
+
+/// Matches of a pattern in one section or in the whole file.
+pub fn find_pattern(
+    bin: &Binary,
+    pattern: &Pattern,
+    section: &Option<String>,
+    limit: usize,
+) -> Result<Vec<PatternMatch>, ToolError> {
+    let (base, data) = match section {
+        Some(name) => {
+            let s = find_section(bin, name)?;
+            (s.file_offset, bin.section_bytes(s))
+        }
+        None => (0, &bin.data[..]),
+    };
+    Ok(pattern
+        .find_all(data, limit)
+        .into_iter()
+        .map(|off| {
+            let file_offset = base + off as u64;
+            PatternMatch {
+                va: bin.offset_to_va(file_offset).map(Address),
+                file_offset: file_offset.into(),
+                section: bin.section_of_offset(file_offset).map(|s| s.name.clone()),
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Signature {
+    pub address: Address,
+    /// The pattern, `??` where an address or relative target would change between builds.
+    pub pattern: String,
+    pub length: usize,
+    pub wildcards: usize,
+    /// How many instructions it covers.
+    pub instructions: usize,
+    /// Verified: the pattern matches exactly once in the file's code, at `address`.
+    pub unique: bool,
+}
+
+/// How far a signature may grow before giving up.
+const MAX_SIGNATURE_BYTES: usize = 256;
+
+/// The shortest pattern starting at `va`, whole instructions at a time, that matches only
+/// once in the executable sections. Address fields are wildcarded: relocated bytes, rel32
+/// branch targets, RIP-relative displacements, absolute operands inside the image.
+pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
+    let code = code_at(bin, "address", va)?;
+    if !bin.is_executable_va(va) {
+        return Err(ToolError::invalid(
+            "address",
+            Address(va),
+            "not in an executable section",
+        ));
+    }
+    let cs = disasm::capstone(bin.arch, true).map_err(ToolError::new)?;
+    let image = (bin.image_base, bin.image_end());
+    let in_image = |a: u64| a >= image.0 && a < image.1;
+    let exec: Vec<(u64, &[u8])> = bin
+        .executable_sections()
+        .map(|s| (s.file_offset, bin.section_bytes(s)))
+        .collect();
+    let own_offset = bin.va_to_offset(va).unwrap_or(u64::MAX);
+    let mut pattern: Vec<Option<u8>> = Vec::new();
+    let mut count = 0usize;
+    let Ok(mut iter) = cs.disasm_iter(&code[..code.len().min(MAX_SIGNATURE_BYTES)], va) else {
+        return Err(ToolError::new("capstone could not start"));
+    };
+    while let Some(insn) = iter.next() {
+        let f = disasm::facts(&cs, bin.arch, &insn);
+        let bytes = insn.bytes();
+        let mut wild = vec![false; bytes.len()];
+        let mut mark = |span: Option<(u8, u8)>| {
+            if let Some((o, l)) = span {
+                for w in wild.iter_mut().skip(o as usize).take(l as usize) {
+                    *w = true;
+                }
+            }
+        };
+        let relative_branch = f.target.is_some() && f.imm_span.is_some_and(|(_, l)| l >= 4);
+        if relative_branch {
+            mark(f.imm_span);
+        }
+        if f.mem_ref.is_some_and(in_image) {
+            mark(f.disp_span);
+        }
+        if f.immediate.is_some_and(in_image) {
+            mark(f.imm_span);
+        }
+        let insn_va = insn.address();
+        // A base relocation marks a whole pointer-sized field from its start.
+        let mut k = 0;
+        while k < bytes.len() {
+            if bin.relocations.binary_search(&(insn_va + k as u64)).is_ok() {
+                let width = bin.arch.pointer_size();
+                for w in wild.iter_mut().skip(k).take(width) {
+                    *w = true;
+                }
+                k += width;
+            } else {
+                k += 1;
+            }
+        }
+        for (b, w) in bytes.iter().zip(&wild) {
+            pattern.push((!w).then_some(*b));
+        }
+        count += 1;
+        if pattern.iter().all(Option::is_none) {
+            continue;
+        }
+        let p = Pattern(pattern.clone());
+        let mut hits = 0usize;
+        let mut at_self = false;
+        for (base, data) in &exec {
+            for off in p.find_all(data, 2) {
+                hits += 1;
+                at_self |= base + off as u64 == own_offset;
+            }
+            if hits > 1 {
+                break;
+            }
+        }
+        if hits == 1 && at_self {
+            let wildcards = pattern.iter().filter(|b| b.is_none()).count();
+            return Ok(Signature {
+                address: va.into(),
+                pattern: p.to_string(),
+                length: pattern.len(),
+                wildcards,
+                instructions: count,
+                unique: true,
+            });
+        }
+        if matches!(
+            f.flow,
+            disasm::Flow::Return | disasm::Flow::Jump | disasm::Flow::Stop
+        ) {
+            break;
+        }
+    }
+    Err(ToolError::new(format!(
+        "no unique signature at {}: the {} bytes up to the end of its code also occur elsewhere",
+        Address(va),
+        pattern.len()
+    )))
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Conversion {
+    pub va: Address,
+    pub rva: Address,
+    /// Absent when the byte is not in the file (uninitialised data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_offset: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// The same byte in a process where the module is loaded at `live_base`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_va: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_base: Option<Address>,
+}
+
+pub enum AddressForm {
+    Va(u64),
+    Rva(u64),
+    FileOffset(u64),
+}
+
+pub fn convert(
+    bin: &Binary,
+    form: AddressForm,
+    live_base: Option<u64>,
+) -> Result<Conversion, ToolError> {
+    let va = match form {
+        AddressForm::Va(v) => {
+            if bin.section_of_va(v).is_none() && bin.va_to_offset(v).is_none() {
+                return Err(ToolError::invalid("va", Address(v), section_ranges(bin)));
+            }
+            v
+        }
+        AddressForm::Rva(r) => {
+            let v = bin.image_base.wrapping_add(r);
+            if bin.section_of_va(v).is_none() && bin.va_to_offset(v).is_none() {
+                return Err(ToolError::invalid("rva", Address(r), section_ranges(bin)));
+            }
+            v
+        }
+        AddressForm::FileOffset(o) => bin.offset_to_va(o).ok_or_else(|| {
+            if o >= bin.data.len() as u64 {
+                ToolError::invalid(
+                    "file_offset",
+                    Address(o),
+                    format!("past the end of the file ({} bytes)", bin.data.len()),
+                )
+            } else {
+                ToolError::invalid(
+                    "file_offset",
+                    Address(o),
+                    "this byte is not loaded (no mapped section holds it)",
+                )
+            }
+        })?,
+    };
+    let rva = va.wrapping_sub(bin.image_base);
+    Ok(Conversion {
+        va: va.into(),
+        rva: rva.into(),
+        file_offset: bin.va_to_offset(va).map(Address),
+        section: bin.section_of_va(va).map(|s| s.name.clone()),
+        live_va: live_base.map(|b| Address(b.wrapping_add(rva))),
+        live_base: live_base.map(Address),
+    })
+}
+
+fn section_ranges(bin: &Binary) -> String {
+    let ranges: Vec<String> = bin
+        .sections
+        .iter()
+        .filter(|s| s.mapped)
+        .map(|s| {
+            format!(
+                "{} {}..{}",
+                s.name,
+                Address(s.va),
+                Address(s.va + s.mem_size())
+            )
+        })
+        .collect();
+    format!("not inside the image; sections: {}", ranges.join(", "))
+}
+
+pub fn encoding_from(name: &str) -> Option<StringKinds> {
+    match name {
+        "ascii" => Some(StringKinds::Ascii),
+        "utf16le" => Some(StringKinds::Utf16le),
+        "both" => Some(StringKinds::Both),
+        _ => None,
+    }
+}
