@@ -13,6 +13,8 @@ pub struct ToolError {
 
 /// What every tool returns.
 pub type ToolResult<T> = Result<crate::Json<T>, ToolError>;
+// Note: tools spell out `Result<Json<T>, ToolError>`: rmcp's macro finds the output schema
+// only when `Json<T>` is written in the signature.
 
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {

@@ -7,7 +7,7 @@ use crate::diff::{self, BinaryDiff};
 use crate::pattern::Pattern;
 use crate::queries::{self, *};
 use mcp_common::paging::{MAX_ANSWER_BYTES, MAX_LIMIT};
-use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError, ToolResult};
+use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
@@ -311,7 +311,10 @@ impl StaticServer {
     /// Headers of a PE, ELF or Mach-O file: format, architecture, image base, entry point,
     /// link time, hashes (sha256, imphash) and every section with permissions and entropy.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
-    async fn binary_info(&self, Parameters(a): Parameters<PathArgs>) -> ToolResult<BinaryInfo> {
+    async fn binary_info(
+        &self,
+        Parameters(a): Parameters<PathArgs>,
+    ) -> Result<Json<BinaryInfo>, ToolError> {
         self.with_binary("path", &a.path, |b| Ok(queries::binary_info(b)))
             .await
             .map(Json)
@@ -323,7 +326,7 @@ impl StaticServer {
     async fn list_exports(
         &self,
         Parameters(a): Parameters<ListArgs>,
-    ) -> ToolResult<Page<ExportItem>> {
+    ) -> Result<Json<Page<ExportItem>>, ToolError> {
         let page = a.page;
         page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
@@ -339,7 +342,7 @@ impl StaticServer {
     async fn list_imports(
         &self,
         Parameters(a): Parameters<ListArgs>,
-    ) -> ToolResult<Page<ImportItem>> {
+    ) -> Result<Json<Page<ImportItem>>, ToolError> {
         let page = a.page;
         page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
@@ -355,7 +358,7 @@ impl StaticServer {
     async fn list_strings(
         &self,
         Parameters(a): Parameters<ListStringsArgs>,
-    ) -> ToolResult<Page<StringItem>> {
+    ) -> Result<Json<Page<StringItem>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
         let min_length = a.min_length.unwrap_or(4);
         if !(1..=1024).contains(&min_length) {
@@ -386,7 +389,7 @@ impl StaticServer {
     async fn disassemble(
         &self,
         Parameters(a): Parameters<DisassembleArgs>,
-    ) -> ToolResult<Disassembly> {
+    ) -> Result<Json<Disassembly>, ToolError> {
         exactly_one(
             &[
                 ("address", a.address.is_some()),
@@ -449,7 +452,7 @@ impl StaticServer {
     async fn list_functions(
         &self,
         Parameters(a): Parameters<ListFunctionsArgs>,
-    ) -> ToolResult<Page<FunctionItem>> {
+    ) -> Result<Json<Page<FunctionItem>>, ToolError> {
         let page = a.page;
         page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
@@ -467,7 +470,10 @@ impl StaticServer {
     /// Code that references an address, a string (every copy) or an import: the referencing
     /// instruction, the kind (call, jmp, memory operand, immediate) and its function. Paged.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
-    async fn xrefs_to(&self, Parameters(a): Parameters<XrefsArgs>) -> ToolResult<Page<XrefItem>> {
+    async fn xrefs_to(
+        &self,
+        Parameters(a): Parameters<XrefsArgs>,
+    ) -> Result<Json<Page<XrefItem>>, ToolError> {
         exactly_one(
             &[
                 ("address", a.address.is_some()),
@@ -496,7 +502,7 @@ impl StaticServer {
     async fn find_pattern(
         &self,
         Parameters(a): Parameters<FindPatternArgs>,
-    ) -> ToolResult<PatternMatches> {
+    ) -> Result<Json<PatternMatches>, ToolError> {
         let pattern = Pattern::parse(&a.pattern)
             .map_err(|e| ToolError::invalid("pattern", format!("{:?}", a.pattern), e))?;
         let limit = a.limit.unwrap_or(100);
@@ -526,7 +532,7 @@ impl StaticServer {
     async fn make_signature(
         &self,
         Parameters(a): Parameters<AddressArgs>,
-    ) -> ToolResult<Signature> {
+    ) -> Result<Json<Signature>, ToolError> {
         self.with_binary("path", &a.path, move |b| {
             queries::make_signature(b, a.address.0)
         })
@@ -541,7 +547,7 @@ impl StaticServer {
     async fn convert_address(
         &self,
         Parameters(a): Parameters<ConvertArgs>,
-    ) -> ToolResult<Conversion> {
+    ) -> Result<Json<Conversion>, ToolError> {
         exactly_one(
             &[
                 ("va", a.va.is_some()),
@@ -566,7 +572,10 @@ impl StaticServer {
     /// Compares two binaries (e.g. two game versions): exports added, removed and moved,
     /// sections changed, and functions whose code changed (relocated address fields ignored).
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
-    async fn diff_binaries(&self, Parameters(a): Parameters<DiffArgs>) -> ToolResult<BinaryDiff> {
+    async fn diff_binaries(
+        &self,
+        Parameters(a): Parameters<DiffArgs>,
+    ) -> Result<Json<BinaryDiff>, ToolError> {
         let path_b = a.path_b.clone();
         let b = self
             .with_binary("path_b", &path_b, |b| Ok(b.sha256.clone()))
