@@ -62,9 +62,12 @@ fn pe_model(data: &[u8], pe: &goblin::pe::PE) -> Result<Parsed, ParseError> {
     let image_base = pe.image_base;
     let mut sections = Vec::with_capacity(pe.sections.len());
     for s in &pe.sections {
-        let name = String::from_utf8_lossy(&s.name)
-            .trim_end_matches('\0')
-            .to_string();
+        // Names longer than 8 bytes live in the COFF string table (`/4`); goblin resolves them.
+        let name = s.name().map(str::to_string).unwrap_or_else(|_| {
+            String::from_utf8_lossy(&s.name)
+                .trim_end_matches('\0')
+                .to_string()
+        });
         let c = s.characteristics;
         sections.push(Section {
             name,
