@@ -359,7 +359,7 @@ fn imphash(imports: &[Import]) -> Option<String> {
     for imp in imports {
         let lib = imp.library.clone().unwrap_or_default().to_lowercase();
         let lib = match lib.rsplit_once('.') {
-            Some((stem, ext)) if matches!(ext, "dll" | "ocx" | "sys") => stem.to_string(),
+            Some((stem, "dll" | "ocx" | "sys")) => stem.to_string(),
             _ => lib,
         };
         let func = match (&imp.name, imp.ordinal) {

@@ -19,7 +19,7 @@ impl Pattern {
                 bytes.push(None);
                 continue;
             }
-            if chars.len() % 2 != 0 {
+            if !chars.len().is_multiple_of(2) {
                 return Err(format!(
                     "token `{token}` is not a byte (accepted: two hex digits or ??)"
                 ));

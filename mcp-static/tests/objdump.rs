@@ -51,14 +51,8 @@ fn check_sections(tool: &str, path: &str, bin: &Binary) {
         .sections
         .iter()
         .filter(|s| theirs.iter().any(|t| t.0 == s.name))
-        .map(|s| {
-            let size = if bin.format.is_pe() {
-                s.virtual_size
-            } else {
-                s.virtual_size
-            };
-            (s.name.clone(), size, s.va, s.file_offset)
-        })
+        // objdump -h prints the virtual size for PE and sh_size for ELF.
+        .map(|s| (s.name.clone(), s.virtual_size, s.va, s.file_offset))
         .collect();
     // objdump hides some ELF sections (e.g. .symtab, .strtab) in -h; every one it shows must
     // be ours, with the same numbers.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian 12 machine that has the Rust
+# toolchain: Debian packages (mingw-w64 compilers and binutils for the PE fixtures and
+# objdump ground truth, wine64 for real Windows DLLs) and a Python venv with the official MCP
+# SDK. Idempotent: skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential pkg-config binutils binutils-mingw-w64 gcc-mingw-w64-i686
+          gcc-mingw-w64-x86-64 wine64 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest' 2>/dev/null; then
+  echo "setup: creating .venv with mcp==2.3.0 and pytest" >&2
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest
+fi
