@@ -131,7 +131,7 @@ mod tests {
             0x90, 0x8B, 0x0D, 1, 2, 3, 4, 0x85, 0xC9, 0x8B, 0x0D, 0, 0, 0, 0, 0x85, 0xC8,
         ];
         assert_eq!(p.find_all(&data, 10), vec![1]);
-        assert_eq!(Pattern::parse("8B0D????85C9")?, p);
+        assert_eq!(Pattern::parse("8B0D????????85C9")?, p);
         assert_eq!(p.to_string(), "8B 0D ?? ?? ?? ?? 85 C9");
         Ok(())
     }

@@ -373,3 +373,28 @@ async fn paging_is_consistent() -> TestResult {
     client.cancel().await?;
     Ok(())
 }
+
+/// `schemas/tools/mcp-static.json` holds every tool's definition (input and output schemas,
+/// annotations) as the server lists it, for clients and reviewers. This test fails when the
+/// file is stale; `UPDATE_SCHEMAS=1 cargo test -p mcp-static --test tools` rewrites it.
+#[tokio::test]
+async fn published_tool_schemas_are_current() -> TestResult {
+    let client = start(&[fixture_dir()]).await?;
+    let mut tools = client.list_all_tools().await?;
+    client.cancel().await?;
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let current = serde_json::to_string_pretty(&tools)? + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-static.json");
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+        std::fs::write(&path, &current)?;
+    }
+    let published = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        published == current,
+        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p mcp-static --test tools",
+        path.display()
+    );
+    Ok(())
+}
