@@ -11,11 +11,6 @@ pub struct ToolError {
     message: String,
 }
 
-/// What every tool returns.
-pub type ToolResult<T> = Result<crate::Json<T>, ToolError>;
-// Note: tools spell out `Result<Json<T>, ToolError>`: rmcp's macro finds the output schema
-// only when `Json<T>` is written in the signature.
-
 impl ToolError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {

@@ -13,7 +13,7 @@ pub mod roots;
 pub mod serve;
 
 pub use address::Address;
-pub use error::{ToolError, ToolResult};
+pub use error::ToolError;
 pub use output::{Json, Summary};
 pub use paging::{Noun, Page, PageArgs};
 pub use roots::Roots;

@@ -576,13 +576,9 @@ impl StaticServer {
         &self,
         Parameters(a): Parameters<DiffArgs>,
     ) -> Result<Json<BinaryDiff>, ToolError> {
-        let path_b = a.path_b.clone();
-        let b = self
-            .with_binary("path_b", &path_b, |b| Ok(b.sha256.clone()))
-            .await?;
+        // Both paths are checked before any work; path_b is loaded beside path_a.
         let canon_b = self.roots.resolve_file("path_b", &a.path_b)?;
         let cache = self.cache.clone();
-        let _ = b;
         self.with_binary("path_a", &a.path_a, move |bin_a| {
             let bin_b = cache
                 .load(&canon_b)
