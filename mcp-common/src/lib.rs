@@ -9,6 +9,7 @@ pub mod address;
 pub mod error;
 pub mod output;
 pub mod paging;
+pub mod progress;
 pub mod roots;
 pub mod serve;
 

@@ -1,0 +1,482 @@
+//! Structures in memory: decoding a described layout (`read_struct`) and guessing one from
+//! several live instances (`infer_struct`).
+//!
+//! Named layouts are data: `schemas/layouts/*.json` is built in, and `--layouts DIR` adds
+//! more files of the same form (`{"source": ..., "layouts": {"Name": {"size", "fields"}}}`).
+
+use crate::modules::{self, Module};
+use crate::procfs::Region;
+use crate::reader::ProcessMemory;
+use crate::values::{self, ValueType};
+use mcp_common::Address;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Layout files compiled into the server.
+const BUILT_IN: &[(&str, &str)] = &[(
+    "d2-1.13c.json",
+    include_str!("../../schemas/layouts/d2-1.13c.json"),
+)];
+
+/// One field of a layout.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Field {
+    pub name: String,
+    /// Offset from the start of the structure.
+    pub offset: Address,
+    #[serde(rename = "type")]
+    pub ty: ValueType,
+    /// For `ptr32`/`ptr64`: the layout of what it points to (a name or inline fields),
+    /// followed while `depth` allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<LayoutRef>,
+    /// Array length (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// Most bytes to read for `cstring`/`utf16` (default 64, at most 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+}
+
+/// A layout by name, or inline fields.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LayoutRef {
+    Name(String),
+    Inline(Vec<Field>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct LayoutDef {
+    #[allow(dead_code)]
+    size: Option<u64>,
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LayoutFile {
+    #[allow(dead_code)]
+    source: String,
+    layouts: BTreeMap<String, LayoutDef>,
+}
+
+/// Every named layout the server knows.
+#[derive(Debug, Clone, Default)]
+pub struct Layouts {
+    by_name: BTreeMap<String, Vec<Field>>,
+}
+
+impl Layouts {
+    /// The built-in layouts plus every `*.json` file of `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Self, String> {
+        let mut me = Self::default();
+        for (name, text) in BUILT_IN {
+            me.add(name, text)?;
+        }
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut files: Vec<_> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            for f in files {
+                let text =
+                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                me.add(&f.display().to_string(), &text)?;
+            }
+        }
+        Ok(me)
+    }
+
+    fn add(&mut self, origin: &str, text: &str) -> Result<(), String> {
+        let file: LayoutFile =
+            serde_json::from_str(text).map_err(|e| format!("layout file {origin}: {e}"))?;
+        for (name, def) in file.layouts {
+            self.by_name.insert(name, def.fields);
+        }
+        Ok(())
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Vec<Field>> {
+        self.by_name.get(name)
+    }
+
+    /// The fields of a reference, or an error naming the known layouts.
+    pub fn fields<'a>(&'a self, r: &'a LayoutRef) -> Result<&'a [Field], String> {
+        match r {
+            LayoutRef::Inline(f) => Ok(f),
+            LayoutRef::Name(n) => self.get(n).map(Vec::as_slice).ok_or_else(|| {
+                format!("no layout named {n:?} (known: {})", self.names().join(", "))
+            }),
+        }
+    }
+}
+
+const MAX_STRING: usize = 4096;
+const MAX_COUNT: usize = 1024;
+
+/// Checks a layout before reading: sizes, counts and that named layouts exist.
+pub fn validate(layouts: &Layouts, fields: &[Field], depth: usize) -> Result<(), String> {
+    for f in fields {
+        if f.count.is_some_and(|c| c == 0 || c > MAX_COUNT) {
+            return Err(format!(
+                "field {:?}: count must be 1 to {MAX_COUNT}",
+                f.name
+            ));
+        }
+        if f.length.is_some_and(|l| l == 0 || l > MAX_STRING) {
+            return Err(format!(
+                "field {:?}: length must be 1 to {MAX_STRING}",
+                f.name
+            ));
+        }
+        if let Some(r) = &f.layout {
+            if !f.ty.is_pointer() {
+                return Err(format!(
+                    "field {:?}: only ptr32/ptr64 fields can have a layout",
+                    f.name
+                ));
+            }
+            let inner = layouts.fields(r)?;
+            if depth > 0 && matches!(r, LayoutRef::Inline(_)) {
+                validate(layouts, inner, depth - 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `fields` at `addr`, following typed pointers while `depth` > 0.
+pub fn read_struct(
+    mem: &ProcessMemory,
+    layouts: &Layouts,
+    mods: &[Module],
+    addr: u64,
+    fields: &[Field],
+    depth: usize,
+) -> Vec<Value> {
+    fields
+        .iter()
+        .map(|f| read_field(mem, layouts, mods, addr, f, depth))
+        .collect()
+}
+
+fn read_field(
+    mem: &ProcessMemory,
+    layouts: &Layouts,
+    mods: &[Module],
+    base: u64,
+    f: &Field,
+    depth: usize,
+) -> Value {
+    let at = base.wrapping_add(f.offset.0);
+    let mut out = json!({
+        "name": f.name,
+        "offset": f.offset,
+        "address": Address(at),
+        "type": f.ty.name(),
+    });
+    let value = match f.ty {
+        ValueType::Cstring | ValueType::Utf16 => {
+            let len = f.length.unwrap_or(64).min(MAX_STRING);
+            let mut buf = vec![0u8; len];
+            match mem.read_some(at, &mut buf) {
+                Ok(n) if n > 0 => Ok(Value::String(if f.ty == ValueType::Cstring {
+                    values::cstring(&buf[..n])
+                } else {
+                    values::utf16(&buf[..n])
+                })),
+                Ok(_) => Err(format!("0x{at:X} is not readable")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        t => {
+            let size = t.size().unwrap_or(1);
+            let count = f.count.unwrap_or(1);
+            let mut buf = vec![0u8; size * count];
+            match mem.read_exact(at, &mut buf) {
+                Ok(()) => {
+                    let vals: Vec<Value> = buf.chunks_exact(size).map(|c| t.to_json(c)).collect();
+                    if f.count.is_some() {
+                        Ok(Value::Array(vals))
+                    } else {
+                        Ok(vals.into_iter().next().unwrap_or(Value::Null))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    match value {
+        Ok(v) => {
+            out["value"] = v;
+        }
+        Err(e) => {
+            out["error"] = Value::String(e);
+            return out;
+        }
+    }
+    if f.ty.is_pointer() && f.count.is_none() {
+        let ptr = out["value"]
+            .as_str()
+            .and_then(Address::parse)
+            .map_or(0, |a| a.0);
+        if let Some(name) = modules::describe(mods, ptr) {
+            out["points_into"] = Value::String(name);
+        }
+        if let Some(r) = &f.layout {
+            if ptr == 0 {
+                out["target"] = Value::Null;
+            } else if depth == 0 {
+                out["target_not_followed"] = Value::String("depth limit reached".into());
+            } else {
+                match layouts.fields(r) {
+                    Ok(inner) => {
+                        if let LayoutRef::Name(n) = r {
+                            out["target_layout"] = Value::String(n.clone());
+                        }
+                        out["target"] =
+                            Value::Array(read_struct(mem, layouts, mods, ptr, inner, depth - 1));
+                    }
+                    Err(e) => out["error"] = Value::String(e),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one offset of a structure seems to hold.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InferredField {
+    pub offset: Address,
+    /// `pointer64`, `pointer32`, `float`, `double`, `bool`, `small_int`, `int`, `string`,
+    /// `zero`.
+    pub kind: String,
+    pub size: u64,
+    /// How sure: the share of instances that agree, discounted when there are few.
+    pub confidence: f64,
+    /// For pointers: where they point (`module+0x...` or the region kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_to: Option<String>,
+    /// The value in each instance.
+    pub values: Vec<Value>,
+}
+
+/// Guesses the fields of `size` bytes at each of `bases` (already read into `data`).
+pub fn infer(
+    data: &[Vec<u8>],
+    regions: &[Region],
+    mods: &[Module],
+    pe32: bool,
+) -> Vec<InferredField> {
+    let n = data.len();
+    let size = data.iter().map(Vec::len).min().unwrap_or(0);
+    let is_mapped = |v: u64| regions.iter().any(|r| r.readable && r.contains(v));
+    let where_ = |v: u64| -> String {
+        modules::describe(mods, v).unwrap_or_else(|| {
+            regions
+                .iter()
+                .find(|r| r.contains(v))
+                .map_or("unmapped".into(), |r| {
+                    r.path
+                        .clone()
+                        .unwrap_or_else(|| format!("anonymous {} region", r.perms()))
+                })
+        })
+    };
+    let share = |agree: usize| -> f64 {
+        let s = agree as f64 / n as f64;
+        let discount = 1.0 - 0.5f64.powi(n as i32);
+        (s * discount * 1000.0).round() / 1000.0
+    };
+    let u32_at = |d: &Vec<u8>, o: usize| u32::from_le_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+    let u64_at =
+        |d: &Vec<u8>, o: usize| u64::from_le_bytes(d[o..o + 8].try_into().unwrap_or([0; 8]));
+    let mut out = Vec::new();
+    let mut o = 0usize;
+    while o + 4 <= size {
+        // A printable run of 4+ bytes that ends in NUL in every instance: a string.
+        let str_len = data
+            .iter()
+            .map(|d| {
+                let run = d[o..size]
+                    .iter()
+                    .take_while(|&&b| (0x20..0x7f).contains(&b))
+                    .count();
+                if run >= 4 && d.get(o + run) == Some(&0) {
+                    run + 1
+                } else {
+                    0
+                }
+            })
+            .min()
+            .unwrap_or(0);
+        if str_len > 0 {
+            let len = str_len.div_ceil(4) * 4;
+            out.push(InferredField {
+                offset: Address(o as u64),
+                kind: "string".into(),
+                size: len as u64,
+                confidence: share(n),
+                points_to: None,
+                values: data
+                    .iter()
+                    .map(|d| Value::String(values::cstring(&d[o..(o + len).min(size)])))
+                    .collect(),
+            });
+            o += len;
+            continue;
+        }
+        if !pe32 && o.is_multiple_of(8) && o + 8 <= size {
+            let vals: Vec<u64> = data.iter().map(|d| u64_at(d, o)).collect();
+            let ptrs = vals.iter().filter(|&&v| v > 0xFFFF && is_mapped(v)).count();
+            let nulls = vals.iter().filter(|&&v| v == 0).count();
+            if ptrs > 0 && ptrs + nulls == n {
+                let first = vals.iter().copied().find(|&v| v != 0).unwrap_or(0);
+                out.push(InferredField {
+                    offset: Address(o as u64),
+                    kind: "pointer64".into(),
+                    size: 8,
+                    confidence: share(ptrs),
+                    points_to: Some(where_(first)),
+                    values: vals
+                        .iter()
+                        .map(|&v| Value::String(format!("0x{v:X}")))
+                        .collect(),
+                });
+                o += 8;
+                continue;
+            }
+            let doubles: Vec<f64> = vals.iter().map(|&v| f64::from_bits(v)).collect();
+            if doubles.iter().all(|&f| plausible_float(f))
+                && vals.iter().any(|&v| v >> 32 != 0 && v & 0xFFFF_FFFF != 0)
+            {
+                out.push(InferredField {
+                    offset: Address(o as u64),
+                    kind: "double".into(),
+                    size: 8,
+                    confidence: share(n),
+                    points_to: None,
+                    values: doubles.iter().map(|&f| json!(f)).collect(),
+                });
+                o += 8;
+                continue;
+            }
+        }
+        let vals: Vec<u32> = data.iter().map(|d| u32_at(d, o)).collect();
+        let (kind, agree, points_to, shown): (&str, usize, Option<String>, Vec<Value>) = {
+            let zeros = vals.iter().filter(|&&v| v == 0).count();
+            let ptrs = vals
+                .iter()
+                .filter(|&&v| v > 0xFFFF && is_mapped(v as u64))
+                .count();
+            let floats = vals
+                .iter()
+                .filter(|&&v| v != 0 && plausible_float(f32::from_bits(v) as f64) && v > 0xFFFF)
+                .count();
+            let small = vals
+                .iter()
+                .filter(|&&v| (v as i32).unsigned_abs() < 0x10000)
+                .count();
+            let bools = vals.iter().filter(|&&v| v <= 1).count();
+            if zeros == n {
+                ("zero", n, None, vals.iter().map(|&v| json!(v)).collect())
+            } else if pe32 && ptrs > 0 && ptrs + zeros == n {
+                let first = vals.iter().copied().find(|&v| v != 0).unwrap_or(0);
+                (
+                    "pointer32",
+                    ptrs,
+                    Some(where_(first as u64)),
+                    vals.iter()
+                        .map(|&v| Value::String(format!("0x{v:X}")))
+                        .collect(),
+                )
+            } else if floats > 0 && floats + zeros == n {
+                (
+                    "float",
+                    floats,
+                    None,
+                    vals.iter()
+                        .map(|&v| ValueType::F32.to_json(&v.to_le_bytes()))
+                        .collect(),
+                )
+            } else if bools == n {
+                ("bool", n, None, vals.iter().map(|&v| json!(v)).collect())
+            } else if small == n {
+                (
+                    "small_int",
+                    n,
+                    None,
+                    vals.iter().map(|&v| json!(v as i32)).collect(),
+                )
+            } else {
+                ("int", n, None, vals.iter().map(|&v| json!(v)).collect())
+            }
+        };
+        out.push(InferredField {
+            offset: Address(o as u64),
+            kind: kind.into(),
+            size: 4,
+            confidence: share(agree),
+            points_to,
+            values: shown,
+        });
+        o += 4;
+    }
+    out
+}
+
+/// A float a program would plausibly store: finite, normal, magnitude 1e-4 to 1e9.
+fn plausible_float(f: f64) -> bool {
+    f.is_finite() && f != 0.0 && (1e-4..1e9).contains(&f.abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_layouts_load_and_are_consistent() -> Result<(), String> {
+        let l = Layouts::load(None)?;
+        assert!(l.get("D2UnitAny").is_some());
+        for name in l.names() {
+            let fields = l.get(name).ok_or("missing")?;
+            validate(&l, fields, 4)?;
+            for f in fields {
+                if let Some(LayoutRef::Name(n)) = &f.layout {
+                    assert!(
+                        l.get(n).is_some(),
+                        "{name}.{} refers to unknown {n}",
+                        f.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn infers_kinds() {
+        let mut a = vec![0u8; 24];
+        let mut b = vec![0u8; 24];
+        a[0..4].copy_from_slice(&1.5f32.to_le_bytes());
+        b[0..4].copy_from_slice(&250.25f32.to_le_bytes());
+        a[4..8].copy_from_slice(&7u32.to_le_bytes());
+        b[4..8].copy_from_slice(&9u32.to_le_bytes());
+        a[8..13].copy_from_slice(b"abcd\0");
+        b[8..13].copy_from_slice(b"wxyz\0");
+        let got = infer(&[a, b], &[], &[], true);
+        let kinds: Vec<&str> = got.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["float", "small_int", "string", "zero", "zero"]);
+        assert_eq!(got[0].confidence, 0.75);
+    }
+}

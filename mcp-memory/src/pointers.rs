@@ -1,0 +1,274 @@
+//! Pointer chains: following one (`resolve`), finding every chain from module static memory
+//! to a target (`scan`), and keeping the chains that still reach a moved target (`rescan`).
+//!
+//! Cheat Engine's convention throughout: read the pointer at `base`, then for each offset add
+//! it and read again, except the last offset, which is only added:
+//! `final = [[[base] + o1] + o2] + o3`.
+//!
+//! The scan reads every aligned pointer-sized slot of the writable and module memory once,
+//! keeps the slots whose value points into mapped memory, sorts them by value, and then walks
+//! backwards from the target breadth-first: a slot whose value lies at most `max_offset` below
+//! the current address is one more hop. Breadth-first gives the shortest chains first.
+
+use crate::modules::{self, Module};
+use crate::procfs::Region;
+use crate::reader::{MemError, ProcessMemory};
+use crate::scan::{CHUNK, Control, ScanError};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// One hop of a followed chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// Where the pointer was read.
+    pub address: u64,
+    /// What was read there (`None` when unreadable).
+    pub value: Option<u64>,
+}
+
+/// A followed chain: the hops and the final address, or where it broke.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub hops: Vec<Hop>,
+    pub final_address: Option<u64>,
+    /// Index of the hop that could not be read, with the reason.
+    pub broken_at: Option<(usize, String)>,
+}
+
+/// Follows `[[base] + o1] + ... + on` with pointers of `size` bytes (4 or 8).
+pub fn resolve(
+    mem: &ProcessMemory,
+    base: u64,
+    offsets: &[i64],
+    size: usize,
+) -> Result<Resolved, MemError> {
+    let mut hops = Vec::new();
+    let mut addr = base;
+    let steps = offsets.len().max(1);
+    for k in 0..steps {
+        let mut buf = [0u8; 8];
+        match mem.read_exact(addr, &mut buf[..size]) {
+            Ok(()) => {}
+            Err(MemError::Unmapped(_)) => {
+                hops.push(Hop {
+                    address: addr,
+                    value: None,
+                });
+                return Ok(Resolved {
+                    broken_at: Some((k, format!("address 0x{addr:X} (hop {k}) is not readable"))),
+                    hops,
+                    final_address: None,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        let value = u64::from_le_bytes(buf);
+        hops.push(Hop {
+            address: addr,
+            value: Some(value),
+        });
+        match offsets.get(k) {
+            Some(o) => addr = value.wrapping_add(*o as u64),
+            None => addr = value,
+        }
+        if size == 4 {
+            addr &= 0xFFFF_FFFF;
+        }
+    }
+    Ok(Resolved {
+        hops,
+        final_address: Some(addr),
+        broken_at: None,
+    })
+}
+
+/// A chain found by the scan, with its base as a module-relative address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub module: String,
+    pub module_offset: u64,
+    pub offsets: Vec<u64>,
+}
+
+/// Parameters of a pointer scan.
+#[derive(Debug, Clone)]
+pub struct ScanParams {
+    pub target: u64,
+    pub max_depth: usize,
+    pub max_offset: u64,
+    pub pointer_size: usize,
+    /// Only chains rooted in these modules (all modules when empty).
+    pub modules: Vec<String>,
+    pub max_results: usize,
+    pub time_limit: Duration,
+}
+
+/// What the scan found and how far it got.
+#[derive(Debug, Clone)]
+pub struct ScanOutcome {
+    pub chains: Vec<Chain>,
+    pub pointers_indexed: u64,
+    pub bytes_scanned: u64,
+    /// Depth fully explored (chains of every length up to it were all found, within
+    /// `max_results`).
+    pub depth_completed: usize,
+    /// Why the scan stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// The most nodes one level may hold before the scan stops widening.
+const MAX_FRONTIER: usize = 2_000_000;
+
+pub fn scan(
+    mem: &ProcessMemory,
+    regions: &[Region],
+    mods: &[Module],
+    p: &ScanParams,
+    ctl: &Control,
+) -> Result<ScanOutcome, ScanError> {
+    let started = Instant::now();
+    let size = p.pointer_size as u64;
+    let roots: Vec<&Module> = mods
+        .iter()
+        .filter(|m| {
+            p.modules.is_empty() || p.modules.iter().any(|n| m.name.eq_ignore_ascii_case(n))
+        })
+        .collect();
+    let in_module = |a: u64| mods.iter().any(|m| m.contains(a));
+    // Slots live in writable memory or in module images; values must point at readable memory.
+    let sources: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|r| r.scannable() && (r.writable || in_module(r.start)))
+        .map(|r| (r.start, r.end))
+        .collect();
+    let valid: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|r| r.readable)
+        .map(|r| (r.start, r.end))
+        .collect();
+    let is_valid = |v: u64| {
+        let i = valid.partition_point(|&(s, _)| s <= v);
+        i > 0 && v < valid[i - 1].1
+    };
+    ctl.total
+        .store(sources.iter().map(|(s, e)| e - s).sum(), Ordering::Relaxed);
+    let mut index: Vec<(u64, u64)> = Vec::new(); // (value, slot address)
+    let mut buf = vec![0u8; CHUNK];
+    for &(s, e) in &sources {
+        let mut at = s;
+        while at < e {
+            if ctl.is_cancelled() {
+                return Err(ScanError::Cancelled);
+            }
+            let len = (e - at).min(CHUNK as u64) as usize;
+            mem.read_range(at, &mut buf[..len])?;
+            for (k, cell) in buf[..len].chunks_exact(p.pointer_size).enumerate() {
+                let v = if p.pointer_size == 4 {
+                    u32::from_le_bytes([cell[0], cell[1], cell[2], cell[3]]) as u64
+                } else {
+                    u64::from_le_bytes(cell.try_into().unwrap_or([0; 8]))
+                };
+                if v >= 0x10000 && v % 4 == 0 && is_valid(v) {
+                    index.push((v, at + k as u64 * size));
+                }
+            }
+            at += len as u64;
+            ctl.done.fetch_add(len as u64, Ordering::Relaxed);
+        }
+    }
+    index.sort_unstable();
+    let bytes_scanned = ctl.done.load(Ordering::Relaxed);
+
+    // Breadth-first from the target. Each node: (address, parent node, offset to parent).
+    struct Node {
+        addr: u64,
+        parent: u32,
+        offset: u64,
+    }
+    let mut nodes = vec![Node {
+        addr: p.target,
+        parent: u32::MAX,
+        offset: 0,
+    }];
+    let mut seen: HashSet<u64> = HashSet::from([p.target]);
+    let mut frontier: Vec<u32> = vec![0];
+    let mut chains = Vec::new();
+    let mut depth_completed = 0;
+    let mut stopped = None;
+    'levels: for _depth in 1..=p.max_depth {
+        let mut next = Vec::new();
+        for &ni in &frontier {
+            if ctl.is_cancelled() {
+                return Err(ScanError::Cancelled);
+            }
+            if started.elapsed() > p.time_limit {
+                stopped = Some(format!(
+                    "time limit of {} s reached",
+                    p.time_limit.as_secs()
+                ));
+                break 'levels;
+            }
+            let t = nodes[ni as usize].addr;
+            let lo = t.saturating_sub(p.max_offset);
+            let from = index.partition_point(|&(v, _)| v < lo);
+            for &(v, slot) in index[from..].iter().take_while(|&&(v, _)| v <= t) {
+                if !seen.insert(slot) {
+                    continue;
+                }
+                nodes.push(Node {
+                    addr: slot,
+                    parent: ni,
+                    offset: t - v,
+                });
+                let id = (nodes.len() - 1) as u32;
+                if let Some(m) = roots.iter().find(|m| m.contains(slot)) {
+                    let mut offsets = Vec::new();
+                    let mut k = id;
+                    while nodes[k as usize].parent != u32::MAX {
+                        offsets.push(nodes[k as usize].offset);
+                        k = nodes[k as usize].parent;
+                    }
+                    chains.push(Chain {
+                        module: m.name.clone(),
+                        module_offset: slot - m.base,
+                        offsets,
+                    });
+                    if chains.len() >= p.max_results {
+                        stopped = Some(format!("max_results ({}) reached", p.max_results));
+                        break 'levels;
+                    }
+                } else if !in_module(slot) {
+                    next.push(id);
+                }
+            }
+            if next.len() > MAX_FRONTIER {
+                stopped = Some(format!(
+                    "more than {MAX_FRONTIER} candidate pointers at one depth; lower max_offset"
+                ));
+                break 'levels;
+            }
+        }
+        depth_completed += 1;
+        frontier = next;
+        if frontier.is_empty() {
+            break;
+        }
+    }
+    Ok(ScanOutcome {
+        chains,
+        pointers_indexed: index.len() as u64,
+        bytes_scanned,
+        depth_completed,
+        stopped,
+    })
+}
+
+/// Follows a stored chain in the process as it is now; `None` when it breaks.
+pub fn follow(mem: &ProcessMemory, mods: &[Module], chain: &Chain, size: usize) -> Option<u64> {
+    let m = modules::find(mods, &chain.module)?;
+    let offsets: Vec<i64> = chain.offsets.iter().map(|&o| o as i64).collect();
+    resolve(mem, m.base + chain.module_offset, &offsets, size)
+        .ok()?
+        .final_address
+}

@@ -1,0 +1,222 @@
+//! Reading and writing another process's memory without ptrace-attaching to it.
+//!
+//! `process_vm_readv` first (one syscall per chunk, no file descriptor); `/proc/<pid>/mem`
+//! when the kernel or a seccomp filter refuses it. Both need ptrace-attach permission but
+//! neither takes the tracer slot, which Wine's wineserver needs for itself.
+
+use nix::errno::Errno;
+use nix::sys::uio::{RemoteIoVec, process_vm_readv, process_vm_writev};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const PAGE: u64 = 4096;
+
+/// Why memory could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemError {
+    /// The process no longer exists.
+    Gone(u32),
+    /// The kernel refused access to the whole process.
+    Denied(u32, String),
+    /// The address is not mapped readable (or writable, for writes).
+    Unmapped(u64),
+}
+
+impl std::fmt::Display for MemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemError::Gone(pid) => write!(f, "process {pid} has exited"),
+            MemError::Denied(pid, why) => write!(
+                f,
+                "cannot access the memory of process {pid}: {why} (reading another process \
+                 needs the same user and ptrace permission, or CAP_SYS_PTRACE)"
+            ),
+            MemError::Unmapped(a) => write!(f, "address 0x{a:X} is not mapped (or not accessible)"),
+        }
+    }
+}
+
+/// Access to one process's address space.
+#[derive(Debug)]
+pub struct ProcessMemory {
+    pid: u32,
+    /// Set once `process_vm_readv` was refused; reads then go through `/proc/<pid>/mem`.
+    use_file: AtomicBool,
+    mem_file: OnceLock<Result<File, String>>,
+}
+
+/// How a range read went: bytes not readable are zeroed and counted in pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RangeRead {
+    pub unreadable_pages: u64,
+}
+
+impl ProcessMemory {
+    /// Opens a process; fails when it does not exist.
+    pub fn open(pid: u32) -> Result<Self, MemError> {
+        if pid == 0 || !crate::procfs::exists(pid) {
+            return Err(MemError::Gone(pid));
+        }
+        Ok(Self {
+            pid,
+            use_file: AtomicBool::new(false),
+            mem_file: OnceLock::new(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn file(&self) -> Result<&File, MemError> {
+        let f = self.mem_file.get_or_init(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{}/mem", self.pid))
+                .or_else(|_| File::open(format!("/proc/{}/mem", self.pid)))
+                .map_err(|e| e.to_string())
+        });
+        match f {
+            Ok(f) => Ok(f),
+            Err(e) if !crate::procfs::exists(self.pid) => {
+                let _ = e;
+                Err(MemError::Gone(self.pid))
+            }
+            Err(e) => Err(MemError::Denied(self.pid, e.clone())),
+        }
+    }
+
+    /// Reads as much of `buf` as is readable from `addr` on, stopping at the first hole.
+    /// Returns the number of bytes read (0 when `addr` itself is unreadable).
+    pub fn read_some(&self, addr: u64, buf: &mut [u8]) -> Result<usize, MemError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if !self.use_file.load(Ordering::Relaxed) {
+            let remote = [RemoteIoVec {
+                base: addr as usize,
+                len: buf.len(),
+            }];
+            let mut local = [IoSliceMut::new(buf)];
+            match process_vm_readv(Pid::from_raw(self.pid as i32), &mut local, &remote) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EFAULT) | Err(Errno::EIO) => return Ok(0),
+                Err(Errno::ESRCH) => return Err(MemError::Gone(self.pid)),
+                Err(Errno::ENOSYS) | Err(Errno::EPERM) => {
+                    // Refused as a whole (seccomp, kernel config): try the file path.
+                    self.use_file.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(MemError::Denied(self.pid, e.desc().to_string())),
+            }
+        }
+        let file = self.file()?;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], addr + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EFAULT)) => {
+                    break;
+                }
+                Err(_) if !crate::procfs::exists(self.pid) => return Err(MemError::Gone(self.pid)),
+                Err(e) => return Err(MemError::Denied(self.pid, e.to_string())),
+            }
+        }
+        if done == 0 && !crate::procfs::exists(self.pid) {
+            return Err(MemError::Gone(self.pid));
+        }
+        Ok(done)
+    }
+
+    /// Reads exactly `buf.len()` bytes or fails naming the first unreadable address.
+    pub fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done as u64);
+            let n = self.read_some(at, &mut buf[done..])?;
+            if n == 0 {
+                return Err(MemError::Unmapped(at));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads a range, zeroing and counting the pages that cannot be read: what scans and
+    /// snapshots use so that one bad page never fails the whole job.
+    pub fn read_range(&self, addr: u64, buf: &mut [u8]) -> Result<RangeRead, MemError> {
+        let mut out = RangeRead::default();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = addr + done as u64;
+            let n = self.read_some(at, &mut buf[done..])?;
+            done += n;
+            if done < buf.len() {
+                // Skip the page that failed.
+                let at = addr + done as u64;
+                let next_page = ((at / PAGE) + 1) * PAGE;
+                let skip = ((next_page - at) as usize).min(buf.len() - done);
+                buf[done..done + skip].fill(0);
+                done += skip;
+                out.unreadable_pages += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes all of `data` at `addr`. `process_vm_writev` cannot write read-only pages
+    /// (code), so those go through `/proc/<pid>/mem`, which can.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len: data.len(),
+        }];
+        let local = [IoSlice::new(data)];
+        match process_vm_writev(Pid::from_raw(self.pid as i32), &local, &remote) {
+            Ok(n) if n == data.len() => return Ok(()),
+            Err(Errno::ESRCH) => return Err(MemError::Gone(self.pid)),
+            _ => {}
+        }
+        let file = self.file()?;
+        file.write_all_at(data, addr).map_err(|e| {
+            if !crate::procfs::exists(self.pid) {
+                MemError::Gone(self.pid)
+            } else if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EFAULT)) {
+                MemError::Unmapped(addr)
+            } else {
+                MemError::Denied(self.pid, e.to_string())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_memory_and_skips_holes() -> Result<(), MemError> {
+        let me = ProcessMemory::open(std::process::id())?;
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut back = vec![0u8; data.len()];
+        me.read_exact(data.as_ptr() as u64, &mut back)?;
+        assert_eq!(back, data);
+        let mut one = [0u8; 8];
+        assert_eq!(me.read_exact(8, &mut one), Err(MemError::Unmapped(8)));
+        let mut range = vec![1u8; 8192];
+        let r = me.read_range(0, &mut range)?;
+        assert_eq!(r.unreadable_pages, 2);
+        assert!(range.iter().all(|&b| b == 0));
+        assert_eq!(ProcessMemory::open(0).err(), Some(MemError::Gone(0)));
+        Ok(())
+    }
+}

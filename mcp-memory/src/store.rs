@@ -1,0 +1,193 @@
+//! Results kept between calls (scan sessions, snapshots, pointer scans) under one memory
+//! budget: the least recently used go first when a new one does not fit, and any left unused
+//! for the idle time expire. A forgotten id is reported as expired, not as unknown.
+
+use crate::pointers::Chain;
+use crate::scan::Matches;
+use crate::snapshot::Snapshot;
+use crate::values::ValueType;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A value scan in progress.
+#[derive(Debug)]
+pub struct ScanSession {
+    pub pid: u32,
+    /// The value type; `None` for pattern and text scans (compared as bytes).
+    pub value_type: Option<ValueType>,
+    /// `value`, `pattern`, `text` or `unknown`.
+    pub kind: &'static str,
+    pub alignment: usize,
+    pub max_results: usize,
+    pub matches: Matches,
+    pub scans: u32,
+}
+
+/// A pointer scan's chains.
+#[derive(Debug)]
+pub struct PointerSession {
+    pub pid: u32,
+    pub pointer_size: usize,
+    pub target: u64,
+    pub chains: Vec<Chain>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Scan(Arc<Mutex<ScanSession>>),
+    Snapshot(Arc<Snapshot>),
+    Pointers(Arc<Mutex<PointerSession>>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    item: Item,
+    bytes: u64,
+    last_used: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next: u64,
+    entries: HashMap<String, Entry>,
+    /// Ids dropped recently, with why, so that errors can say so.
+    gone: VecDeque<(String, &'static str)>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    inner: Mutex<Inner>,
+    budget: u64,
+    idle: Duration,
+}
+
+impl Store {
+    pub fn new(budget: u64, idle: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            budget,
+            idle,
+        }
+    }
+
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `item` under a new id `<prefix>-<n>`; evicts older results to make room.
+    pub fn insert(&self, prefix: &str, item: Item, bytes: u64) -> Result<String, String> {
+        if bytes > self.budget {
+            return Err(format!(
+                "the result needs {} MiB, more than the server's budget of {} MiB \
+                 (--memory-budget-mib); narrow the request",
+                bytes >> 20,
+                self.budget >> 20
+            ));
+        }
+        let mut inner = self.lock();
+        self.expire(&mut inner);
+        while inner.entries.values().map(|e| e.bytes).sum::<u64>() + bytes > self.budget {
+            let oldest = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            inner.entries.remove(&k);
+            remember(&mut inner, k, "evicted to stay within the memory budget");
+        }
+        inner.next += 1;
+        let id = format!("{prefix}-{}", inner.next);
+        inner.entries.insert(
+            id.clone(),
+            Entry {
+                item,
+                bytes,
+                last_used: Instant::now(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The item of `id`, or a message saying it is unknown or why it is gone.
+    pub fn get(&self, id: &str) -> Result<Item, String> {
+        let mut inner = self.lock();
+        self.expire(&mut inner);
+        if let Some(e) = inner.entries.get_mut(id) {
+            e.last_used = Instant::now();
+            return Ok(e.item.clone());
+        }
+        if let Some((_, why)) = inner.gone.iter().find(|(k, _)| k == id) {
+            return Err(format!("{id:?} has expired ({why})"));
+        }
+        Err(format!(
+            "{id:?} is unknown (never created by this server, or expired)"
+        ))
+    }
+
+    /// Records a new size for `id` after its result changed.
+    pub fn resize(&self, id: &str, bytes: u64) {
+        if let Some(e) = self.lock().entries.get_mut(id) {
+            e.bytes = bytes;
+        }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.lock().entries.values().map(|e| e.bytes).sum()
+    }
+
+    fn expire(&self, inner: &mut Inner) {
+        let now = Instant::now();
+        let old: Vec<String> = inner
+            .entries
+            .iter()
+            .filter(|(_, e)| now.duration_since(e.last_used) > self.idle)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            inner.entries.remove(&k);
+            remember(inner, k, "unused for longer than the idle time");
+        }
+    }
+}
+
+fn remember(inner: &mut Inner, id: String, why: &'static str) {
+    inner.gone.push_back((id, why));
+    if inner.gone.len() > 1000 {
+        inner.gone.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(n: usize) -> Item {
+        Item::Snapshot(Arc::new(Snapshot {
+            pid: 1,
+            address: 0,
+            data: vec![0; n],
+            unreadable: vec![],
+            taken_at: std::time::SystemTime::now(),
+        }))
+    }
+
+    #[test]
+    fn evicts_least_recently_used() -> Result<(), String> {
+        let s = Store::new(100, Duration::from_secs(60));
+        let a = s.insert("snap", snap(40), 40)?;
+        let b = s.insert("snap", snap(40), 40)?;
+        s.get(&a)?;
+        let c = s.insert("snap", snap(40), 40)?;
+        assert!(s.get(&a).is_ok() && s.get(&c).is_ok());
+        assert!(s.get(&b).is_err_and(|e| e.contains("expired")));
+        assert!(s.get("snap-99").is_err_and(|e| e.contains("unknown")));
+        assert!(s.insert("snap", snap(1), 101).is_err());
+        Ok(())
+    }
+}
