@@ -14,5 +14,7 @@ cargo test --workspace 2>&1
 
 fixtures=target/python-fixtures
 bash tests/fixtures/gamedll/build.sh "$fixtures"
+bash tests/fixtures/memfix/build.sh "$fixtures/memfix"
 MCP_STATIC="$PWD/target/debug/mcp-static" FIXTURE_DIR="$PWD/$fixtures" \
+MCP_MEMORY="$PWD/target/debug/mcp-memory" MEMFIX="$PWD/$fixtures/memfix/memfix" \
   .venv/bin/python -m pytest -q tests/python

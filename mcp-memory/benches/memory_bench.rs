@@ -105,7 +105,11 @@ fn main() -> Res<()> {
         .map(|r| (r.start, r.end))
         .collect();
     let total: u64 = ranges.iter().map(|(s, e)| e - s).sum();
-    println!("fixture pid {pid}: {} MiB writable memory ({} MiB planted region)", total >> 20, mib);
+    println!(
+        "fixture pid {pid}: {} MiB writable memory ({} MiB planted region)",
+        total >> 20,
+        mib
+    );
 
     // Raw copy bandwidth, 8 MiB reads, one thread (the physical limit of one reader).
     let mut buf = vec![0u8; scan::CHUNK];
@@ -209,7 +213,10 @@ fn main() -> Res<()> {
     let writable: u64 = regions.iter().filter(|r| r.writable).map(|r| r.len()).sum();
     for (what, target) in [
         ("the fixture's chain", fx.addr("chain_value")),
-        ("the middle of the pointer region", fx.addr("ptrs") + (50 << 20)),
+        (
+            "the middle of the pointer region",
+            fx.addr("ptrs") + (50 << 20),
+        ),
     ] {
         let params = ScanParams {
             target,
@@ -231,7 +238,9 @@ fn main() -> Res<()> {
             out.pointers_indexed,
             out.chains.len(),
             out.depth_completed,
-            out.stopped.map(|s| format!(", stopped: {s}")).unwrap_or_default()
+            out.stopped
+                .map(|s| format!(", stopped: {s}"))
+                .unwrap_or_default()
         );
     }
     Ok(())

@@ -19,7 +19,8 @@ fn scanmem(pid: u32, value: u32) -> Option<BTreeSet<u64>> {
         ))
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     Some(
         text.lines()
             .filter_map(|l| {
@@ -49,10 +50,16 @@ async fn exact_scans_agree_with_scanmem() -> TestResult {
         )
         .await;
         let ours: BTreeSet<u64> = match_addrs(&s).into_iter().collect();
-        assert!(theirs.is_subset(&ours), "0x{value:X}: scanmem {theirs:X?} ours {ours:X?}");
+        assert!(
+            theirs.is_subset(&ours),
+            "0x{value:X}: scanmem {theirs:X?} ours {ours:X?}"
+        );
         let missed: Vec<u64> = ours.difference(&theirs).copied().collect();
         for m in &missed {
-            assert!(lib.0 <= *m && *m < lib.1, "0x{value:X}: only we found 0x{m:X}");
+            assert!(
+                lib.0 <= *m && *m < lib.1,
+                "0x{value:X}: only we found 0x{m:X}"
+            );
         }
         eprintln!(
             "0x{value:X}: scanmem {} matches, ours {}; scanmem missed {:X?} (libmemfix.so data)",

@@ -42,7 +42,12 @@ async fn wine_process_modules_scans_and_pointer_chain() -> TestResult {
     let mut fx = Fixture::spawn(cmd);
     let client = start(&[]).await?;
 
-    let procs = ok(&client, "list_processes", json!({"name_contains": "memfix.exe"})).await;
+    let procs = ok(
+        &client,
+        "list_processes",
+        json!({"name_contains": "memfix.exe"}),
+    )
+    .await;
     let game = procs["items"]
         .as_array()
         .and_then(|a| {
@@ -69,7 +74,10 @@ async fn wine_process_modules_scans_and_pointer_chain() -> TestResult {
     assert_eq!(parse_hex(&exe_mod["base"]), fx.addr("exe_base"));
     assert_eq!(exe_mod["kind"], "pe");
     assert_eq!(exe_mod["bits"], 64);
-    assert_eq!(parse_hex(&find("memfix_dll.dll")["base"]), fx.addr("lib_base"));
+    assert_eq!(
+        parse_hex(&find("memfix_dll.dll")["base"]),
+        fx.addr("lib_base")
+    );
     assert!(parse_hex(&exe_mod["end"]) > fx.addr("exe_static"));
 
     let lib_off = fx.addr("lib_static") - fx.addr("lib_base");
