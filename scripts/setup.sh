@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian 12 machine that has the Rust
 # toolchain: Debian packages (mingw-w64 compilers and binutils for the PE fixtures and
-# objdump ground truth, wine64 to run the Windows memory fixture, scanmem as ground truth for
-# memory scans) and a Python venv with the official MCP SDK. Idempotent: skips what is already there.
+# objdump ground truth, wine64 to run the Windows fixtures, scanmem as ground truth for memory
+# scans, libpcap for captures, tshark as ground truth for packets, iproute2 for the test
+# network namespaces) and a Python venv with the official MCP SDK. Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config binutils binutils-mingw-w64 gcc-mingw-w64-i686
-          gcc-mingw-w64-x86-64 wine64 python3-venv scanmem)
+          gcc-mingw-w64-x86-64 wine64 python3-venv scanmem libpcap-dev tshark iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

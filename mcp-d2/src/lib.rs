@@ -5,6 +5,8 @@
 //! bit fields; `save` parses and writes `.d2s` saves; `stash` parses PlugY stashes.
 
 pub mod bits;
+pub mod live;
 pub mod save;
 pub mod stash;
 pub mod tables;
+pub mod tools;

@@ -169,7 +169,7 @@ impl Location {
             Some((m, o)) => (m.trim(), mcp_common::Address::parse(o.trim())?.0),
             None => (t, 0),
         };
-        if module.is_empty() || module.contains(char::is_whitespace) && !module.contains('.') {
+        if module.is_empty() {
             return None;
         }
         Some(Location::InModule {
