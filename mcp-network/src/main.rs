@@ -1,0 +1,53 @@
+//! `mcp-network`: captures, packet files and the Diablo II protocols as an MCP server.
+
+use clap::Parser;
+use mcp_common::serve::{CommonArgs, init_tracing, run};
+use mcp_network::tools::{NetworkServer, State, default_output_dir};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// MCP server for network traffic: live captures, pcap files, flows, Diablo II protocols.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Where captures and exports are written (default: $TMPDIR/mcp-network); readable as a
+    /// source too.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let roots = if cli.common.roots.is_empty() {
+        match std::env::current_dir() {
+            Ok(d) => vec![d],
+            Err(e) => {
+                tracing::error!("working directory: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    } else {
+        cli.common.roots.clone()
+    };
+    let state = match State::new(
+        &roots,
+        cli.output_dir.clone().unwrap_or_else(default_output_dir),
+    ) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(&cli.common, move || NetworkServer::new(state.clone())).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Shared test plumbing: start the real `mcp-network` binary (optionally inside a network
+//! namespace) and call tools through rmcp's client.
+#![allow(dead_code)]
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+pub type Client = RunningService<RoleClient, ()>;
+pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// `../shared/fixtures/d2gs` when present.
+pub fn d2gs_dir() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/d2gs");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared/fixtures/d2gs is absent");
+        None
+    }
+}
+
+pub fn tmp_dir(tag: &str) -> PathBuf {
+    let d =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+/// Starts `mcp-network` with roots and an output directory; inside `netns` when given.
+pub async fn start(
+    roots: &[&Path],
+    output: &Path,
+    netns: Option<&str>,
+) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+    let bin = env!("CARGO_BIN_EXE_mcp-network");
+    let mut args: Vec<String> = Vec::new();
+    for r in roots {
+        args.push("--root".into());
+        args.push(r.display().to_string());
+    }
+    args.push("--output-dir".into());
+    args.push(output.display().to_string());
+    let cmd = match netns {
+        Some(ns) => tokio::process::Command::new("ip").configure(|c| {
+            c.args(["netns", "exec", ns, bin]).args(&args);
+            c.stderr(Stdio::null());
+        }),
+        None => tokio::process::Command::new(bin).configure(|c| {
+            c.args(&args);
+            c.stderr(Stdio::null());
+        }),
+    };
+    Ok(().serve(TokioChildProcess::new(cmd)?).await?)
+}
+
+pub struct Answer {
+    pub is_error: bool,
+    pub text: String,
+    pub data: Value,
+}
+
+pub async fn call(client: &Client, tool: &str, args: Value) -> Answer {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object");
+    };
+    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(map);
+    let result = client
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+    let text = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Answer {
+        is_error: result.is_error.unwrap_or(false),
+        text,
+        data: result.structured_content.unwrap_or(Value::Null),
+    }
+}
+
+pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    let a = call(client, tool, args).await;
+    assert!(!a.is_error, "{tool} failed: {}", a.text);
+    a.data
+}
+
+pub async fn err(client: &Client, tool: &str, args: Value) -> String {
+    let a = call(client, tool, args.clone()).await;
+    assert!(
+        a.is_error,
+        "{tool} {args} should have failed, answered {}",
+        a.text
+    );
+    a.text
+}
+
+/// Counts decoded messages per id over every page.
+pub async fn all_messages(client: &Client, args: Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut a = args.clone();
+        a["offset"] = offset.into();
+        a["limit"] = 1000.into();
+        let d = ok(client, "d2_decode", a).await;
+        let items = d["items"].as_array().cloned().unwrap_or_default();
+        out.extend(items);
+        match d["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    out
+}
