@@ -214,7 +214,7 @@ fn parse_contains(c: &Option<String>) -> Result<Option<Vec<u8>>> {
             "invalid argument `contains`: {c:?} (hex:... needs pairs of hex digits, e.g. hex:AF01)"
         ))
     };
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..digits.len())

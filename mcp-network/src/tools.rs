@@ -24,9 +24,12 @@ use std::time::SystemTime;
 
 /// Parsed sources kept between calls, keyed by path, size and modification time (a growing
 /// capture file is parsed again).
+/// A file as it was when parsed: path, size, modification time.
+type SourceKey = (PathBuf, u64, Option<SystemTime>);
+
 #[derive(Default)]
 struct SourceCache {
-    entries: Vec<((PathBuf, u64, Option<SystemTime>), Arc<Analysis>)>,
+    entries: Vec<(SourceKey, Arc<Analysis>)>,
 }
 
 const CACHED_SOURCES: usize = 4;
