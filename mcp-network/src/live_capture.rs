@@ -108,6 +108,10 @@ impl LiveCapture {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // Non-blocking: a quiet interface must never keep the thread from seeing a stop.
+        let mut cap = cap
+            .setnonblock()
+            .map_err(|e| format!("cannot capture on {:?}: {e}", spec.interface))?;
         let mut file = cap
             .savefile(&spec.pcap_path)
             .map_err(|e| format!("cannot write {}: {e}", spec.pcap_path.display()))?;
@@ -143,7 +147,9 @@ impl LiveCapture {
                                 break "max_bytes reached".into();
                             }
                         }
-                        Err(pcap::Error::TimeoutExpired) => {}
+                        Err(pcap::Error::TimeoutExpired) => {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                         Err(e) => break format!("libpcap: {e}"),
                     }
                     // Flushed often, so the file can be read while the capture runs.
