@@ -77,8 +77,11 @@ impl Drop for Netns {
     }
 }
 
+/// TCP payload bytes per (sender, receiver) endpoint pair.
+type PayloadBytes = BTreeMap<(String, String), u64>;
+
 /// tshark's view: packets, and per TCP stream and direction the payload bytes.
-fn tshark_view(pcap: &str) -> Result<(usize, BTreeMap<(String, String), u64>), String> {
+fn tshark_view(pcap: &str) -> Result<(usize, PayloadBytes), String> {
     let out = Command::new("tshark")
         .args([
             "-r",
@@ -114,7 +117,7 @@ fn tshark_view(pcap: &str) -> Result<(usize, BTreeMap<(String, String), u64>), S
     Ok((packets, bytes))
 }
 
-fn flow_view(flows: &Value) -> BTreeMap<(String, String), u64> {
+fn flow_view(flows: &Value) -> PayloadBytes {
     let mut m = BTreeMap::new();
     for f in flows["items"].as_array().into_iter().flatten() {
         let (c, s) = (
