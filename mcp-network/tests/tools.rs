@@ -219,3 +219,51 @@ async fn tools_are_listed_and_published_schemas_are_current() -> TestResult {
     );
     Ok(())
 }
+
+/// Without CAP_NET_RAW (the server run as an unprivileged user), capture_start says so.
+#[tokio::test]
+async fn capture_without_permission_says_what_is_missing() -> TestResult {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and setpriv to start the server as another user");
+        return Ok(());
+    }
+    use rmcp::ServiceExt;
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    let out = std::env::temp_dir().join(format!("mcp-network-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&out)?;
+    let mut perms = std::fs::metadata(&out)?.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o777);
+    std::fs::set_permissions(&out, perms)?;
+    let cmd = tokio::process::Command::new("setpriv").configure(|c| {
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_mcp-network"))
+        .arg("--root")
+        .arg(&out)
+        .arg("--output-dir")
+        .arg(&out)
+        .current_dir(&out)
+        .stderr(std::process::Stdio::null());
+    });
+    let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+    let e = err(&client, "capture_start", json!({"interface": "lo"})).await;
+    assert!(e.contains("CAP_NET_RAW"), "{e}");
+    client.cancel().await?;
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
