@@ -12,9 +12,11 @@ pub mod paging;
 pub mod progress;
 pub mod roots;
 pub mod serve;
+pub mod task;
 
 pub use address::Address;
 pub use error::ToolError;
 pub use output::{Json, Summary};
 pub use paging::{Noun, Page, PageArgs};
 pub use roots::Roots;
+pub use task::blocking;

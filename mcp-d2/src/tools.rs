@@ -5,7 +5,7 @@ use crate::live::{self, Character, GameInfo, LiveError, LiveItem, LiveUnit};
 use crate::save::{self, SaveDiff, SaveFile};
 use crate::stash::{self, Stash};
 use crate::tables::Tables;
-use mcp_common::{Json, Roots, Summary, ToolError};
+use mcp_common::{Json, Roots, Summary, ToolError, blocking};
 use mcp_memory::reader::MemError;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -59,16 +59,6 @@ impl D2Server {
         save::parse_save(&bytes, &self.tables)
             .map_err(|e| ToolError::invalid(field, format!("{path:?}"), e))
     }
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, ToolError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ToolError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ToolError::new(format!("the task failed: {e}")))?
 }
 
 fn live_error(e: LiveError, pid: Option<u32>) -> ToolError {
@@ -508,27 +498,7 @@ impl ServerHandler for D2Server {
         )
     }
 
-    async fn call_tool(
-        &self,
-        request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
-        mcp_common::error::call_tool(&self.tool_router, self, request, context).await
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
-        Ok(rmcp::model::ListToolsResult::with_all_items(
-            self.tool_router.list_all(),
-        ))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.tool_router.get(name).cloned()
-    }
+    mcp_common::tool_handler_methods!();
 
     async fn list_resource_templates(
         &self,

@@ -12,7 +12,7 @@ use crate::snapshot::{self, Snapshot};
 use crate::store::{Item, PointerSession, ScanSession, Store};
 use crate::values::{self, Num, TYPE_NAMES, ValueType};
 use mcp_common::paging::MAX_ANSWER_BYTES;
-use mcp_common::{Address, Json, Noun, Page, PageArgs, Summary, ToolError};
+use mcp_common::{Address, Json, Noun, Page, PageArgs, Summary, ToolError, blocking};
 use mcp_static::pattern::Pattern;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -73,17 +73,6 @@ impl MemoryServer {
             tool_router,
         }
     }
-}
-
-/// Runs `f` on a blocking thread.
-async fn blocking<T, F>(f: F) -> Result<T, ToolError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ToolError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ToolError::new(format!("the memory task failed: {e}")))?
 }
 
 /// A process opened for one call: memory, map and modules.
@@ -2267,25 +2256,5 @@ impl ServerHandler for MemoryServer {
             )
     }
 
-    async fn call_tool(
-        &self,
-        request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
-        mcp_common::error::call_tool(&self.tool_router, self, request, context).await
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<rmcp::model::PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
-        Ok(rmcp::model::ListToolsResult::with_all_items(
-            self.tool_router.list_all(),
-        ))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.tool_router.get(name).cloned()
-    }
+    mcp_common::tool_handler_methods!();
 }

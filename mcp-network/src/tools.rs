@@ -8,12 +8,11 @@ use crate::queries::{
 };
 use crate::stats::D2Stats;
 use crate::{Analysis, AppProtocol, Direction};
-use mcp_common::{Json, Roots, Summary, ToolError};
+use mcp_common::{Json, Roots, Summary, ToolError, blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::service::RequestContext;
-use rmcp::{RoleServer, ServerHandler, tool, tool_router};
+use rmcp::{ServerHandler, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -116,16 +115,6 @@ fn load(state: &State, source: &str) -> Result<Arc<Analysis>, ToolError> {
         cache.entries.remove(0);
     }
     Ok(a)
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, ToolError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ToolError> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ToolError::new(format!("the task failed: {e}")))?
 }
 
 fn net(e: crate::NetError) -> ToolError {
@@ -730,27 +719,7 @@ impl ServerHandler for NetworkServer {
             )
     }
 
-    async fn call_tool(
-        &self,
-        request: rmcp::model::CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
-        mcp_common::error::call_tool(&self.tool_router, self, request, context).await
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<rmcp::model::PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
-        Ok(rmcp::model::ListToolsResult::with_all_items(
-            self.tool_router.list_all(),
-        ))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.tool_router.get(name).cloned()
-    }
+    mcp_common::tool_handler_methods!();
 }
 
 /// The default output directory: `$TMPDIR/mcp-network`.

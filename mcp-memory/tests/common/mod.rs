@@ -2,18 +2,13 @@
 //! and call tools through rmcp's client.
 #![allow(dead_code)]
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
+pub use mcp_testkit::*;
+use rmcp::transport::ConfigureCommandExt;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
-
-pub type Client = RunningService<RoleClient, ()>;
-pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Directory with the fixture builds (`tests/fixtures/memfix/build.sh`): native `memfix` +
 /// `libmemfix.so`, and with mingw installed `memfix.exe` + `memfix_dll.dll`.
@@ -145,71 +140,13 @@ impl Drop for Fixture {
 }
 
 /// Starts `mcp-memory` with extra arguments.
-pub async fn start(args: &[&str]) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn start(args: &[&str]) -> Result<Client, Error> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-memory")).configure(|c| {
         c.args(&args);
         c.stderr(Stdio::null());
     });
-    Ok(().serve(TokioChildProcess::new(cmd)?).await?)
-}
-
-/// What a tool answered.
-pub struct Answer {
-    pub is_error: bool,
-    pub text: String,
-    pub data: Value,
-}
-
-pub async fn call(client: &Client, tool: &str, args: Value) -> Answer {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object");
-    };
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(map);
-    let result = client
-        .call_tool(params)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
-    let text = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Answer {
-        is_error: result.is_error.unwrap_or(false),
-        text,
-        data: result.structured_content.unwrap_or(Value::Null),
-    }
-}
-
-/// Calls a tool that must succeed and returns its structured content.
-pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let a = call(client, tool, args).await;
-    assert!(!a.is_error, "{tool} failed: {}", a.text);
-    a.data
-}
-
-/// Calls a tool that must fail and returns its message.
-pub async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let a = call(client, tool, args.clone()).await;
-    assert!(
-        a.is_error,
-        "{tool} {args} should have failed, answered {}",
-        a.text
-    );
-    a.text
-}
-
-pub fn hex(v: u64) -> String {
-    format!("0x{v:X}")
-}
-
-pub fn parse_hex(v: &Value) -> u64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("bad hex {s}"))
+    serve(cmd).await
 }
 
 /// The addresses of a scan answer's first page, sorted.

@@ -2,16 +2,11 @@
 //! namespace) and call tools through rmcp's client.
 #![allow(dead_code)]
 
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
+pub use mcp_testkit::*;
+use rmcp::transport::ConfigureCommandExt;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-
-pub type Client = RunningService<RoleClient, ()>;
-pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// `../shared/fixtures/d2gs` when present.
 pub fn d2gs_dir() -> Option<PathBuf> {
@@ -32,11 +27,7 @@ pub fn tmp_dir(tag: &str) -> PathBuf {
 }
 
 /// Starts `mcp-network` with roots and an output directory; inside `netns` when given.
-pub async fn start(
-    roots: &[&Path],
-    output: &Path,
-    netns: Option<&str>,
-) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn start(roots: &[&Path], output: &Path, netns: Option<&str>) -> Result<Client, Error> {
     let bin = env!("CARGO_BIN_EXE_mcp-network");
     let mut args: Vec<String> = Vec::new();
     for r in roots {
@@ -55,51 +46,7 @@ pub async fn start(
             c.stderr(Stdio::null());
         }),
     };
-    Ok(().serve(TokioChildProcess::new(cmd)?).await?)
-}
-
-pub struct Answer {
-    pub is_error: bool,
-    pub text: String,
-    pub data: Value,
-}
-
-pub async fn call(client: &Client, tool: &str, args: Value) -> Answer {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object");
-    };
-    let params = CallToolRequestParams::new(tool.to_string()).with_arguments(map);
-    let result = client
-        .call_tool(params)
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
-    let text = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Answer {
-        is_error: result.is_error.unwrap_or(false),
-        text,
-        data: result.structured_content.unwrap_or(Value::Null),
-    }
-}
-
-pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
-    let a = call(client, tool, args).await;
-    assert!(!a.is_error, "{tool} failed: {}", a.text);
-    a.data
-}
-
-pub async fn err(client: &Client, tool: &str, args: Value) -> String {
-    let a = call(client, tool, args.clone()).await;
-    assert!(
-        a.is_error,
-        "{tool} {args} should have failed, answered {}",
-        a.text
-    );
-    a.text
+    serve(cmd).await
 }
 
 /// Counts decoded messages per id over every page.
