@@ -182,18 +182,6 @@ async fn native_game_character_inventory_units_and_live_change() -> TestResult {
     Ok(())
 }
 
-struct Prefix(std::path::PathBuf);
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("wineserver")
-            .arg("-k")
-            .env("WINEPREFIX", &self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test]
 async fn wine_game_reads_the_same() -> TestResult {
     if std::process::Command::new("wine")
@@ -205,16 +193,9 @@ async fn wine_game_reads_the_same() -> TestResult {
         return Ok(());
     }
     let dir = game_dir();
-    let prefix = Prefix(
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("d2-wineprefix-{}", std::process::id())),
-    );
-    let mut cmd = std::process::Command::new("wine");
-    cmd.arg(dir.join("d2game.exe"))
-        .current_dir(dir)
-        .env("WINEPREFIX", &prefix.0)
-        .env("WINEDEBUG", "-all")
-        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    let prefix = WinePrefix::new(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "d2game");
+    let mut cmd = prefix.command(&dir.join("d2game.exe"));
+    cmd.current_dir(dir);
     let mut game = Game::spawn(cmd);
     let client = start(&[]).await?;
     let found = ok(&client, "find_game", json!({})).await;

@@ -1049,6 +1049,28 @@ fn scan_ranges(t: &Target, writable_only: bool, module: Option<&Module>) -> Vec<
         .collect()
 }
 
+/// Reports a job's `Control` counters as progress and turns the host's cancellation into its
+/// cancelled flag, until the returned tracker is dropped.
+fn track_control(
+    ctx: &RequestContext<RoleServer>,
+    ctl: &Arc<Control>,
+    what: Option<&'static str>,
+) -> mcp_common::progress::Tracker {
+    let (c, c2) = (ctl.clone(), ctl.clone());
+    mcp_common::progress::track(
+        ctx,
+        move || {
+            let total = c.total.load(Ordering::Relaxed) as f64;
+            (
+                c.done.load(Ordering::Relaxed) as f64,
+                (total > 0.0).then_some(total),
+                what.map(str::to_string),
+            )
+        },
+        move || c2.cancelled.store(true, Ordering::Relaxed),
+    )
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -1391,23 +1413,7 @@ impl MemoryServer {
             MAX_MAX_RESULTS,
         )?;
         let ctl = Arc::new(Control::default());
-        let _progress = {
-            let c = ctl.clone();
-            let c2 = ctl.clone();
-            mcp_common::progress::track(
-                &ctx,
-                move || {
-                    let done = c.done.load(Ordering::Relaxed) as f64;
-                    let total = c.total.load(Ordering::Relaxed) as f64;
-                    (
-                        done,
-                        (total > 0.0).then_some(total),
-                        Some("bytes scanned".into()),
-                    )
-                },
-                move || c2.cancelled.store(true, Ordering::Relaxed),
-            )
-        };
+        let _progress = track_control(&ctx, &ctl, Some("bytes scanned"));
         let store = self.store.clone();
         blocking(move || {
             let started = Instant::now();
@@ -1490,22 +1496,7 @@ impl MemoryServer {
         let vt = lock(&session).value_type;
         let (cond, tol) = parse_condition(a.condition, a.value.as_ref(), vt)?;
         let ctl = Arc::new(Control::default());
-        let _progress = {
-            let c = ctl.clone();
-            let c2 = ctl.clone();
-            mcp_common::progress::track(
-                &ctx,
-                move || {
-                    let total = c.total.load(Ordering::Relaxed) as f64;
-                    (
-                        c.done.load(Ordering::Relaxed) as f64,
-                        (total > 0.0).then_some(total),
-                        None,
-                    )
-                },
-                move || c2.cancelled.store(true, Ordering::Relaxed),
-            )
-        };
+        let _progress = track_control(&ctx, &ctl, None);
         let store = self.store.clone();
         let id = a.scan_id.clone();
         blocking(move || {
@@ -1607,22 +1598,7 @@ impl MemoryServer {
         let max_results = check_range("max_results", a.max_results.unwrap_or(1000), 1, 100_000)?;
         let timeout = check_range("timeout_s", a.timeout_s.unwrap_or(60), 1, 600)?;
         let ctl = Arc::new(Control::default());
-        let _progress = {
-            let c = ctl.clone();
-            let c2 = ctl.clone();
-            mcp_common::progress::track(
-                &ctx,
-                move || {
-                    let total = c.total.load(Ordering::Relaxed) as f64;
-                    (
-                        c.done.load(Ordering::Relaxed) as f64,
-                        (total > 0.0).then_some(total),
-                        Some("bytes indexed".into()),
-                    )
-                },
-                move || c2.cancelled.store(true, Ordering::Relaxed),
-            )
-        };
+        let _progress = track_control(&ctx, &ctl, Some("bytes indexed"));
         let store = self.store.clone();
         blocking(move || {
             let started = Instant::now();
@@ -1966,21 +1942,7 @@ impl MemoryServer {
         })?;
         let ctl = Arc::new(Control::default());
         ctl.total.store(samples as u64, Ordering::Relaxed);
-        let _progress = {
-            let c = ctl.clone();
-            let c2 = ctl.clone();
-            mcp_common::progress::track(
-                &ctx,
-                move || {
-                    (
-                        c.done.load(Ordering::Relaxed) as f64,
-                        Some(samples as f64),
-                        Some("samples".into()),
-                    )
-                },
-                move || c2.cancelled.store(true, Ordering::Relaxed),
-            )
-        };
+        let _progress = track_control(&ctx, &ctl, Some("samples"));
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;

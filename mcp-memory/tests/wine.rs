@@ -6,38 +6,16 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
-use std::process::Command;
-
-struct Prefix(std::path::PathBuf);
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        // Stop this prefix's wineserver and everything it runs, then remove the prefix.
-        let _ = Command::new("wineserver")
-            .arg("-k")
-            .env("WINEPREFIX", &self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[tokio::test]
 async fn wine_process_modules_scans_and_pointer_chain() -> TestResult {
     let exe = fixture_dir().join("memfix.exe");
-    let has_wine = Command::new("wine").arg("--version").output().is_ok();
-    if !has_wine || !exe.exists() {
+    if !WinePrefix::available() || !exe.exists() {
         eprintln!("skipped: wine or the mingw build of the fixture is missing");
         return Ok(());
     }
-    let prefix = Prefix(
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("wineprefix-{}", std::process::id())),
-    );
-    let mut cmd = Command::new("wine");
-    cmd.arg(&exe)
-        .env("WINEPREFIX", &prefix.0)
-        .env("WINEDEBUG", "-all")
-        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    let prefix = WinePrefix::new(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "memfix");
+    let cmd = prefix.command(&exe);
     // The first start creates the prefix (20-40 s here).
     let mut fx = Fixture::spawn(cmd);
     let client = start(&[]).await?;

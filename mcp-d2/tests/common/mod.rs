@@ -4,10 +4,8 @@
 
 pub use mcp_testkit::*;
 use rmcp::transport::ConfigureCommandExt;
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// `tests/fixtures/d2game` built: D2Client.dll, d2game (native), d2game.exe (Wine).
@@ -47,11 +45,19 @@ pub fn saves_dir() -> Option<PathBuf> {
 }
 
 /// A running fixture game.
-pub struct Game {
-    pub child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    pub info: Value,
+pub struct Game(pub LineProcess);
+
+impl std::ops::Deref for Game {
+    type Target = LineProcess;
+    fn deref(&self) -> &LineProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Game {
+    fn deref_mut(&mut self) -> &mut LineProcess {
+        &mut self.0
+    }
 }
 
 impl Game {
@@ -62,66 +68,19 @@ impl Game {
         Self::spawn(cmd)
     }
 
-    pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the fixture game: {e}"));
-        let stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-        let stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-        let mut me = Self {
-            child,
-            stdin,
-            stdout,
-            info: Value::Null,
-        };
-        let line = me.line();
-        me.info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        me
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        let n = self
-            .stdout
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("fixture output: {e}"));
-        assert!(n > 0, "the fixture game ended unexpectedly");
-        line
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn spawn(cmd: Command) -> Self {
+        Self(LineProcess::spawn(cmd))
     }
 
     /// Gains 1000 experience through the stdin command.
     pub fn gain(&mut self) {
-        writeln!(self.stdin, "gain").unwrap_or_else(|e| panic!("{e}"));
-        self.stdin.flush().unwrap_or_else(|e| panic!("{e}"));
+        self.command("gain");
         assert_eq!(self.line().trim(), "gained");
     }
 
     /// Gains 1000 experience through SIGUSR1 (native build).
     pub fn signal(&mut self) {
-        let ok = Command::new("kill")
-            .arg("-USR1")
-            .arg(self.pid().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -USR1 failed");
-        assert_eq!(self.line().trim(), "gained");
-    }
-}
-
-impl Drop for Game {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.signal_usr1("gained");
     }
 }
 

@@ -5,9 +5,8 @@
 pub use mcp_testkit::*;
 use rmcp::transport::ConfigureCommandExt;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// Directory with the fixture builds (`tests/fixtures/memfix/build.sh`): native `memfix` +
@@ -33,12 +32,20 @@ pub fn fixture_dir() -> &'static Path {
     })
 }
 
-/// A running fixture and the addresses it printed.
-pub struct Fixture {
-    pub child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    pub info: Value,
+/// A running memory fixture and the addresses it printed.
+pub struct Fixture(pub LineProcess);
+
+impl std::ops::Deref for Fixture {
+    type Target = LineProcess;
+    fn deref(&self) -> &LineProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fixture {
+    fn deref_mut(&mut self) -> &mut LineProcess {
+        &mut self.0
+    }
 }
 
 impl Fixture {
@@ -49,93 +56,26 @@ impl Fixture {
         Self::spawn(cmd)
     }
 
-    pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the fixture: {e}"));
-        let stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-        let stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-        let mut me = Self {
-            child,
-            stdin,
-            stdout,
-            info: Value::Null,
-        };
-        me.info = me.read_json();
-        me
-    }
-
-    fn read_line(&mut self) -> String {
-        let mut line = String::new();
-        let n = self
-            .stdout
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("fixture output: {e}"));
-        assert!(n > 0, "the fixture ended unexpectedly");
-        line
-    }
-
-    fn read_json(&mut self) -> Value {
-        let line = self.read_line();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("fixture line {line:?}: {e}"))
-    }
-
-    /// Unix pid of the fixture process (the native build).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// An address the fixture printed.
-    pub fn addr(&self, key: &str) -> u64 {
-        parse_hex(&self.info[key])
-    }
-
-    fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap_or_else(|e| panic!("fixture stdin: {e}"));
-        self.stdin
-            .flush()
-            .unwrap_or_else(|e| panic!("fixture stdin: {e}"));
+    pub fn spawn(cmd: Command) -> Self {
+        Self(LineProcess::spawn(cmd))
     }
 
     /// Applies the fixture's change (counter + 1, recs[2].x + 1.0, recs[5].id ^ 0xFF).
     pub fn change(&mut self) {
         self.command("change");
-        assert_eq!(self.read_line().trim(), "changed");
+        assert_eq!(self.line().trim(), "changed");
     }
 
     /// Applies the same change through SIGUSR1 (native build).
     pub fn signal(&mut self) {
-        let rc = unsafe_kill(self.pid());
-        assert_eq!(rc, 0, "kill -USR1 failed");
-        assert_eq!(self.read_line().trim(), "changed");
+        self.signal_usr1("changed");
     }
 
     /// Moves the end of the pointer chain; returns the new chain_value address.
     pub fn move_chain(&mut self) -> u64 {
         self.command("move");
-        let v = self.read_json();
+        let v = self.json_line();
         parse_hex(&v["chain_value"])
-    }
-}
-
-fn unsafe_kill(pid: u32) -> i32 {
-    Command::new("kill")
-        .arg("-USR1")
-        .arg(pid.to_string())
-        .status()
-        .map_or(-1, |s| if s.success() { 0 } else { 1 })
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

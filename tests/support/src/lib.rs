@@ -82,3 +82,130 @@ pub fn parse_hex(v: &Value) -> u64 {
         .unwrap_or_else(|| panic!("not a hex string: {v}"));
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("bad hex {s}"))
 }
+
+/// A fixture program the tests drive: it prints one JSON line describing itself, then reads
+/// commands on stdin and answers each with a line. Killed when dropped (after `quit`).
+pub struct LineProcess {
+    pub child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The first line, parsed.
+    pub info: Value,
+}
+
+impl LineProcess {
+    pub fn spawn(mut cmd: std::process::Command) -> Self {
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the fixture: {e}"));
+        let stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+        let stdout =
+            std::io::BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
+        let mut me = Self {
+            child,
+            stdin,
+            stdout,
+            info: Value::Null,
+        };
+        me.info = me.json_line();
+        me
+    }
+
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("fixture output: {e}"));
+        assert!(n > 0, "the fixture ended unexpectedly");
+        line
+    }
+
+    pub fn json_line(&mut self) -> Value {
+        let line = self.line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("fixture line {line:?}: {e}"))
+    }
+
+    /// Sends one command line.
+    pub fn command(&mut self, cmd: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{cmd}").unwrap_or_else(|e| panic!("fixture stdin: {e}"));
+        self.stdin
+            .flush()
+            .unwrap_or_else(|e| panic!("fixture stdin: {e}"));
+    }
+
+    /// Sends SIGUSR1 and expects `answer` as the next line.
+    pub fn signal_usr1(&mut self, answer: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg("-USR1")
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -USR1 failed");
+        assert_eq!(self.line().trim(), answer);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A hex address the fixture printed under `key`.
+    pub fn addr(&self, key: &str) -> u64 {
+        parse_hex(&self.info[key])
+    }
+}
+
+impl Drop for LineProcess {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh WINEPREFIX; its wineserver (and everything it runs) is killed and the prefix
+/// removed when dropped, so nothing is left running.
+pub struct WinePrefix(pub std::path::PathBuf);
+
+impl WinePrefix {
+    pub fn new(dir: &std::path::Path, tag: &str) -> Self {
+        Self(dir.join(format!("{tag}-wineprefix-{}", std::process::id())))
+    }
+
+    /// Whether `wine` can be run here.
+    pub fn available() -> bool {
+        std::process::Command::new("wine")
+            .arg("--version")
+            .output()
+            .is_ok()
+    }
+
+    /// `wine exe` in this prefix, quiet and without the Mono/Gecko installers.
+    pub fn command(&self, exe: &std::path::Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new("wine");
+        cmd.arg(exe)
+            .env("WINEPREFIX", &self.0)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+        cmd
+    }
+}
+
+impl Drop for WinePrefix {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", &self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
