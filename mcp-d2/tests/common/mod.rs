@@ -12,24 +12,12 @@ use std::sync::OnceLock;
 pub fn game_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("d2game");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh");
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(&tmp)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            status.success(),
-            "building the fixture game failed (needs mingw-w64)"
-        );
-        let _ = std::fs::remove_dir_all(&out);
-        if std::fs::rename(&tmp, &out).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        out
+        build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "d2game",
+            "needs gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+        )
     })
 }
 

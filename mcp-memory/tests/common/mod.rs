@@ -14,21 +14,12 @@ use std::sync::OnceLock;
 pub fn fixture_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("memfix");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/memfix/build.sh");
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        let status = Command::new("bash")
-            .arg(&script)
-            .arg(&tmp)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(status.success(), "building the memory fixture failed");
-        let _ = std::fs::remove_dir_all(&out);
-        if std::fs::rename(&tmp, &out).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        out
+        build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/memfix/build.sh"),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "memfix",
+            "needs cc, and mingw-w64 for the Windows build",
+        )
     })
 }
 

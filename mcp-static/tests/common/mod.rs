@@ -12,24 +12,12 @@ use std::sync::OnceLock;
 pub fn fixture_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gamedll");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gamedll/build.sh");
-        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-        let status = std::process::Command::new("bash")
-            .arg(&script)
-            .arg(&tmp)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            status.success(),
-            "building the fixture DLL failed: is gcc-mingw-w64-i686 installed? (scripts/test.sh installs it)"
-        );
-        let _ = std::fs::remove_dir_all(&out);
-        if std::fs::rename(&tmp, &out).is_err() {
-            // Another test binary built it at the same moment; theirs is as good.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        out
+        build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gamedll/build.sh"),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "gamedll",
+            "needs gcc-mingw-w64-i686, installed by scripts/test.sh",
+        )
     })
 }
 

@@ -209,3 +209,28 @@ impl Drop for WinePrefix {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Builds fixture programs with `script OUT_DIR` into `target_tmp/name` and returns that
+/// directory. Built into a private directory first and renamed, so test binaries running at
+/// the same time never see half a build. `hint` says what to install when the build fails.
+pub fn build_fixtures(
+    script: &std::path::Path,
+    target_tmp: &std::path::Path,
+    name: &str,
+    hint: &str,
+) -> std::path::PathBuf {
+    let out = target_tmp.join(name);
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&tmp)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(status.success(), "building {name} failed ({hint})");
+    let _ = std::fs::remove_dir_all(&out);
+    if std::fs::rename(&tmp, &out).is_err() {
+        // Another test binary built it at the same moment; theirs is as good.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    out
+}
