@@ -7,9 +7,10 @@ use common::*;
 use serde_json::json;
 use std::path::PathBuf;
 
-fn scratch() -> PathBuf {
+/// A fresh directory per test (tests of one binary run at once in one process).
+fn scratch(test: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-{}", std::process::id()));
+        .join(format!("bad-input-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("root")).unwrap_or_else(|e| panic!("{e}"));
     dir
@@ -17,7 +18,7 @@ fn scratch() -> PathBuf {
 
 #[tokio::test]
 async fn bad_paths_and_arguments_are_clear_errors() -> TestResult {
-    let dir = scratch();
+    let dir = scratch("paths");
     let root = dir.join("root");
     std::fs::write(dir.join("outside.dll"), b"MZ")?;
     std::fs::copy(fixture("D2Client.dll"), root.join("D2Client.dll"))?;
@@ -177,7 +178,7 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[tokio::test]
 async fn truncated_random_and_corrupted_files_never_kill_the_server() -> TestResult {
-    let dir = scratch();
+    let dir = scratch("files");
     let root = dir.join("root");
     let good = std::fs::read(fixture("D2Client.dll"))?;
     let client = start(&[&root]).await?;

@@ -1,0 +1,282 @@
+//! One supervised child server: started over stdio, watched, restarted with exponential
+//! backoff when it exits, and marked failed after too many crashes (a circuit breaker) until
+//! someone restarts it by hand.
+
+use crate::config::ChildSpec;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
+use rmcp::service::{Peer, RoleClient};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Crashes within this window that open the breaker.
+pub const BREAKER_CRASHES: usize = 5;
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Starting,
+    Running,
+    Restarting,
+    /// Crashed too often (or never started): answers errors until `servers_restart`.
+    Failed,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Option<State>,
+    peer: Option<Peer<RoleClient>>,
+    tools: Vec<Tool>,
+    pid: Option<u32>,
+    generation: u64,
+    restarts: u32,
+    crashes: VecDeque<Instant>,
+    last_error: Option<String>,
+    started: Option<Instant>,
+    calls: u64,
+    errors: u64,
+    latency_total: Duration,
+}
+
+/// A child and its supervision state.
+#[derive(Debug)]
+pub struct Child {
+    pub spec: ChildSpec,
+    inner: Mutex<Inner>,
+}
+
+/// What `servers_status` reports for one child.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChildStatus {
+    pub name: String,
+    pub prefix: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Seconds since the current process started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<f64>,
+    pub tools: usize,
+    pub calls: u64,
+    pub errors: u64,
+    /// Mean call latency in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+/// Why a forwarded call produced no child result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    Unavailable(String),
+    Timeout(Duration),
+    Failed(String),
+}
+
+impl Child {
+    pub fn new(spec: ChildSpec) -> Arc<Self> {
+        Arc::new(Self {
+            spec,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the process and lists its tools, within the start timeout.
+    pub async fn start(self: &Arc<Self>) -> Result<(), String> {
+        {
+            let mut i = self.lock();
+            if i.state.is_none() || i.state == Some(State::Failed) {
+                i.state = Some(State::Starting);
+            }
+        }
+        let result = tokio::time::timeout(self.spec.start_timeout, self.spawn()).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "did not answer initialize within {} s",
+                self.spec.start_timeout.as_secs()
+            )),
+        };
+        if let Err(e) = &result {
+            let mut i = self.lock();
+            i.state = Some(State::Failed);
+            i.last_error = Some(e.clone());
+            tracing::warn!(server = %self.spec.name, error = %e, "child failed to start");
+        }
+        result
+    }
+
+    async fn spawn(self: &Arc<Self>) -> Result<(), String> {
+        let spec = &self.spec;
+        let cmd = tokio::process::Command::new(&spec.command).configure(|c| {
+            c.args(&spec.args)
+                .envs(&spec.env)
+                .stderr(std::process::Stdio::inherit());
+        });
+        let transport = TokioChildProcess::new(cmd)
+            .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
+        let pid = transport.id();
+        let service = ().serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?;
+        let tools = service
+            .peer()
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("tools/list failed: {e}"))?;
+        let generation = {
+            let mut i = self.lock();
+            i.generation += 1;
+            i.state = Some(State::Running);
+            i.peer = Some(service.peer().clone());
+            i.tools = tools;
+            i.pid = pid;
+            i.started = Some(Instant::now());
+            i.generation
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let reason = service.waiting().await;
+            me.exited(generation, format!("the process ended ({reason:?})"));
+        });
+        Ok(())
+    }
+
+    /// Called when the process of `generation` ends: restart with backoff, or open the
+    /// breaker after too many crashes.
+    fn exited(self: &Arc<Self>, generation: u64, reason: String) {
+        let delay = {
+            let mut i = self.lock();
+            if i.generation != generation || i.state == Some(State::Failed) {
+                return;
+            }
+            i.peer = None;
+            i.pid = None;
+            i.started = None;
+            i.last_error = Some(reason);
+            let now = Instant::now();
+            i.crashes.push_back(now);
+            while i
+                .crashes
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > BREAKER_WINDOW)
+            {
+                i.crashes.pop_front();
+            }
+            if i.crashes.len() >= BREAKER_CRASHES {
+                i.state = Some(State::Failed);
+                tracing::warn!(server = %self.spec.name, "crashed {BREAKER_CRASHES} times in {} s: marked failed", BREAKER_WINDOW.as_secs());
+                return;
+            }
+            i.state = Some(State::Restarting);
+            Duration::from_millis(100 << i.crashes.len().min(7))
+        };
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.lock().restarts += 1;
+            if me.start().await.is_err() {
+                // A failed restart counts as a crash of its own.
+                let g = me.lock().generation;
+                me.lock().state = Some(State::Restarting);
+                me.exited(g, "restart failed".into());
+            }
+        });
+    }
+
+    /// Restarts by hand: closes the breaker and starts again.
+    pub async fn restart(self: &Arc<Self>) -> Result<(), String> {
+        {
+            let mut i = self.lock();
+            i.crashes.clear();
+            i.state = Some(State::Failed);
+            i.generation += 1;
+            i.peer = None;
+            i.restarts += 1;
+        }
+        self.start().await
+    }
+
+    /// The child's tools as it listed them (unfiltered).
+    pub fn tools(&self) -> Vec<Tool> {
+        let i = self.lock();
+        if i.state == Some(State::Running) {
+            i.tools.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Forwards one call with the tool's timeout; on timeout the pending request is dropped,
+    /// which sends `notifications/cancelled` to the child.
+    pub async fn call(&self, params: CallToolRequestParams) -> Result<CallToolResult, CallError> {
+        let (peer, state, last) = {
+            let i = self.lock();
+            (i.peer.clone(), i.state, i.last_error.clone())
+        };
+        let Some(peer) = peer else {
+            let why = last.unwrap_or_default();
+            return Err(CallError::Unavailable(match state {
+                Some(State::Failed) => format!(
+                    "server {:?} is marked failed ({why}); call servers_restart {{\"name\": {:?}}}",
+                    self.spec.name, self.spec.name
+                ),
+                _ => format!(
+                    "server {:?} is restarting ({why}); try again in a moment",
+                    self.spec.name
+                ),
+            }));
+        };
+        let timeout = self.spec.timeout_for(&params.name);
+        let started = Instant::now();
+        let result = tokio::time::timeout(timeout, peer.call_tool(params)).await;
+        let mut i = self.lock();
+        i.calls += 1;
+        i.latency_total += started.elapsed();
+        match result {
+            Ok(Ok(r)) => {
+                if r.is_error == Some(true) {
+                    i.errors += 1;
+                }
+                Ok(r)
+            }
+            Ok(Err(e)) => {
+                i.errors += 1;
+                Err(CallError::Failed(format!(
+                    "server {:?} failed during the call: {e}",
+                    self.spec.name
+                )))
+            }
+            Err(_) => {
+                i.errors += 1;
+                Err(CallError::Timeout(timeout))
+            }
+        }
+    }
+
+    pub fn status(&self) -> ChildStatus {
+        let i = self.lock();
+        ChildStatus {
+            name: self.spec.name.clone(),
+            prefix: self.spec.prefix.clone(),
+            state: i.state.unwrap_or(State::Starting),
+            pid: i.pid,
+            restarts: i.restarts,
+            last_error: i.last_error.clone(),
+            uptime: i.started.map(|s| s.elapsed().as_secs_f64()),
+            tools: i.tools.len(),
+            calls: i.calls,
+            errors: i.errors,
+            latency_ms: (i.calls > 0).then(|| i.latency_total.as_secs_f64() * 1e3 / i.calls as f64),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The coordinator's configuration: TOML (`examples/coordinator.toml`) or the `mcpServers`
+//! JSON that Claude Desktop writes, told apart by the file's extension.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// One child server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildSpec {
+    pub name: String,
+    /// Tools appear as `<prefix>__<tool>`.
+    pub prefix: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Tool-name globs to expose (default all) and to hide.
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub start_timeout: Duration,
+    pub call_timeout: Duration,
+    /// Per-tool call timeouts (child tool name -> timeout).
+    pub tool_timeouts: BTreeMap<String, Duration>,
+}
+
+impl ChildSpec {
+    /// Whether the child's tool `name` is exposed.
+    pub fn exposes(&self, name: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|g| glob(g, name)))
+            && !self.deny.iter().any(|g| glob(g, name))
+    }
+
+    pub fn timeout_for(&self, tool: &str) -> Duration {
+        self.tool_timeouts
+            .get(tool)
+            .copied()
+            .unwrap_or(self.call_timeout)
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub children: Vec<ChildSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    #[serde(default)]
+    coordinator: TomlCoordinator,
+    #[serde(default)]
+    servers: Vec<TomlServer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TomlCoordinator {
+    call_timeout_s: Option<u64>,
+    start_timeout_s: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlServer {
+    name: String,
+    prefix: Option<String>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    start_timeout_s: Option<u64>,
+    call_timeout_s: Option<u64>,
+    #[serde(default)]
+    tool_timeouts: BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonFile {
+    mcp_servers: BTreeMap<String, JsonServer>,
+}
+
+#[derive(Deserialize)]
+struct JsonServer {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+}
+
+const DEFAULT_CALL: u64 = 60;
+const DEFAULT_START: u64 = 20;
+
+/// A tool name as MCP hosts accept it.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the config {}: {e}", path.display()))?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml(&text),
+            Some("json") => Self::from_json(&text),
+            _ => Err(format!(
+                "{}: the config must be a .toml file or Claude Desktop's .json",
+                path.display()
+            )),
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let file: TomlFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let call = file.coordinator.call_timeout_s.unwrap_or(DEFAULT_CALL);
+        let start = file.coordinator.start_timeout_s.unwrap_or(DEFAULT_START);
+        let children = file
+            .servers
+            .into_iter()
+            .map(|s| {
+                let command = child_command(&s.name, s.command, s.url)?;
+                Ok(ChildSpec {
+                    prefix: s.prefix.unwrap_or_else(|| s.name.clone()),
+                    name: s.name,
+                    command,
+                    args: s.args,
+                    env: s.env,
+                    allow: s.allow,
+                    deny: s.deny,
+                    start_timeout: Duration::from_secs(s.start_timeout_s.unwrap_or(start)),
+                    call_timeout: Duration::from_secs(s.call_timeout_s.unwrap_or(call)),
+                    tool_timeouts: s
+                        .tool_timeouts
+                        .into_iter()
+                        .map(|(k, v)| (k, Duration::from_secs(v)))
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Self::checked(children)
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let file: JsonFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let children = file
+            .mcp_servers
+            .into_iter()
+            .map(|(name, s)| {
+                Ok(ChildSpec {
+                    command: child_command(&name, s.command, s.url)?,
+                    prefix: name.clone(),
+                    name,
+                    args: s.args,
+                    env: s.env,
+                    allow: Vec::new(),
+                    deny: Vec::new(),
+                    start_timeout: Duration::from_secs(DEFAULT_START),
+                    call_timeout: Duration::from_secs(DEFAULT_CALL),
+                    tool_timeouts: BTreeMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Self::checked(children)
+    }
+
+    fn checked(children: Vec<ChildSpec>) -> Result<Self, String> {
+        let mut seen = BTreeMap::new();
+        for c in &children {
+            if !valid_name(&c.prefix) || c.prefix.contains("__") {
+                return Err(format!(
+                    "server {:?}: prefix {:?} must match ^[a-zA-Z0-9_-]{{1,64}}$ without \"__\"",
+                    c.name, c.prefix
+                ));
+            }
+            if let Some(other) = seen.insert(c.prefix.clone(), c.name.clone()) {
+                return Err(format!(
+                    "servers {other:?} and {:?} both use the prefix {:?}",
+                    c.name, c.prefix
+                ));
+            }
+        }
+        Ok(Self { children })
+    }
+}
+
+fn child_command(
+    name: &str,
+    command: Option<String>,
+    url: Option<String>,
+) -> Result<String, String> {
+    match (command, url) {
+        (Some(c), None) if !c.is_empty() => Ok(c),
+        (None, Some(u)) => Err(format!(
+            "server {name:?}: streamable-HTTP children (url {u:?}) are not supported yet; \
+             give a command"
+        )),
+        _ => Err(format!("server {name:?}: give exactly one of command, url")),
+    }
+}
+
+/// `*` matches any run of characters, `?` any one character.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "binary_info"));
+        assert!(glob("list_*", "list_exports"));
+        assert!(!glob("list_*", "binary_info"));
+        assert!(glob("scan_??xt", "scan_next"));
+        assert!(glob("*_struct", "read_struct"));
+        assert!(!glob("read", "read_struct"));
+    }
+
+    #[test]
+    fn reads_both_formats_and_refuses_collisions() -> Result<(), String> {
+        let t = Config::from_toml(
+            r#"
+            [coordinator]
+            call_timeout_s = 30
+            [[servers]]
+            name = "static"
+            command = "mcp-static"
+            args = ["--root", "/games"]
+            deny = ["diff_*"]
+            [servers.tool_timeouts]
+            list_functions = 120
+            [[servers]]
+            name = "memory"
+            prefix = "mem"
+            command = "mcp-memory"
+            "#,
+        )?;
+        assert_eq!(t.children.len(), 2);
+        let s = &t.children[0];
+        assert_eq!(s.prefix, "static");
+        assert!(!s.exposes("diff_binaries") && s.exposes("binary_info"));
+        assert_eq!(s.timeout_for("list_functions"), Duration::from_secs(120));
+        assert_eq!(s.timeout_for("binary_info"), Duration::from_secs(30));
+        assert_eq!(t.children[1].prefix, "mem");
+        let j = Config::from_json(
+            r#"{"mcpServers": {"d2": {"command": "mcp-d2", "args": [], "env": {"RUST_LOG": "warn"}}}}"#,
+        )?;
+        assert_eq!(
+            j.children[0].env.get("RUST_LOG").map(String::as_str),
+            Some("warn")
+        );
+        let clash = Config::from_toml(
+            "[[servers]]\nname = \"a\"\nprefix = \"x\"\ncommand = \"c\"\n[[servers]]\nname = \"b\"\nprefix = \"x\"\ncommand = \"c\"\n",
+        );
+        assert!(clash.is_err_and(|e| e.contains("\"a\"") && e.contains("\"b\"")));
+        let bad = Config::from_toml("[[servers]]\nname = \"a b\"\ncommand = \"c\"\n");
+        assert!(bad.is_err());
+        let url = Config::from_json(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp"}}}"#);
+        assert!(url.is_err_and(|e| e.contains("not supported yet")));
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! The coordinator: one MCP endpoint for the suite. It starts the analysis servers as child
+//! processes, forwards their tools under `<prefix>__<tool>`, runs calls with timeouts, and
+//! supervises the children (restart with backoff, circuit breaker).
+//!
+//! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child; `tools` is the
+//! MCP face (routing and the coordinator's own tools).
+
+pub mod child;
+pub mod config;
+pub mod tools;

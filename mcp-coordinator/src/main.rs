@@ -1,0 +1,54 @@
+//! `mcp-coordinator --config PATH`: the suite behind one MCP endpoint (stdio by default).
+
+use clap::Parser;
+use mcp_common::serve::{CommonArgs, init_tracing, run};
+use mcp_coordinator::child::Child;
+use mcp_coordinator::config::Config;
+use mcp_coordinator::tools::Coordinator;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// MCP proxy for the analysis servers: namespaced tools, timeouts, supervision, fan-out.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The configuration: a .toml file (examples/coordinator.toml) or Claude Desktop's
+    /// mcpServers .json.
+    #[arg(long, value_name = "PATH")]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let children: Vec<Arc<Child>> = config.children.into_iter().map(Child::new).collect();
+    // Every child is started (or has failed) before the first tools/list is answered.
+    let starts: Vec<_> = children
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move { c.start().await })
+        })
+        .collect();
+    for s in starts {
+        let _ = s.await;
+    }
+    let children = Arc::new(children);
+    match run(&cli.common, move || Coordinator::new(children.clone())).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

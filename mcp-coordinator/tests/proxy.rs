@@ -1,0 +1,300 @@
+//! The coordinator with real children: mcp-static (built by the workspace build that
+//! scripts/test.sh runs first) and mcp-test-child (echo, sleep, progress, crash on command).
+
+use mcp_testkit::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn sibling(name: &str) -> PathBuf {
+    let me = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator"));
+    let p = me.with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn config(dir: &Path) -> Result<PathBuf, Error> {
+    let fixtures = dir.join("files");
+    std::fs::create_dir_all(&fixtures)?;
+    std::fs::copy(sibling("mcp-test-child"), fixtures.join("some-binary"))?;
+    let text = format!(
+        r#"
+[coordinator]
+call_timeout_s = 20
+
+[[servers]]
+name = "static"
+command = "{static_bin}"
+args = ["--root", "{root}"]
+deny = ["diff_*"]
+
+[[servers]]
+name = "child"
+command = "{child}"
+[servers.tool_timeouts]
+sleep = 1
+"#,
+        static_bin = sibling("mcp-static").display(),
+        root = fixtures.display(),
+        child = env!("CARGO_BIN_EXE_mcp-test-child"),
+    );
+    let path = dir.join("coordinator.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+async fn coordinator(cfg: &Path) -> Result<Client, Error> {
+    start_bin(
+        env!("CARGO_BIN_EXE_mcp-coordinator"),
+        &["--config".into(), cfg.display().to_string()],
+    )
+    .await
+}
+
+fn child_pid(status: &Value, name: &str) -> Option<u64> {
+    status["servers"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == name)?["pid"]
+        .as_u64()
+}
+
+#[tokio::test]
+async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
+    let dir = tmp("coord-ns");
+    let cfg = config(&dir)?;
+    let client = coordinator(&cfg).await?;
+    let tools = client.list_all_tools().await?;
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    for n in [
+        "servers_status",
+        "servers_restart",
+        "fan_out",
+        "static__binary_info",
+        "child__echo",
+    ] {
+        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n == "static__diff_binaries"),
+        "deny glob ignored"
+    );
+    let re_ok = names.iter().all(|n| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    assert!(re_ok);
+
+    // Definitions and results equal those of the child called directly.
+    let direct = start_bin(
+        sibling("mcp-static").to_str().unwrap_or_default(),
+        &["--root".into(), dir.join("files").display().to_string()],
+    )
+    .await?;
+    let direct_tools = direct.list_all_tools().await?;
+    let d = direct_tools
+        .iter()
+        .find(|t| t.name == "binary_info")
+        .ok_or("no binary_info")?;
+    let p = tools
+        .iter()
+        .find(|t| t.name == "static__binary_info")
+        .ok_or("no proxied binary_info")?;
+    let (mut dj, mut pj) = (serde_json::to_value(d)?, serde_json::to_value(p)?);
+    dj["name"] = Value::Null;
+    pj["name"] = Value::Null;
+    assert_eq!(dj, pj);
+    let path = dir.join("files/some-binary").display().to_string();
+    let a = ok(&direct, "binary_info", json!({"path": path})).await;
+    let b = ok(&client, "static__binary_info", json!({"path": path})).await;
+    assert_eq!(a, b);
+    let e1 = call(&direct, "binary_info", json!({"path": "/etc/passwd"})).await;
+    let e2 = call(
+        &client,
+        "static__binary_info",
+        json!({"path": "/etc/passwd"}),
+    )
+    .await;
+    assert!(e1.is_error && e2.is_error);
+    assert_eq!(e1.text, e2.text);
+    direct.cancel().await?;
+
+    let f = ok(
+        &client,
+        "fan_out",
+        json!({"calls": [
+            {"tool": "child__echo", "arguments": {"text": "one"}},
+            {"tool": "static__binary_info", "arguments": {"path": path}},
+            {"tool": "child__echo", "arguments": {}},
+            {"tool": "nobody__nothing"}
+        ]}),
+    )
+    .await;
+    let r = f["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[0]["structured_content"]["text"], "one");
+    assert_eq!(r[1]["structured_content"], b);
+    assert_eq!(r[2]["is_error"], true);
+    assert_eq!(r[3]["is_error"], true);
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn kill_timeout_and_crash_loop_are_survived() -> TestResult {
+    let dir = tmp("coord-sup");
+    let cfg = config(&dir)?;
+    let client = coordinator(&cfg).await?;
+    let st = ok(&client, "servers_status", json!({})).await;
+    let pid = child_pid(&st, "child").ok_or("no child pid")?;
+
+    // kill -9 during a call: an error within a second, then a restart, then success.
+    let marker = dir.join("never");
+    let pending = tokio::spawn({
+        let peer = client.peer().clone();
+        async move {
+            let args = json!({"ms": 500_000, "cancelled_marker": marker.display().to_string()});
+            let Value::Object(map) = args else {
+                return None;
+            };
+            let t = Instant::now();
+            let r = peer
+                .call_tool(
+                    rmcp::model::CallToolRequestParams::new("child__sleep").with_arguments(map),
+                )
+                .await
+                .ok()?;
+            Some((r, t.elapsed()))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed_at = Instant::now();
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()?;
+    let (r, _) = pending.await?.ok_or("the call got no answer")?;
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        killed_at.elapsed()
+    );
+    assert_eq!(r.is_error, Some(true));
+    let mut new_pid = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let st = ok(&client, "servers_status", json!({})).await;
+        if let Some(p) = child_pid(&st, "child").filter(|p| *p != pid) {
+            new_pid = Some(p);
+            break;
+        }
+    }
+    assert!(new_pid.is_some(), "the child was not restarted");
+    let e = ok(&client, "child__echo", json!({"text": "back"})).await;
+    assert_eq!(e["text"], "back");
+
+    // A hang: the per-tool timeout (1 s) answers isError and the child sees the cancellation.
+    let marker = dir.join("cancelled");
+    let _ = std::fs::remove_file(&marker);
+    let a = call(
+        &client,
+        "child__sleep",
+        json!({"ms": 30_000, "cancelled_marker": marker.display().to_string()}),
+    )
+    .await;
+    assert!(a.is_error && a.text.contains("timed out"), "{}", a.text);
+    let mut seen = false;
+    for _ in 0..30 {
+        if marker.exists() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the child never saw the cancellation");
+
+    // A crash loop opens the breaker; servers_restart closes it.
+    let state_of = |st: &Value| {
+        st["servers"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["name"] == "child"))
+            .map(|x| x["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = ok(&client, "servers_status", json!({})).await;
+        match state_of(&st).as_str() {
+            "failed" => break,
+            "running" => {
+                let _ = call(&client, "child__crash", json!({})).await;
+            }
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the breaker never opened: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = err(&client, "child__echo", json!({"text": "x"})).await;
+    assert!(e.contains("failed") && e.contains("servers_restart"), "{e}");
+    ok(&client, "servers_restart", json!({"name": "child"})).await;
+    let e = ok(&client, "child__echo", json!({"text": "again"})).await;
+    assert_eq!(e["text"], "again");
+    // The static child was never disturbed.
+    let st = ok(&client, "servers_status", json!({})).await;
+    let s = st["servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == "static"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["restarts"], 0);
+    let e = err(&client, "servers_restart", json!({"name": "nobody"})).await;
+    assert!(e.contains("`name`") && e.contains("static"), "{e}");
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
+    let dir = tmp("coord-bad");
+    let cfg = dir.join("c.json");
+    std::fs::write(
+        &cfg,
+        json!({"mcpServers": {
+            "child": {"command": env!("CARGO_BIN_EXE_mcp-test-child")},
+            "ghost": {"command": "/nonexistent/mcp-server"}
+        }})
+        .to_string(),
+    )?;
+    let client = coordinator(&cfg).await?;
+    let st = ok(&client, "servers_status", json!({})).await;
+    let ghost = st["servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == "ghost"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ghost["state"], "failed");
+    assert!(
+        ghost["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nonexistent")),
+        "{ghost}"
+    );
+    let e = ok(&client, "child__echo", json!({"text": "fine"})).await;
+    assert_eq!(e["text"], "fine");
+    client.cancel().await?;
+    Ok(())
+}
