@@ -3,13 +3,19 @@
 //! someone restarts it by hand.
 
 use crate::config::ChildSpec;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
-use rmcp::service::{Peer, RoleClient};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientRequest, NumberOrString, ProgressNotificationParam, ProgressToken, RequestId,
+    ServerResult, Tool,
+};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError,
+};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,11 +49,78 @@ struct Inner {
     latency_total: Duration,
 }
 
+/// Where a child's progress goes: the token the coordinator gave the child -> the host's
+/// peer and the host's own token. Tokens are the coordinator's, so two hosts using the same
+/// token never see each other's progress.
+type ProgressRoutes = Arc<Mutex<HashMap<String, (Peer<RoleServer>, ProgressToken)>>>;
+
+/// The coordinator's client side towards one child: forwards progress to the host.
+#[derive(Clone, Default)]
+struct ChildHandler {
+    routes: ProgressRoutes,
+}
+
+impl ClientHandler for ChildHandler {
+    async fn on_progress(
+        &self,
+        mut params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let key = token_key(&params.progress_token);
+        let route = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some((peer, host_token)) = route {
+            params.progress_token = host_token;
+            let _ = peer.notify_progress(params).await;
+        }
+    }
+}
+
+fn token_key(t: &ProgressToken) -> String {
+    match &t.0 {
+        NumberOrString::Number(n) => n.to_string(),
+        NumberOrString::String(s) => s.to_string(),
+    }
+}
+
+/// Sends `notifications/cancelled` for a request still pending when dropped.
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let peer = self.peer.clone();
+            tokio::spawn(async move {
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(id),
+                        Some("cancelled by the host".into()),
+                    ))
+                    .await;
+            });
+        }
+    }
+}
+
 /// A child and its supervision state.
 #[derive(Debug)]
 pub struct Child {
     pub spec: ChildSpec,
     inner: Mutex<Inner>,
+    routes: ProgressRoutes,
+}
+
+impl std::fmt::Debug for ChildHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChildHandler")
+    }
 }
 
 /// What `servers_status` reports for one child.
@@ -85,6 +158,7 @@ impl Child {
         Arc::new(Self {
             spec,
             inner: Mutex::new(Inner::default()),
+            routes: ProgressRoutes::default(),
         })
     }
 
@@ -127,7 +201,13 @@ impl Child {
         let transport = TokioChildProcess::new(cmd)
             .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
         let pid = transport.id();
-        let service = ().serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?;
+        let handler = ChildHandler {
+            routes: self.routes.clone(),
+        };
+        let service = handler
+            .serve(transport)
+            .await
+            .map_err(|e| format!("initialize failed: {e}"))?;
         let tools = service
             .peer()
             .list_all_tools()
@@ -218,7 +298,13 @@ impl Child {
 
     /// Forwards one call with the tool's timeout; on timeout the pending request is dropped,
     /// which sends `notifications/cancelled` to the child.
-    pub async fn call(&self, params: CallToolRequestParams) -> Result<CallToolResult, CallError> {
+    /// `progress`: the host's peer and token when the host asked for progress; the child is
+    /// given a token of the coordinator's own, mapped back when its notifications arrive.
+    pub async fn call(
+        &self,
+        mut params: CallToolRequestParams,
+        progress: Option<(Peer<RoleServer>, ProgressToken)>,
+    ) -> Result<CallToolResult, CallError> {
         let (peer, state, last) = {
             let i = self.lock();
             (i.peer.clone(), i.state, i.last_error.clone())
@@ -237,28 +323,63 @@ impl Child {
             }));
         };
         let timeout = self.spec.timeout_for(&params.name);
+        params.meta = None;
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, peer.call_tool(params)).await;
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let options = PeerRequestOptions::with_timeout(timeout);
+        // rmcp gives every request its own progress token: the route is registered under it
+        // as soon as the request is sent, and removed when the call ends.
+        let result = match peer.send_cancellable_request(request, options).await {
+            Err(e) => Err(e),
+            Ok(handle) => {
+                let key = token_key(&handle.progress_token);
+                if let Some(route) = progress {
+                    self.routes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key.clone(), route);
+                }
+                // If the host cancels, this future is dropped: the guard tells the child.
+                let mut guard = CancelOnDrop {
+                    peer: peer.clone(),
+                    id: Some(handle.id.clone()),
+                };
+                let r = handle.await_response().await;
+                guard.id = None;
+                self.routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                r
+            }
+        };
         let mut i = self.lock();
         i.calls += 1;
         i.latency_total += started.elapsed();
         match result {
-            Ok(Ok(r)) => {
+            Ok(ServerResult::CallToolResult(r)) => {
                 if r.is_error == Some(true) {
                     i.errors += 1;
                 }
                 Ok(r)
             }
-            Ok(Err(e)) => {
+            Ok(other) => {
+                i.errors += 1;
+                Err(CallError::Failed(format!(
+                    "server {:?} answered tools/call with an unexpected result: {other:?}",
+                    self.spec.name
+                )))
+            }
+            Err(ServiceError::Timeout { .. }) => {
+                i.errors += 1;
+                Err(CallError::Timeout(timeout))
+            }
+            Err(e) => {
                 i.errors += 1;
                 Err(CallError::Failed(format!(
                     "server {:?} failed during the call: {e}",
                     self.spec.name
                 )))
-            }
-            Err(_) => {
-                i.errors += 1;
-                Err(CallError::Timeout(timeout))
             }
         }
     }

@@ -60,7 +60,11 @@ impl Coordinator {
     }
 
     /// Routes `<prefix>__<tool>` to its child; `None` when no child has that prefix.
-    async fn forward(&self, mut params: CallToolRequestParams) -> Option<CallToolResult> {
+    async fn forward(
+        &self,
+        mut params: CallToolRequestParams,
+        progress: Option<(rmcp::Peer<RoleServer>, rmcp::model::ProgressToken)>,
+    ) -> Option<CallToolResult> {
         let (prefix, tool) = params.name.split_once(SEPARATOR)?;
         let (prefix, tool) = (prefix.to_string(), tool.to_string());
         let child = self.child(&prefix)?;
@@ -68,8 +72,15 @@ impl Coordinator {
             return None;
         }
         params.name = tool.clone().into();
-        Some(match child.call(params).await {
-            Ok(r) => r,
+        Some(match child.call(params, progress).await {
+            Ok(mut r) => {
+                // The child spoke the protocol version it agreed with the coordinator; the
+                // discriminator is restored so hosts on newer versions get a complete result
+                // (rmcp drops it again for hosts on older ones). Content is untouched.
+                r.result_type
+                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
+                r
+            }
             Err(CallError::Timeout(t)) => error_result(format!(
                 "{prefix}{SEPARATOR}{tool} timed out after {} s; the call was cancelled in the child",
                 t.as_secs_f64()
@@ -225,7 +236,7 @@ impl Coordinator {
                 let _permit = gate.acquire().await;
                 let tool = c.tool.clone();
                 let params = CallToolRequestParams::new(c.tool).with_arguments(c.arguments);
-                let r = me.forward(params).await.unwrap_or_else(|| {
+                let r = me.forward(params, None).await.unwrap_or_else(|| {
                     error_result(format!(
                         "unknown tool {tool:?}: use a namespaced child tool (prefix__tool)"
                     ))
@@ -276,7 +287,11 @@ impl ServerHandler for Coordinator {
             return mcp_common::error::call_tool(&self.tool_router, self, request, context).await;
         }
         let name = request.name.to_string();
-        match self.forward(request).await {
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|t| (context.peer.clone(), t));
+        match self.forward(request, progress).await {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::invalid_params(
                 format!("unknown tool {name:?}"),

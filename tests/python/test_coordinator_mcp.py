@@ -1,0 +1,59 @@
+"""mcp-coordinator driven by the official Python MCP SDK (mcp 2.3.0): the children's tools
+appear namespaced, a proxied call answers like the child, progress sent by a child reaches the
+host through the coordinator, and servers_status lists the children.
+
+Needs MCP_COORDINATOR, MCP_TEST_CHILD and MCP_STATIC (the binaries); scripts/test.sh sets them."""
+
+import os
+import tempfile
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+COORD = os.environ.get("MCP_COORDINATOR", "")
+CHILD = os.environ.get("MCP_TEST_CHILD", "")
+STATIC = os.environ.get("MCP_STATIC", "")
+
+pytestmark = pytest.mark.skipif(
+    not (COORD and CHILD and STATIC),
+    reason="MCP_COORDINATOR, MCP_TEST_CHILD and MCP_STATIC must be set (scripts/test.sh does)",
+)
+
+
+async def run_session(config):
+    params = StdioServerParameters(command=COORD, args=["--config", config],
+                                   env={"PATH": os.environ.get("PATH", "")})
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"servers_status", "fan_out", "child__echo", "static__binary_info"} <= names
+
+        r = await client.call_tool("child__echo", {"text": "hello"})
+        assert not r.is_error and r.structured_content["text"] == "hello"
+
+        seen = []
+
+        async def progress(done, total, message):
+            seen.append((done, total))
+
+        r = await client.call_tool("child__progress", {"steps": 5}, progress_callback=progress)
+        assert not r.is_error, r.content
+        await anyio.sleep(0.2)
+        assert [d for d, _ in seen] == [1, 2, 3, 4, 5], seen
+        assert all(t == 5 for _, t in seen)
+
+        st = await client.call_tool("servers_status", {})
+        states = {s["name"]: s["state"] for s in st.structured_content["servers"]}
+        assert states == {"child": "running", "static": "running"}
+
+        bad = await client.call_tool("static__binary_info", {"path": "/etc/passwd"})
+        assert bad.is_error and "outside the allowed roots" in bad.content[0].text
+
+
+def test_python_sdk_through_the_coordinator():
+    with tempfile.TemporaryDirectory() as d:
+        config = os.path.join(d, "coordinator.toml")
+        with open(config, "w") as f:
+            f.write(f'[[servers]]\nname = "child"\ncommand = "{CHILD}"\n'
+                    f'[[servers]]\nname = "static"\ncommand = "{STATIC}"\nargs = ["--root", "{d}"]\n')
+        anyio.run(run_session, config)
