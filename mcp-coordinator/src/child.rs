@@ -52,7 +52,16 @@ struct Inner {
 /// Where a child's progress goes: the token the coordinator gave the child -> the host's
 /// peer and the host's own token. Tokens are the coordinator's, so two hosts using the same
 /// token never see each other's progress.
-type ProgressRoutes = Arc<Mutex<HashMap<String, (Peer<RoleServer>, ProgressToken)>>>;
+type ProgressRoutes = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Route>>>>>;
+
+/// One host waiting for progress. Notifications are handled on separate tasks and may
+/// arrive out of order: only increasing progress is passed on, one at a time.
+#[derive(Debug)]
+struct Route {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    last: f64,
+}
 
 /// The coordinator's client side towards one child: forwards progress to the host.
 #[derive(Clone, Default)]
@@ -73,9 +82,13 @@ impl ClientHandler for ChildHandler {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        if let Some((peer, host_token)) = route {
-            params.progress_token = host_token;
-            let _ = peer.notify_progress(params).await;
+        if let Some(route) = route {
+            let mut r = route.lock().await;
+            if params.progress > r.last {
+                r.last = params.progress;
+                params.progress_token = r.token.clone();
+                let _ = r.peer.notify_progress(params).await;
+            }
         }
     }
 }
@@ -329,15 +342,21 @@ impl Child {
         let options = PeerRequestOptions::with_timeout(timeout);
         // rmcp gives every request its own progress token: the route is registered under it
         // as soon as the request is sent, and removed when the call ends.
+        let progress_wanted = progress.is_some();
         let result = match peer.send_cancellable_request(request, options).await {
             Err(e) => Err(e),
             Ok(handle) => {
                 let key = token_key(&handle.progress_token);
-                if let Some(route) = progress {
+                if let Some((peer, token)) = progress {
+                    let route = Route {
+                        peer,
+                        token,
+                        last: f64::NEG_INFINITY,
+                    };
                     self.routes
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(key.clone(), route);
+                        .insert(key.clone(), Arc::new(tokio::sync::Mutex::new(route)));
                 }
                 // If the host cancels, this future is dropped: the guard tells the child.
                 let mut guard = CancelOnDrop {
@@ -346,6 +365,12 @@ impl Child {
                 };
                 let r = handle.await_response().await;
                 guard.id = None;
+                if progress_wanted {
+                    // rmcp handles notifications on their own tasks: give the child's last
+                    // progress notifications the moment they need to reach the host before
+                    // the result does.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 self.routes
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

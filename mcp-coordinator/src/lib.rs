@@ -3,8 +3,9 @@
 //! supervises the children (restart with backoff, circuit breaker).
 //!
 //! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child; `tools` is the
-//! MCP face (routing and the coordinator's own tools).
+//! MCP face (routing and the coordinator's own tools); `findings` keeps what was learned.
 
 pub mod child;
 pub mod config;
+pub mod findings;
 pub mod tools;

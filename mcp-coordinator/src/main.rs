@@ -4,6 +4,7 @@ use clap::Parser;
 use mcp_common::serve::{CommonArgs, init_tracing, run};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
+use mcp_coordinator::findings::Store;
 use mcp_coordinator::tools::Coordinator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,18 @@ struct Cli {
     /// mcpServers .json.
     #[arg(long, value_name = "PATH")]
     config: PathBuf,
+    /// Where the findings store lives (default: $XDG_DATA_HOME/mcp-suite, or
+    /// ~/.local/share/mcp-suite).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("mcp-suite")
 }
 
 #[tokio::main]
@@ -26,6 +39,13 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let store = match Store::open(&cli.data_dir.clone().unwrap_or_else(default_data_dir)) {
+        Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!("{e}");
             return std::process::ExitCode::from(2);
@@ -44,7 +64,11 @@ async fn main() -> std::process::ExitCode {
         let _ = s.await;
     }
     let children = Arc::new(children);
-    match run(&cli.common, move || Coordinator::new(children.clone())).await {
+    match run(&cli.common, move || {
+        Coordinator::new(children.clone(), store.clone())
+    })
+    .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

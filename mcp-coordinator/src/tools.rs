@@ -4,6 +4,7 @@
 
 use crate::child::{CallError, Child, ChildStatus};
 use crate::config::valid_name;
+use crate::findings::{self, Finding, Link, Query, Store};
 use mcp_common::{Json, Summary, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -24,14 +25,55 @@ pub const SEPARATOR: &str = "__";
 #[derive(Clone)]
 pub struct Coordinator {
     children: Arc<Vec<Arc<Child>>>,
+    findings: Arc<Store>,
     tool_router: ToolRouter<Self>,
 }
 
 impl Coordinator {
-    pub fn new(children: Arc<Vec<Arc<Child>>>) -> Self {
+    pub fn new(children: Arc<Vec<Arc<Child>>>, findings: Arc<Store>) -> Self {
         Self {
             children,
+            findings,
             tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Records a successful child call as a finding (failures to record are logged, never
+    /// turned into a failed call).
+    async fn remember(
+        &self,
+        prefix: &str,
+        tool: &str,
+        arguments: Option<Value>,
+        r: &CallToolResult,
+    ) {
+        if r.is_error == Some(true) {
+            return;
+        }
+        let store = self.findings.clone();
+        let title = format!("{prefix}{SEPARATOR}{tool}");
+        let (prefix, tool) = (prefix.to_string(), tool.to_string());
+        let summary = r
+            .content
+            .first()
+            .and_then(|c| c.as_text().map(|t| t.text.clone()));
+        let data = r.structured_content.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let target = arguments.as_ref().and_then(findings::target_of);
+            store.record(
+                "tool_call",
+                &title,
+                Some(&prefix),
+                Some(&tool),
+                arguments,
+                target,
+                summary,
+                data,
+            )
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = done.map_err(|e| e.to_string()) {
+            tracing::warn!(error = %e, "a finding was not recorded");
         }
     }
 
@@ -72,6 +114,7 @@ impl Coordinator {
             return None;
         }
         params.name = tool.clone().into();
+        let arguments = params.arguments.clone().map(Value::Object);
         Some(match child.call(params, progress).await {
             Ok(mut r) => {
                 // The child spoke the protocol version it agreed with the coordinator; the
@@ -79,6 +122,7 @@ impl Coordinator {
                 // (rmcp drops it again for hosts on older ones). Content is untouched.
                 r.result_type
                     .get_or_insert(rmcp::model::ResultType::COMPLETE);
+                self.remember(&prefix, &tool, arguments, &r).await;
                 r
             }
             Err(CallError::Timeout(t)) => error_result(format!(
@@ -156,8 +200,223 @@ impl Summary for FanOut {
     }
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LinkTo {
+    /// Id of the finding linked to.
+    pub to: String,
+    pub relation: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RecordArgs {
+    /// What kind of finding (`pointer_chain`, `structure`, `note`, ...).
+    pub kind: String,
+    pub title: String,
+    /// What it is about, e.g. `{"process": 1234}` or `{"binary": "/games/D2Client.dll"}`.
+    pub target: Option<Value>,
+    pub data: Option<Value>,
+    /// Links from the new finding to existing ones.
+    pub links: Option<Vec<LinkTo>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LinkArgs {
+    pub from: String,
+    pub to: String,
+    /// What the link means, e.g. `derived_from`, `same_value_as`.
+    pub relation: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QueryArgs {
+    #[serde(flatten)]
+    pub query: Query,
+    #[serde(flatten)]
+    pub page: mcp_common::PageArgs,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct IdArgs {
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Recorded {
+    pub finding: Finding,
+    pub links: Vec<Link>,
+}
+impl Summary for Recorded {
+    fn summary(&self) -> String {
+        format!(
+            "{}: {} ({} links)",
+            self.finding.id,
+            self.finding.title,
+            self.links.len()
+        )
+    }
+}
+impl Summary for Link {
+    fn summary(&self) -> String {
+        format!("{} -[{}]-> {}", self.from, self.relation, self.to)
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Findings {
+    pub total: usize,
+    pub offset: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    pub items: Vec<Finding>,
+}
+impl Summary for Findings {
+    fn summary(&self) -> String {
+        format!(
+            "{} of {} findings from {}",
+            self.items.len(),
+            self.total,
+            self.offset
+        )
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StoreStatus {
+    /// `sqlite` (embedded).
+    pub store: String,
+    pub path: String,
+    pub session: String,
+    pub findings: u64,
+    pub links: u64,
+    pub sessions: u64,
+    /// Findings waiting to be shipped to a remote store (none without one).
+    pub backlog: u64,
+}
+impl Summary for StoreStatus {
+    fn summary(&self) -> String {
+        format!(
+            "{} findings, {} links in {}",
+            self.findings, self.links, self.path
+        )
+    }
+}
+
 #[tool_router]
 impl Coordinator {
+    /// Records a finding (with optional links to existing ones) in the findings graph.
+    #[tool(annotations(
+        read_only_hint = false,
+        destructive_hint = false,
+        open_world_hint = false
+    ))]
+    async fn findings_record(
+        &self,
+        Parameters(a): Parameters<RecordArgs>,
+    ) -> Result<Json<Recorded>, ToolError> {
+        let store = self.findings.clone();
+        mcp_common::blocking(move || {
+            let f = store
+                .record(&a.kind, &a.title, None, None, None, a.target, None, a.data)
+                .map_err(ToolError::new)?;
+            let mut links = Vec::new();
+            for l in a.links.unwrap_or_default() {
+                links.push(
+                    store
+                        .link(&f.id, &l.to, &l.relation)
+                        .map_err(ToolError::new)?,
+                );
+            }
+            Ok(Recorded { finding: f, links })
+        })
+        .await
+        .map(Json)
+    }
+
+    /// Links two findings with a relation.
+    #[tool(annotations(
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn findings_link(
+        &self,
+        Parameters(a): Parameters<LinkArgs>,
+    ) -> Result<Json<Link>, ToolError> {
+        let store = self.findings.clone();
+        mcp_common::blocking(move || {
+            store
+                .link(&a.from, &a.to, &a.relation)
+                .map_err(ToolError::new)
+        })
+        .await
+        .map(Json)
+    }
+
+    /// Findings by target, kind, tool, text or time, newest first. Paged.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn findings_query(
+        &self,
+        Parameters(a): Parameters<QueryArgs>,
+    ) -> Result<Json<Findings>, ToolError> {
+        let (offset, limit) = a.page.resolve()?;
+        let store = self.findings.clone();
+        mcp_common::blocking(move || {
+            let (total, items) = store
+                .query(&a.query, offset, limit)
+                .map_err(ToolError::new)?;
+            let end = offset + items.len();
+            Ok(Findings {
+                total,
+                offset,
+                next_offset: (end < total).then_some(end),
+                items,
+            })
+        })
+        .await
+        .map(Json)
+    }
+
+    /// One finding with its links.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn findings_get(
+        &self,
+        Parameters(a): Parameters<IdArgs>,
+    ) -> Result<Json<Recorded>, ToolError> {
+        let store = self.findings.clone();
+        mcp_common::blocking(move || {
+            let (finding, links) = store.get(&a.id).map_err(ToolError::new)?.ok_or_else(|| {
+                ToolError::invalid("id", format!("{:?}", a.id), "no finding has this id")
+            })?;
+            Ok(Recorded { finding, links })
+        })
+        .await
+        .map(Json)
+    }
+
+    /// The findings store: where it is, how many findings and links, the backlog.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn findings_status(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+    ) -> Result<Json<StoreStatus>, ToolError> {
+        let store = self.findings.clone();
+        mcp_common::blocking(move || {
+            let (findings, links, sessions) = store.counts().map_err(ToolError::new)?;
+            Ok(StoreStatus {
+                store: "sqlite".into(),
+                path: store.path.clone(),
+                session: store.session.clone(),
+                findings,
+                links,
+                sessions,
+                backlog: 0,
+            })
+        })
+        .await
+        .map(Json)
+    }
+
     /// Every child server: state (starting, running, restarting, failed), pid, restarts,
     /// last error, uptime, tools, calls, errors, mean latency.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
@@ -266,16 +525,21 @@ impl Coordinator {
 
 impl ServerHandler for Coordinator {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "mcp-coordinator",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(
-                "One endpoint for the analysis suite: every child server's tools appear as \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "mcp-coordinator",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "One endpoint for the analysis suite: every child server's tools appear as \
                  <server>__<tool> (static__binary_info, memory__scan_start, d2__character, ...). \
                  servers_status shows the children; fan_out runs several calls at once.",
-            )
+        )
     }
 
     async fn call_tool(
@@ -308,6 +572,48 @@ impl ServerHandler for Coordinator {
         let mut all = self.tool_router.list_all();
         all.extend(self.child_tools());
         Ok(ListToolsResult::with_all_items(all))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            vec![
+                rmcp::model::ResourceTemplate::new("findings://{id}", "finding")
+                    .with_description("A finding with its links, as findings_get gives it")
+                    .with_mime_type("application/json"),
+            ],
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let id = uri.strip_prefix("findings://").ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!("unknown resource {uri:?} (known: findings://{{id}})"),
+                None,
+            )
+        })?;
+        let store = self.findings.clone();
+        let id = id.to_string();
+        let found = tokio::task::spawn_blocking(move || store.get(&id))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map_err(|e| ErrorData::internal_error(e, None))?
+            .ok_or_else(|| ErrorData::resource_not_found(format!("no finding {uri:?}"), None))?;
+        let (finding, links) = found;
+        let text = serde_json::json!({"finding": finding, "links": links}).to_string();
+        Ok(rmcp::model::ReadResourceResult::new(vec![
+            rmcp::model::ResourceContents::text(text, request.uri)
+                .with_mime_type("application/json"),
+        ])
+        .into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

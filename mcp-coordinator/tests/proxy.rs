@@ -54,10 +54,17 @@ fn tmp(tag: &str) -> PathBuf {
     d
 }
 
+/// Starts the coordinator with the config; its findings store lives beside the config.
 async fn coordinator(cfg: &Path) -> Result<Client, Error> {
+    let data = cfg.parent().unwrap_or(Path::new(".")).join("data");
     start_bin(
         env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &["--config".into(), cfg.display().to_string()],
+        &[
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ],
     )
     .await
 }
@@ -295,6 +302,84 @@ async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
     );
     let e = ok(&client, "child__echo", json!({"text": "fine"})).await;
     assert_eq!(e["text"], "fine");
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> TestResult {
+    let dir = tmp("coord-findings");
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    let cfg = config(&dir)?;
+    let path = dir.join("files/some-binary").display().to_string();
+    let (call_id, note_id) = {
+        let client = coordinator(&cfg).await?;
+        ok(&client, "static__binary_info", json!({"path": path})).await;
+        let _ = call(
+            &client,
+            "static__binary_info",
+            json!({"path": "/etc/passwd"}),
+        )
+        .await;
+        let q = ok(
+            &client,
+            "findings_query",
+            json!({"tool": "static__binary_info"}),
+        )
+        .await;
+        assert_eq!(q["total"], 1, "only the successful call is a finding: {q}");
+        let f = &q["items"][0];
+        assert_eq!(f["target"]["binary"], path.as_str());
+        assert!(f["data"]["sha256"].is_string(), "{f}");
+        let call_id = f["id"].as_str().unwrap_or_default().to_string();
+        let r = ok(
+            &client,
+            "findings_record",
+            json!({"kind": "note", "title": "the fixture is a PE", "target": {"binary": path},
+                   "links": [{"to": call_id, "relation": "derived_from"}]}),
+        )
+        .await;
+        let note_id = r["finding"]["id"].as_str().unwrap_or_default().to_string();
+        assert_eq!(r["links"][0]["relation"], "derived_from");
+        let e = err(
+            &client,
+            "findings_link",
+            json!({"from": note_id, "to": "f-nope", "relation": "x"}),
+        )
+        .await;
+        assert!(e.contains("`to`") && e.contains("f-nope"), "{e}");
+        client.cancel().await?;
+        (call_id, note_id)
+    };
+    // A new coordinator on the same data directory still has them.
+    let client = coordinator(&cfg).await?;
+    let g = ok(&client, "findings_get", json!({"id": note_id})).await;
+    assert_eq!(g["finding"]["title"], "the fixture is a PE");
+    assert_eq!(g["links"][0]["to"], call_id.as_str());
+    let q = ok(&client, "findings_query", json!({"target": "some-binary"})).await;
+    assert_eq!(q["total"], 2);
+    let st = ok(&client, "findings_status", json!({})).await;
+    assert_eq!(
+        (
+            st["findings"].as_u64(),
+            st["links"].as_u64(),
+            st["sessions"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let r = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "findings://{note_id}"
+        )))
+        .await?;
+    let text = match r.contents.first() {
+        Some(rmcp::model::ResourceContents::TextResourceContents { text, .. }) => text.clone(),
+        _ => String::new(),
+    };
+    let v: Value = serde_json::from_str(&text)?;
+    assert_eq!(v["finding"]["id"], note_id.as_str());
+    let e = err(&client, "findings_get", json!({"id": "f-missing"})).await;
+    assert!(e.contains("`id`"), "{e}");
     client.cancel().await?;
     Ok(())
 }
