@@ -342,7 +342,6 @@ impl Child {
         let options = PeerRequestOptions::with_timeout(timeout);
         // rmcp gives every request its own progress token: the route is registered under it
         // as soon as the request is sent, and removed when the call ends.
-        let progress_wanted = progress.is_some();
         let result = match peer.send_cancellable_request(request, options).await {
             Err(e) => Err(e),
             Ok(handle) => {
@@ -365,11 +364,24 @@ impl Child {
                 };
                 let r = handle.await_response().await;
                 guard.id = None;
-                if progress_wanted {
-                    // rmcp handles notifications on their own tasks: give the child's last
-                    // progress notifications the moment they need to reach the host before
-                    // the result does.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                let route = self
+                    .routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .cloned();
+                if let Some(route) = route {
+                    // rmcp hands each notification to its own task, spawned before the
+                    // response was delivered: let those tasks run (and finish sending, which
+                    // they do holding the route) so the host sees progress before the result.
+                    for _ in 0..16 {
+                        tokio::task::yield_now().await;
+                    }
+                    let seen = route.lock().await.last > f64::NEG_INFINITY;
+                    if seen {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        let _ = route.lock().await;
+                    }
                 }
                 self.routes
                     .lock()

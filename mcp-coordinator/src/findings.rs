@@ -63,6 +63,8 @@ pub struct Query {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Findings recorded by this session: ids are `f-<session>-<n>`.
+    recorded: std::sync::atomic::AtomicU64,
     pub session: String,
     pub path: String,
 }
@@ -100,6 +102,7 @@ impl Store {
         let session = format!("{:x}-{:x}", (now() * 1000.0) as u64, std::process::id());
         Ok(Self {
             conn: Mutex::new(conn),
+            recorded: std::sync::atomic::AtomicU64::new(0),
             session,
             path: path.display().to_string(),
         })
@@ -109,11 +112,11 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn new_id(&self, conn: &Connection) -> Result<String, String> {
-        let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM findings", [], |r| r.get(0))
-            .map_err(sql)?;
-        Ok(format!("f-{}-{}", self.session, n + 1))
+    fn new_id(&self) -> String {
+        let n = self
+            .recorded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("f-{}-{}", self.session, n + 1)
     }
 
     /// Records a finding and returns it (with its id).
@@ -139,7 +142,7 @@ impl Store {
         });
         let conn = self.conn();
         let f = Finding {
-            id: self.new_id(&conn)?,
+            id: self.new_id(),
             session: self.session.clone(),
             time: now(),
             kind: kind.to_string(),
