@@ -46,9 +46,9 @@ impl Coordinator {
         tool: &str,
         arguments: Option<Value>,
         r: &CallToolResult,
-    ) {
+    ) -> Option<String> {
         if r.is_error == Some(true) {
-            return;
+            return None;
         }
         let store = self.findings.clone();
         let title = format!("{prefix}{SEPARATOR}{tool}");
@@ -72,8 +72,12 @@ impl Coordinator {
             )
         })
         .await;
-        if let Ok(Err(e)) | Err(e) = done.map_err(|e| e.to_string()) {
-            tracing::warn!(error = %e, "a finding was not recorded");
+        match done.map_err(|e| e.to_string()) {
+            Ok(Ok(f)) => Some(f.id),
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!(error = %e, "a finding was not recorded");
+                None
+            }
         }
     }
 
@@ -104,9 +108,20 @@ impl Coordinator {
     /// Routes `<prefix>__<tool>` to its child; `None` when no child has that prefix.
     async fn forward(
         &self,
-        mut params: CallToolRequestParams,
+        params: CallToolRequestParams,
         progress: Option<(rmcp::Peer<RoleServer>, rmcp::model::ProgressToken)>,
     ) -> Option<CallToolResult> {
+        self.forward_recorded(params, progress)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// Like `forward`, also giving the id of the finding the call was recorded as.
+    async fn forward_recorded(
+        &self,
+        mut params: CallToolRequestParams,
+        progress: Option<(rmcp::Peer<RoleServer>, rmcp::model::ProgressToken)>,
+    ) -> Option<(CallToolResult, Option<String>)> {
         let (prefix, tool) = params.name.split_once(SEPARATOR)?;
         let (prefix, tool) = (prefix.to_string(), tool.to_string());
         let child = self.child(&prefix)?;
@@ -122,14 +137,17 @@ impl Coordinator {
                 // (rmcp drops it again for hosts on older ones). Content is untouched.
                 r.result_type
                     .get_or_insert(rmcp::model::ResultType::COMPLETE);
-                self.remember(&prefix, &tool, arguments, &r).await;
-                r
+                let id = self.remember(&prefix, &tool, arguments, &r).await;
+                (r, id)
             }
-            Err(CallError::Timeout(t)) => error_result(format!(
-                "{prefix}{SEPARATOR}{tool} timed out after {} s; the call was cancelled in the child",
-                t.as_secs_f64()
-            )),
-            Err(CallError::Unavailable(m)) | Err(CallError::Failed(m)) => error_result(m),
+            Err(CallError::Timeout(t)) => (
+                error_result(format!(
+                    "{prefix}{SEPARATOR}{tool} timed out after {} s; the call was cancelled in the child",
+                    t.as_secs_f64()
+                )),
+                None,
+            ),
+            Err(CallError::Unavailable(m)) | Err(CallError::Failed(m)) => (error_result(m), None),
         })
     }
 }
@@ -301,8 +319,191 @@ impl Summary for StoreStatus {
     }
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AnalyzeArgs {
+    /// The game's pid (default: the only running game).
+    pub pid: Option<u32>,
+    /// A capture of the game's traffic (network's capture id or pcap path) to decode too.
+    pub capture_id: Option<String>,
+}
+
+/// One part of an analysis: the child's structured result, or its error.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Part {
+    pub tool: String,
+    pub is_error: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The finding this call was recorded as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Analysis {
+    /// The finding that links every part.
+    pub analysis_id: String,
+    pub character: Part,
+    pub inventory: Part,
+    /// A snapshot of the player unit (0xEC bytes) for later diffs.
+    pub snapshot: Part,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Part>,
+}
+impl Summary for Analysis {
+    fn summary(&self) -> String {
+        let c = self.character.result.as_ref();
+        let name = c.and_then(|c| c["name"].as_str()).unwrap_or("?");
+        let level = c.and_then(|c| c["level"].as_i64()).unwrap_or(0);
+        format!("{name} level {level}: analysis {}", self.analysis_id)
+    }
+}
+
+fn part(tool: &str, answer: Option<(CallToolResult, Option<String>)>) -> Part {
+    match answer {
+        None => Part {
+            tool: tool.into(),
+            is_error: true,
+            result: None,
+            error: Some(format!(
+                "no child serves {tool} (configure servers named d2, memory, network)"
+            )),
+            finding: None,
+        },
+        Some((r, finding)) => {
+            let is_error = r.is_error == Some(true);
+            Part {
+                tool: tool.into(),
+                is_error,
+                error: is_error.then(|| {
+                    r.content
+                        .iter()
+                        .filter_map(|b| b.as_text().map(|t| t.text.clone()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
+                result: r.structured_content,
+                finding,
+            }
+        }
+    }
+}
+
+fn request(tool: &str, args: Value) -> CallToolRequestParams {
+    let map = match args {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    CallToolRequestParams::new(tool.to_string()).with_arguments(map)
+}
+
 #[tool_router]
 impl Coordinator {
+    /// The seed's flow in one call: the d2 character, then in parallel its inventory, a
+    /// memory snapshot of the player unit and (with `capture_id`) a decode of the game's
+    /// traffic; stored as findings linked to one analysis finding, answered as one result.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn analyze_character(
+        &self,
+        Parameters(a): Parameters<AnalyzeArgs>,
+    ) -> Result<Json<Analysis>, ToolError> {
+        let mut args = serde_json::json!({});
+        if let Some(pid) = a.pid {
+            args["pid"] = pid.into();
+        }
+        let character = part(
+            "d2__character",
+            self.forward_recorded(request("d2__character", args), None)
+                .await,
+        );
+        if character.is_error {
+            return Err(ToolError::new(format!(
+                "d2__character failed: {}",
+                character.error.unwrap_or_default()
+            )));
+        }
+        let c = character.result.clone().unwrap_or_default();
+        let pid = c["pid"].clone();
+        let unit = c["player_unit"].clone();
+        let inventory = self.forward_recorded(
+            request("d2__inventory", serde_json::json!({"pid": pid})),
+            None,
+        );
+        let snapshot = self.forward_recorded(
+            request(
+                "memory__snapshot",
+                serde_json::json!({"pid": pid, "address": unit, "length": 0xEC}),
+            ),
+            None,
+        );
+        let traffic = async {
+            match &a.capture_id {
+                Some(src) => Some(
+                    self.forward_recorded(
+                        request("network__d2_decode", serde_json::json!({"source": src, "ids": ["0x59", "0x95", "0x15"], "limit": 100})),
+                        None,
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        let (inventory, snapshot, traffic) = tokio::join!(inventory, snapshot, traffic);
+        let inventory = part("d2__inventory", inventory);
+        let snapshot = part("memory__snapshot", snapshot);
+        let traffic = traffic.map(|t| part("network__d2_decode", t));
+        let store = self.findings.clone();
+        let parts: Vec<Option<String>> = [
+            Some(&character),
+            Some(&inventory),
+            Some(&snapshot),
+            traffic.as_ref(),
+        ]
+        .iter()
+        .flatten()
+        .map(|p| p.finding.clone())
+        .collect();
+        let title = format!(
+            "character {} level {} (pid {})",
+            c["name"].as_str().unwrap_or("?"),
+            c["level"],
+            pid
+        );
+        let data = serde_json::json!({
+            "name": c["name"], "class": c["class"], "level": c["level"], "experience": c["experience"],
+            "area": c["area"], "player_unit": unit, "version": c["version"],
+        });
+        let target = serde_json::json!({"process": pid, "game_version": c["version"]});
+        let analysis_id = mcp_common::blocking(move || {
+            let f = store
+                .record(
+                    "character_analysis",
+                    &title,
+                    None,
+                    None,
+                    None,
+                    Some(target),
+                    None,
+                    Some(data),
+                )
+                .map_err(ToolError::new)?;
+            for id in parts.into_iter().flatten() {
+                store.link(&f.id, &id, "includes").map_err(ToolError::new)?;
+            }
+            Ok(f.id)
+        })
+        .await?;
+        Ok(Json(Analysis {
+            analysis_id,
+            character,
+            inventory,
+            snapshot,
+            traffic,
+        }))
+    }
+
     /// Records a finding (with optional links to existing ones) in the findings graph.
     #[tool(annotations(
         read_only_hint = false,

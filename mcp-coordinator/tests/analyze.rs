@@ -1,0 +1,85 @@
+//! `analyze_character` end to end: the coordinator with the real mcp-d2 and mcp-memory
+//! children against the fixture game of `tests/fixtures/d2game` (native build).
+
+use mcp_testkit::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+fn sibling(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test]
+async fn analyze_character_links_character_inventory_and_snapshot() -> TestResult {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let game_dir = build_fixtures(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
+        &tmp,
+        "d2game-coordinator",
+        "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+    );
+    let mut cmd = std::process::Command::new(game_dir.join("d2game"));
+    cmd.arg(game_dir.join("D2Client.dll"));
+    let game = LineProcess::spawn(cmd);
+    let pid = game.pid();
+    let dir = tmp.join(format!("coord-analyze-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[servers]]\nname = \"d2\"\ncommand = \"{}\"\n[[servers]]\nname = \"memory\"\ncommand = \"{}\"\n",
+            sibling("mcp-d2").display(),
+            sibling("mcp-memory").display()
+        ),
+    )?;
+    let client = start_bin(
+        env!("CARGO_BIN_EXE_mcp-coordinator"),
+        &[
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+        ],
+    )
+    .await?;
+    let a = ok(&client, "analyze_character", json!({"pid": pid})).await;
+    assert_eq!(a["character"]["result"]["name"], "FixtureHero", "{a}");
+    assert_eq!(a["inventory"]["result"]["count"], 3);
+    assert!(a["snapshot"]["result"]["snapshot_id"].is_string(), "{a}");
+    assert!(a.get("traffic").is_none());
+    let g = ok(&client, "findings_get", json!({"id": a["analysis_id"]})).await;
+    assert_eq!(g["finding"]["kind"], "character_analysis");
+    assert_eq!(g["links"].as_array().map(Vec::len), Some(3), "{g}");
+    assert!(
+        g["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|l| l["relation"] == "includes")
+    );
+    // The snapshot it took is usable right away through the memory child.
+    let snap = a["snapshot"]["result"]["snapshot_id"].clone();
+    let d = ok(
+        &client,
+        "memory__diff_snapshots",
+        json!({"before": snap, "after": snap, "value_type": "u32"}),
+    )
+    .await;
+    assert_eq!(d["changed_cells"], 0);
+    let e = err(&client, "analyze_character", json!({"pid": 999_999_999u32})).await;
+    assert!(
+        e.contains("d2__character failed") && e.contains("pid"),
+        "{e}"
+    );
+    client.cancel().await?;
+    drop(game);
+    Ok(())
+}
