@@ -3,6 +3,7 @@
 //! someone restarts it by hand.
 
 use crate::config::ChildSpec;
+use crate::hosts::Hosts;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
     ClientRequest, NumberOrString, ProgressNotificationParam, ProgressToken, RequestId,
@@ -16,7 +17,7 @@ use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Crashes within this window that open the breaker.
@@ -63,13 +64,21 @@ struct Route {
     last: f64,
 }
 
-/// The coordinator's client side towards one child: forwards progress to the host.
-#[derive(Clone, Default)]
+/// The coordinator's client side towards one child: forwards progress to the host and
+/// re-lists the child's tools when it says they changed.
+#[derive(Clone)]
 struct ChildHandler {
     routes: ProgressRoutes,
+    child: Weak<Child>,
 }
 
 impl ClientHandler for ChildHandler {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(child) = self.child.upgrade() {
+            tokio::spawn(async move { child.relist().await });
+        }
+    }
+
     async fn on_progress(
         &self,
         mut params: ProgressNotificationParam,
@@ -128,6 +137,8 @@ pub struct Child {
     pub spec: ChildSpec,
     inner: Mutex<Inner>,
     routes: ProgressRoutes,
+    hosts: Arc<Hosts>,
+    me: Weak<Child>,
 }
 
 impl std::fmt::Debug for ChildHandler {
@@ -167,12 +178,29 @@ pub enum CallError {
 }
 
 impl Child {
-    pub fn new(spec: ChildSpec) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(spec: ChildSpec, hosts: Arc<Hosts>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             spec,
             inner: Mutex::new(Inner::default()),
             routes: ProgressRoutes::default(),
+            hosts,
+            me: me.clone(),
         })
+    }
+
+    /// Lists the child's tools again and tells the hosts.
+    pub async fn relist(&self) {
+        let peer = self.lock().peer.clone();
+        let Some(peer) = peer else { return };
+        match peer.list_all_tools().await {
+            Ok(tools) => {
+                self.lock().tools = tools;
+                self.hosts.tools_changed().await;
+            }
+            Err(e) => {
+                tracing::warn!(server = %self.spec.name, error = %e, "re-listing tools failed")
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -216,6 +244,7 @@ impl Child {
         let pid = transport.id();
         let handler = ChildHandler {
             routes: self.routes.clone(),
+            child: self.me.clone(),
         };
         let service = handler
             .serve(transport)
@@ -236,6 +265,11 @@ impl Child {
             i.started = Some(Instant::now());
             i.generation
         };
+        if generation > 1 {
+            // A restarted child may offer other tools than before.
+            let hosts = self.hosts.clone();
+            tokio::spawn(async move { hosts.tools_changed().await });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let reason = service.waiting().await;

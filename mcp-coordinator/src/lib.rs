@@ -8,4 +8,5 @@
 pub mod child;
 pub mod config;
 pub mod findings;
+pub mod hosts;
 pub mod tools;

@@ -5,6 +5,7 @@ use mcp_common::serve::{CommonArgs, init_tracing, run};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
 use mcp_coordinator::findings::Store;
+use mcp_coordinator::hosts::Hosts;
 use mcp_coordinator::tools::Coordinator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,7 +52,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let children: Vec<Arc<Child>> = config.children.into_iter().map(Child::new).collect();
+    let hosts = Arc::new(Hosts::default());
+    let children: Vec<Arc<Child>> = config
+        .children
+        .into_iter()
+        .map(|spec| Child::new(spec, hosts.clone()))
+        .collect();
     // Every child is started (or has failed) before the first tools/list is answered.
     let starts: Vec<_> = children
         .iter()
@@ -65,7 +71,7 @@ async fn main() -> std::process::ExitCode {
     }
     let children = Arc::new(children);
     match run(&cli.common, move || {
-        Coordinator::new(children.clone(), store.clone())
+        Coordinator::new(children.clone(), store.clone(), hosts.clone())
     })
     .await
     {

@@ -26,14 +26,20 @@ pub const SEPARATOR: &str = "__";
 pub struct Coordinator {
     children: Arc<Vec<Arc<Child>>>,
     findings: Arc<Store>,
+    hosts: Arc<crate::hosts::Hosts>,
     tool_router: ToolRouter<Self>,
 }
 
 impl Coordinator {
-    pub fn new(children: Arc<Vec<Arc<Child>>>, findings: Arc<Store>) -> Self {
+    pub fn new(
+        children: Arc<Vec<Arc<Child>>>,
+        findings: Arc<Store>,
+        hosts: Arc<crate::hosts::Hosts>,
+    ) -> Self {
         Self {
             children,
             findings,
+            hosts,
             tool_router: Self::tool_router(),
         }
     }
@@ -729,6 +735,7 @@ impl ServerHandler for Coordinator {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .build(),
         )
@@ -741,6 +748,10 @@ impl ServerHandler for Coordinator {
                  <server>__<tool> (static__binary_info, memory__scan_start, d2__character, ...). \
                  servers_status shows the children; fan_out runs several calls at once.",
         )
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        self.hosts.add(context.peer);
     }
 
     async fn call_tool(

@@ -151,6 +151,22 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
     )
     .await;
     let r = f["results"].as_array().cloned().unwrap_or_default();
+    // A child that announces new tools is listed again.
+    assert!(!names.iter().any(|n| n == "child__extra"));
+    ok(&client, "child__add_tool", json!({})).await;
+    let mut relisted = false;
+    for _ in 0..50 {
+        let now = client.list_all_tools().await?;
+        if now.iter().any(|t| t.name == "child__extra") {
+            relisted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        relisted,
+        "child__extra never appeared after tools/list_changed"
+    );
     assert_eq!(r.len(), 4);
     assert_eq!(r[0]["structured_content"]["text"], "one");
     assert_eq!(r[1]["structured_content"], b);

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone)]
 struct TestChild {
     tool_router: ToolRouter<Self>,
+    /// Set by `add_tool`: the tool list then also holds `extra`.
+    extra: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -103,6 +105,21 @@ impl TestChild {
         }))
     }
 
+    /// Adds the tool `extra` to the list and sends `tools/list_changed`.
+    #[tool]
+    async fn add_tool(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Said>, ToolError> {
+        self.extra.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = ctx.peer.notify_tool_list_changed().await;
+        Ok(Json(Said {
+            text: "added".into(),
+            pid: std::process::id(),
+        }))
+    }
+
     /// Exits the process at once, as a crash.
     #[tool]
     async fn crash(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<Said>, ToolError> {
@@ -112,16 +129,46 @@ impl TestChild {
 
 impl ServerHandler for TestChild {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
     }
 
-    mcp_common::tool_handler_methods!();
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        mcp_common::error::call_tool(&self.tool_router, self, request, context).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        if self.extra.load(std::sync::atomic::Ordering::SeqCst) {
+            let mut extra = tools
+                .iter()
+                .find(|t| t.name == "echo")
+                .cloned()
+                .ok_or_else(|| rmcp::ErrorData::internal_error("no echo tool", None))?;
+            extra.name = "extra".into();
+            tools.push(extra);
+        }
+        Ok(rmcp::model::ListToolsResult::with_all_items(tools))
+    }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let server = TestChild {
         tool_router: TestChild::tool_router(),
+        extra: Default::default(),
     };
     match server.serve(rmcp::transport::io::stdio_pipes()).await {
         Ok(s) => {

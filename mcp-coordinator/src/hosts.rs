@@ -1,0 +1,36 @@
+//! The hosts connected to the coordinator, so that a change in a child's tools (re-listed
+//! after `tools/list_changed` or a restart) reaches every one of them.
+
+use rmcp::service::{Peer, RoleServer};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Hosts {
+    peers: Mutex<Vec<Peer<RoleServer>>>,
+}
+
+impl Hosts {
+    pub fn add(&self, peer: Peer<RoleServer>) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(peer);
+    }
+
+    /// Sends `notifications/tools/list_changed` to every host; forgets those that are gone.
+    pub async fn tools_changed(&self) {
+        let peers: Vec<Peer<RoleServer>> =
+            self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut alive = Vec::new();
+        for p in peers {
+            if p.notify_tool_list_changed().await.is_ok() {
+                alive.push(p);
+            }
+        }
+        *self.peers.lock().unwrap_or_else(|p| p.into_inner()) = alive;
+    }
+
+    pub fn count(&self) -> usize {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
