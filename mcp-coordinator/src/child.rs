@@ -84,14 +84,7 @@ impl ClientHandler for ChildHandler {
         mut params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let key = token_key(&params.progress_token);
-        let route = self
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(route) = route {
+        if let Some(route) = route_of(&self.routes, &token_key(&params.progress_token)) {
             let mut r = route.lock().await;
             if params.progress > r.last {
                 r.last = params.progress;
@@ -100,6 +93,14 @@ impl ClientHandler for ChildHandler {
             }
         }
     }
+}
+
+fn route_of(routes: &ProgressRoutes, key: &str) -> Option<Arc<tokio::sync::Mutex<Route>>> {
+    routes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key)
+        .cloned()
 }
 
 fn token_key(t: &ProgressToken) -> String {
@@ -398,13 +399,7 @@ impl Child {
                 };
                 let r = handle.await_response().await;
                 guard.id = None;
-                let route = self
-                    .routes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .cloned();
-                if let Some(route) = route {
+                if let Some(route) = route_of(&self.routes, &key) {
                     // rmcp hands each notification to its own task, spawned before the
                     // response was delivered: let those tasks run (and finish sending, which
                     // they do holding the route) so the host sees progress before the result.
