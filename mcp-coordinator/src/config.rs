@@ -22,6 +22,10 @@ pub struct ChildSpec {
     pub call_timeout: Duration,
     /// Per-tool call timeouts (child tool name -> timeout).
     pub tool_timeouts: BTreeMap<String, Duration>,
+    /// Results of these tools (globs) are deterministic for the same arguments and files:
+    /// kept for `cache_ttl`. Empty: nothing cached (live memory and network never should be).
+    pub cache_tools: Vec<String>,
+    pub cache_ttl: Duration,
 }
 
 impl ChildSpec {
@@ -29,6 +33,14 @@ impl ChildSpec {
     pub fn exposes(&self, name: &str) -> bool {
         (self.allow.is_empty() || self.allow.iter().any(|g| glob(g, name)))
             && !self.deny.iter().any(|g| glob(g, name))
+    }
+
+    /// How long a result of `tool` may be reused, if at all.
+    pub fn cache_ttl_for(&self, tool: &str) -> Option<Duration> {
+        self.cache_tools
+            .iter()
+            .any(|g| glob(g, tool))
+            .then_some(self.cache_ttl)
     }
 
     pub fn timeout_for(&self, tool: &str) -> Duration {
@@ -80,6 +92,15 @@ struct TomlServer {
     call_timeout_s: Option<u64>,
     #[serde(default)]
     tool_timeouts: BTreeMap<String, u64>,
+    #[serde(default)]
+    cache: Option<TomlCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlCache {
+    tools: Vec<String>,
+    ttl_s: u64,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +165,12 @@ impl Config {
                     deny: s.deny,
                     start_timeout: Duration::from_secs(s.start_timeout_s.unwrap_or(start)),
                     call_timeout: Duration::from_secs(s.call_timeout_s.unwrap_or(call)),
+                    cache_tools: s
+                        .cache
+                        .as_ref()
+                        .map(|c| c.tools.clone())
+                        .unwrap_or_default(),
+                    cache_ttl: Duration::from_secs(s.cache.as_ref().map_or(0, |c| c.ttl_s)),
                     tool_timeouts: s
                         .tool_timeouts
                         .into_iter()
@@ -172,6 +199,8 @@ impl Config {
                     start_timeout: Duration::from_secs(DEFAULT_START),
                     call_timeout: Duration::from_secs(DEFAULT_CALL),
                     tool_timeouts: BTreeMap::new(),
+                    cache_tools: Vec::new(),
+                    cache_ttl: Duration::ZERO,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -263,6 +292,9 @@ mod tests {
             deny = ["diff_*"]
             [servers.tool_timeouts]
             list_functions = 120
+            [servers.cache]
+            tools = ["binary_info", "list_*"]
+            ttl_s = 604800
             [[servers]]
             name = "memory"
             prefix = "mem"
@@ -275,6 +307,12 @@ mod tests {
         assert!(!s.exposes("diff_binaries") && s.exposes("binary_info"));
         assert_eq!(s.timeout_for("list_functions"), Duration::from_secs(120));
         assert_eq!(s.timeout_for("binary_info"), Duration::from_secs(30));
+        assert_eq!(
+            s.cache_ttl_for("list_exports"),
+            Some(Duration::from_secs(604800))
+        );
+        assert_eq!(s.cache_ttl_for("disassemble"), None);
+        assert_eq!(t.children[1].cache_ttl_for("scan_start"), None);
         assert_eq!(t.children[1].prefix, "mem");
         let j = Config::from_json(
             r#"{"mcpServers": {"d2": {"command": "mcp-d2", "args": [], "env": {"RUST_LOG": "warn"}}}}"#,

@@ -5,6 +5,7 @@
 //! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child; `tools` is the
 //! MCP face (routing and the coordinator's own tools); `findings` keeps what was learned.
 
+pub mod cache;
 pub mod child;
 pub mod config;
 pub mod findings;

@@ -27,6 +27,7 @@ pub struct Coordinator {
     children: Arc<Vec<Arc<Child>>>,
     findings: Arc<Store>,
     hosts: Arc<crate::hosts::Hosts>,
+    cache: Arc<crate::cache::Cache>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -40,6 +41,7 @@ impl Coordinator {
             children,
             findings,
             hosts,
+            cache: Arc::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -136,6 +138,17 @@ impl Coordinator {
         }
         params.name = tool.clone().into();
         let arguments = params.arguments.clone().map(Value::Object);
+        let cache = child.spec.cache_ttl_for(&tool).and_then(|ttl| {
+            Some((
+                crate::cache::key(&format!("{prefix}{SEPARATOR}{tool}"), arguments.as_ref())?,
+                ttl,
+            ))
+        });
+        if let Some((key, _)) = &cache
+            && let Some(hit) = self.cache.get(key)
+        {
+            return Some((hit, None));
+        }
         Some(match child.call(params, progress).await {
             Ok(mut r) => {
                 // The child spoke the protocol version it agreed with the coordinator; the
@@ -144,6 +157,11 @@ impl Coordinator {
                 r.result_type
                     .get_or_insert(rmcp::model::ResultType::COMPLETE);
                 let id = self.remember(&prefix, &tool, arguments, &r).await;
+                if let Some((key, ttl)) = cache
+                    && r.is_error != Some(true)
+                {
+                    self.cache.put(key, ttl, r.clone());
+                }
                 (r, id)
             }
             Err(CallError::Timeout(t)) => (

@@ -31,6 +31,9 @@ name = "static"
 command = "{static_bin}"
 args = ["--root", "{root}"]
 deny = ["diff_*"]
+[servers.cache]
+tools = ["binary_info"]
+ttl_s = 3600
 
 [[servers]]
 name = "child"
@@ -128,6 +131,31 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
     let a = ok(&direct, "binary_info", json!({"path": path})).await;
     let b = ok(&client, "static__binary_info", json!({"path": path})).await;
     assert_eq!(a, b);
+    // binary_info is cached (configured): the same call again does not reach the child, a
+    // changed file does.
+    let calls = |st: &Value| {
+        st["servers"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["name"] == "static"))
+            .and_then(|x| x["calls"].as_u64())
+            .unwrap_or(0)
+    };
+    let before = calls(&ok(&client, "servers_status", json!({})).await);
+    let again = ok(&client, "static__binary_info", json!({"path": path})).await;
+    assert_eq!(again, b);
+    assert_eq!(
+        calls(&ok(&client, "servers_status", json!({})).await),
+        before
+    );
+    let mut bytes = std::fs::read(dir.join("files/some-binary"))?;
+    bytes.push(0);
+    std::fs::write(dir.join("files/some-binary"), &bytes)?;
+    let changed = ok(&client, "static__binary_info", json!({"path": path})).await;
+    assert_ne!(changed["sha256"], b["sha256"]);
+    assert_eq!(
+        calls(&ok(&client, "servers_status", json!({})).await),
+        before + 1
+    );
     let e1 = call(&direct, "binary_info", json!({"path": "/etc/passwd"})).await;
     let e2 = call(
         &client,
@@ -169,7 +197,7 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
     );
     assert_eq!(r.len(), 4);
     assert_eq!(r[0]["structured_content"]["text"], "one");
-    assert_eq!(r[1]["structured_content"], b);
+    assert_eq!(r[1]["structured_content"], changed);
     assert_eq!(r[2]["is_error"], true);
     assert_eq!(r[3]["is_error"], true);
     client.cancel().await?;
