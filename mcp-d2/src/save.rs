@@ -1072,6 +1072,42 @@ impl TailCtx<'_> {
         })
     }
 
+    /// Checks a section header at `at`: `need` bytes present, starting with `marker`. The
+    /// errors say "truncated: the {header} at byte N ..." or "{expected} at byte N, found ...".
+    fn header(
+        &self,
+        (stage, at, resume): (Stage, usize, usize),
+        marker: &[u8; 2],
+        need: usize,
+        header: &str,
+        expected: &str,
+    ) -> Result<(), Fail> {
+        let bytes = self.bytes;
+        if at.saturating_add(need) > bytes.len() {
+            return Err(self.fail(
+                stage,
+                at,
+                resume,
+                format!(
+                    "truncated: the {header} at byte {at} runs past the end of the file ({} bytes)",
+                    bytes.len()
+                ),
+            ));
+        }
+        if !has_marker(bytes, at, marker) {
+            return Err(self.fail(
+                stage,
+                at,
+                resume,
+                format!(
+                    "{expected} at byte {at}, found {}",
+                    describe_bytes(bytes, at, 2)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// An item list at `list` ("JM" + count + items), named `what` in messages.
     fn item_list(
         &self,
@@ -1081,28 +1117,13 @@ impl TailCtx<'_> {
         what: &str,
     ) -> Result<(u16, ListEnd), Fail> {
         let bytes = self.bytes;
-        if list.saturating_add(4) > bytes.len() {
-            return Err(self.fail(
-                stage,
-                list,
-                resume,
-                format!(
-                    "truncated: the {what} list header at byte {list} runs past the end of the file ({} bytes)",
-                    bytes.len()
-                ),
-            ));
-        }
-        if !has_marker(bytes, list, b"JM") {
-            return Err(self.fail(
-                stage,
-                list,
-                resume,
-                format!(
-                    "{what}: expected the list header \"JM\" at byte {list}, found {}",
-                    describe_bytes(bytes, list, 2)
-                ),
-            ));
-        }
+        self.header(
+            (stage, list, resume),
+            b"JM",
+            4,
+            &format!("{what} list header"),
+            &format!("{what}: expected the list header \"JM\""),
+        )?;
         let count = u16_at(bytes, list + 2).unwrap_or(0);
         let located = locate_items(bytes, list + 4, count);
         if let Some(issue) = located.issue {
@@ -1123,28 +1144,13 @@ impl TailCtx<'_> {
         let bytes = self.bytes;
         match stage {
             Stage::Corpse => {
-                if at.saturating_add(4) > bytes.len() {
-                    return Err(self.fail(
-                        stage,
-                        at,
-                        resume,
-                        format!(
-                            "truncated: the corpse section header at byte {at} runs past the end of the file ({} bytes)",
-                            bytes.len()
-                        ),
-                    ));
-                }
-                if !has_marker(bytes, at, b"JM") {
-                    return Err(self.fail(
-                        stage,
-                        at,
-                        resume,
-                        format!(
-                            "corpse section: expected \"JM\" at byte {at}, found {}",
-                            describe_bytes(bytes, at, 2)
-                        ),
-                    ));
-                }
+                self.header(
+                    (stage, at, resume),
+                    b"JM",
+                    4,
+                    "corpse section header",
+                    "corpse section: expected \"JM\"",
+                )?;
                 let n = u16_at(bytes, at + 2).unwrap_or(0);
                 match n {
                     0 => Ok((
@@ -1176,20 +1182,13 @@ impl TailCtx<'_> {
                 }
             }
             Stage::Merc => {
-                if !has_marker(bytes, at, b"jf") {
-                    let msg = if at.saturating_add(2) > bytes.len() {
-                        format!(
-                            "truncated: the mercenary section header at byte {at} runs past the end of the file ({} bytes)",
-                            bytes.len()
-                        )
-                    } else {
-                        format!(
-                            "mercenary section: expected \"jf\" at byte {at}, found {}",
-                            describe_bytes(bytes, at, 2)
-                        )
-                    };
-                    return Err(self.fail(stage, at, resume, msg));
-                }
+                self.header(
+                    (stage, at, resume),
+                    b"jf",
+                    2,
+                    "mercenary section header",
+                    "mercenary section: expected \"jf\"",
+                )?;
                 if self.merc_id == 0 {
                     return Ok((
                         Part::Merc(MercPart {
@@ -1211,28 +1210,13 @@ impl TailCtx<'_> {
                 ))
             }
             Stage::Golem => {
-                if at.saturating_add(3) > bytes.len() {
-                    return Err(self.fail(
-                        stage,
-                        at,
-                        resume,
-                        format!(
-                            "truncated: the golem section header at byte {at} runs past the end of the file ({} bytes)",
-                            bytes.len()
-                        ),
-                    ));
-                }
-                if !has_marker(bytes, at, b"kf") {
-                    return Err(self.fail(
-                        stage,
-                        at,
-                        resume,
-                        format!(
-                            "golem section: expected \"kf\" at byte {at}, found {}",
-                            describe_bytes(bytes, at, 2)
-                        ),
-                    ));
-                }
+                self.header(
+                    (stage, at, resume),
+                    b"kf",
+                    3,
+                    "golem section header",
+                    "golem section: expected \"kf\"",
+                )?;
                 match byte_at(bytes, at + 2) {
                     0 => Ok((
                         Part::Golem(GolemPart {
