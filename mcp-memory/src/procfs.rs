@@ -1,19 +1,23 @@
 //! What `/proc` says about processes and their address spaces: the process list (with Wine
 //! recognised), threads and the memory map.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use std::fs;
 use std::path::Path;
 
 /// One process as `list_processes` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
     pub cmdline: Vec<String>,
     pub uid: u32,
     pub is_wine: bool,
     /// The Windows executable a Wine process runs (its `.exe` mapping), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub main_image: Option<String>,
     pub threads: u32,
     /// Resident memory in bytes.

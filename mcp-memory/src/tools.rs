@@ -5,7 +5,7 @@ use crate::freeze::Frozen;
 use crate::layout::{self, Field, InferredField, LayoutRef, Layouts};
 use crate::modules::{self, Location, Module};
 use crate::pointers::{self, Chain};
-use crate::procfs::{self, Region};
+use crate::procfs::{self, ProcessInfo, Region};
 use crate::reader::{MemError, ProcessMemory};
 use crate::scan::{self, Condition, Control, FirstScan, Matches, ScanError};
 use crate::snapshot::{self, Snapshot};
@@ -136,6 +136,15 @@ impl Target {
 
     fn name(&self, addr: u64) -> Option<String> {
         modules::describe(&self.modules, addr)
+    }
+
+    /// The module named by the optional argument `field`, or an error listing loaded ones.
+    fn module(&self, field: &str, name: Option<&str>) -> Result<Option<&Module>, ToolError> {
+        name.map(|n| {
+            modules::find(&self.modules, n)
+                .ok_or_else(|| modules::not_loaded(field, n, &self.modules))
+        })
+        .transpose()
     }
 }
 
@@ -472,22 +481,7 @@ pub struct UndoWriteArgs {
 
 // ---------------------------------------------------------------- results
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ProcessItem {
-    pub pid: u32,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
-    pub cmdline: Vec<String>,
-    pub uid: u32,
-    pub is_wine: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub main_image: Option<String>,
-    pub threads: u32,
-    /// Resident memory in bytes.
-    pub rss: u64,
-}
-impl Noun for ProcessItem {
+impl Noun for ProcessInfo {
     const NOUN: &'static str = "processes";
 }
 
@@ -1083,23 +1077,10 @@ impl MemoryServer {
     async fn list_processes(
         &self,
         Parameters(a): Parameters<ListProcessesArgs>,
-    ) -> Result<Json<Page<ProcessItem>>, ToolError> {
+    ) -> Result<Json<Page<ProcessInfo>>, ToolError> {
         a.page.resolve()?;
         blocking(move || {
-            let all = procfs::list_processes(a.name_contains.as_deref())
-                .into_iter()
-                .map(|p| ProcessItem {
-                    pid: p.pid,
-                    name: p.name,
-                    exe: p.exe,
-                    cmdline: p.cmdline,
-                    uid: p.uid,
-                    is_wine: p.is_wine,
-                    main_image: p.main_image,
-                    threads: p.threads,
-                    rss: p.rss,
-                })
-                .collect();
+            let all = procfs::list_processes(a.name_contains.as_deref());
             Page::of(all, a.page)
         })
         .await
@@ -1150,13 +1131,7 @@ impl MemoryServer {
         a.page.resolve()?;
         blocking(move || {
             let t = target(a.pid)?;
-            let module = match &a.module {
-                Some(n) => Some(
-                    modules::find(&t.modules, n)
-                        .ok_or_else(|| modules::not_loaded("module", n, &t.modules))?,
-                ),
-                None => None,
-            };
+            let module = t.module("module", a.module.as_deref())?;
             let all = t
                 .regions
                 .iter()
@@ -1418,15 +1393,8 @@ impl MemoryServer {
         blocking(move || {
             let started = Instant::now();
             let t = target(a.pid)?;
-            let module = match &a.module {
-                Some(n) => Some(
-                    modules::find(&t.modules, n)
-                        .ok_or_else(|| modules::not_loaded("module", n, &t.modules))?
-                        .clone(),
-                ),
-                None => None,
-            };
-            let ranges = scan_ranges(&t, a.writable_only.unwrap_or(true), module.as_ref());
+            let module = t.module("module", a.module.as_deref())?;
+            let ranges = scan_ranges(&t, a.writable_only.unwrap_or(true), module);
             let frozen = if a.freeze.unwrap_or(false) {
                 Some(Frozen::new(a.pid).map_err(ToolError::new)?)
             } else {
