@@ -5,7 +5,7 @@
 use crate::child::{CallError, Child, ChildStatus};
 use crate::config::valid_name;
 use crate::findings::{self, Finding, Link, Query, Store};
-use mcp_common::{Json, Summary, ToolError};
+use mcp_common::{Json, Noun, Page, Summary, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -303,23 +303,8 @@ impl Summary for Link {
     }
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Findings {
-    pub total: usize,
-    pub offset: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<usize>,
-    pub items: Vec<Finding>,
-}
-impl Summary for Findings {
-    fn summary(&self) -> String {
-        format!(
-            "{} of {} findings from {}",
-            self.items.len(),
-            self.total,
-            self.offset
-        )
-    }
+impl Noun for Finding {
+    const NOUN: &'static str = "findings";
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -583,20 +568,14 @@ impl Coordinator {
     async fn findings_query(
         &self,
         Parameters(a): Parameters<QueryArgs>,
-    ) -> Result<Json<Findings>, ToolError> {
+    ) -> Result<Json<Page<Finding>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
         let store = self.findings.clone();
         mcp_common::blocking(move || {
             let (total, items) = store
                 .query(&a.query, offset, limit)
                 .map_err(ToolError::new)?;
-            let end = offset + items.len();
-            Ok(Findings {
-                total,
-                offset,
-                next_offset: (end < total).then_some(end),
-                items,
-            })
+            Ok(Page::fit(items, offset, total))
         })
         .await
         .map(Json)

@@ -8,7 +8,7 @@ use crate::queries::{
 };
 use crate::stats::D2Stats;
 use crate::{Analysis, AppProtocol, Direction};
-use mcp_common::{Json, Roots, Summary, ToolError, blocking};
+use mcp_common::{Json, Noun, Page, Roots, Summary, ToolError, blocking};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
@@ -119,6 +119,11 @@ fn load(state: &State, source: &str) -> Result<Arc<Analysis>, ToolError> {
 
 fn net(e: crate::NetError) -> ToolError {
     ToolError::new(e.to_string())
+}
+
+/// A library listing as a page, cut at the answer-size cap like every other list.
+fn page_of<T: Serialize>(l: Listing<T>) -> Page<T> {
+    Page::fit(l.items, l.offset, l.total)
 }
 
 fn page(offset: Option<usize>, limit: Option<usize>) -> Result<(usize, usize), ToolError> {
@@ -313,47 +318,11 @@ impl Summary for SourceSummary {
     }
 }
 
-/// A page of a list with `next_offset`.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Paged<T> {
-    pub total: usize,
-    pub offset: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<usize>,
-    pub items: Vec<T>,
+impl Noun for PacketItem {
+    const NOUN: &'static str = "packets";
 }
-
-impl<T> From<Listing<T>> for Paged<T> {
-    fn from(l: Listing<T>) -> Self {
-        let end = l.offset + l.items.len();
-        Self {
-            total: l.total,
-            offset: l.offset,
-            next_offset: (end < l.total && !l.items.is_empty()).then_some(end),
-            items: l.items,
-        }
-    }
-}
-
-impl Summary for Paged<PacketItem> {
-    fn summary(&self) -> String {
-        format!(
-            "{} of {} packets from {}",
-            self.items.len(),
-            self.total,
-            self.offset
-        )
-    }
-}
-impl Summary for Paged<FlowItem> {
-    fn summary(&self) -> String {
-        format!(
-            "{} of {} flows from {}",
-            self.items.len(),
-            self.total,
-            self.offset
-        )
-    }
+impl Noun for FlowItem {
+    const NOUN: &'static str = "flows";
 }
 impl Summary for PacketDetail {
     fn summary(&self) -> String {
@@ -543,7 +512,7 @@ impl NetworkServer {
     async fn list_packets(
         &self,
         Parameters(a): Parameters<ListPacketsArgs>,
-    ) -> Result<Json<Paged<PacketItem>>, ToolError> {
+    ) -> Result<Json<Page<PacketItem>>, ToolError> {
         let (offset, limit) = page(a.offset, a.limit)?;
         let state = self.state.clone();
         blocking(move || {
@@ -557,7 +526,7 @@ impl NetworkServer {
                 ..Default::default()
             };
             queries::list_packets(&an, &filter, offset, limit)
-                .map(Paged::from)
+                .map(page_of)
                 .map_err(net)
         })
         .await
@@ -585,7 +554,7 @@ impl NetworkServer {
     async fn list_flows(
         &self,
         Parameters(a): Parameters<ListFlowsArgs>,
-    ) -> Result<Json<Paged<FlowItem>>, ToolError> {
+    ) -> Result<Json<Page<FlowItem>>, ToolError> {
         let (offset, limit) = page(a.offset, a.limit)?;
         let state = self.state.clone();
         blocking(move || {
@@ -597,7 +566,7 @@ impl NetworkServer {
                 sort: None,
             };
             queries::list_flows(&an, &filter, offset, limit)
-                .map(Paged::from)
+                .map(page_of)
                 .map_err(net)
         })
         .await
