@@ -57,14 +57,14 @@ pub struct SaveError {
 }
 
 impl SaveError {
-    fn at(offset: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn at(offset: usize, message: impl Into<String>) -> Self {
         Self {
             offset: Some(offset),
             message: message.into(),
         }
     }
 
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             offset: None,
             message: message.into(),

@@ -18,36 +18,12 @@
 use crate::save::{IssueKind, ListEnd, SaveItem, describe_bytes, locate_items};
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::fmt;
 
 /// The longest page name accepted (PlugY 14 writes up to 20 characters).
 pub const MAX_PAGE_NAME: usize = 20;
 
-/// Why a stash could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StashError {
-    /// The byte the problem is at, when it has one.
-    pub offset: Option<usize>,
-    /// What is wrong, naming the page and byte.
-    pub message: String,
-}
-
-impl StashError {
-    fn at(offset: usize, message: impl Into<String>) -> Self {
-        Self {
-            offset: Some(offset),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for StashError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StashError {}
+/// Why a stash could not be read: the byte and what is wrong there, as for saves.
+pub type StashError = crate::save::SaveError;
 
 /// A parsed stash.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
