@@ -361,7 +361,7 @@ fn find_floats(
     hits: &mut Vec<usize>,
 ) {
     let size = vt.size().unwrap_or(4);
-    let first = ((alignment as u64 - base % alignment as u64) % alignment as u64) as usize;
+    let first = first_aligned(base, alignment);
     let mut off = first;
     while off < len && off + size <= data.len() && hits.len() < limit {
         let v = match vt {
@@ -398,6 +398,12 @@ fn copy_ranges(
         unreadable_pages: unreadable,
         limit_reached: false,
     })
+}
+
+/// Offset from `base` of the first address that is a multiple of `alignment`.
+fn first_aligned(base: u64, alignment: usize) -> usize {
+    let a = alignment as u64;
+    ((a - base % a) % a) as usize
 }
 
 /// The test a next scan applies to each match.
@@ -545,8 +551,7 @@ pub fn next_scan(
                 let mut cur = vec![0u8; old.len()];
                 let r = mem.read_range(*start, &mut cur)?;
                 unreadable += r.unreadable_pages;
-                let first =
-                    ((alignment as u64 - start % alignment as u64) % alignment as u64) as usize;
+                let first = first_aligned(*start, alignment);
                 let mut off = first;
                 while off + size <= cur.len() {
                     let (c, p) = (&cur[off..off + size], &old[off..off + size]);
