@@ -94,37 +94,33 @@ pub fn file_version(bytes: &[u8]) -> Option<String> {
     ))
 }
 
-/// Recognises the version from the versioned module's file on disk.
+/// Recognises the version from the versioned module's file on disk (each file read once).
 fn recognise(tables: &Tables, mods: &[Module]) -> (Option<Version>, String) {
+    let mut read: Vec<(String, Option<String>)> = Vec::new();
+    let mut seen = Vec::new();
     for v in &tables.versions {
         let Some(m) = modules::find(mods, &v.module) else {
             continue;
         };
-        let path = m.path.trim_end_matches(" (deleted)");
-        match std::fs::read(path).ok().as_deref().and_then(file_version) {
-            Some(fv) if fv == v.file_version => {
-                return (
-                    Some(v.clone()),
-                    format!("{} file version {fv} ({path})", v.module),
-                );
+        let path = m.path.trim_end_matches(" (deleted)").to_string();
+        let fv = match read.iter().find(|(p, _)| *p == path) {
+            Some((_, fv)) => fv.clone(),
+            None => {
+                let fv = std::fs::read(&path).ok().as_deref().and_then(file_version);
+                read.push((path.clone(), fv.clone()));
+                fv
             }
-            Some(_) => continue,
-            None => continue,
+        };
+        if fv.as_deref() == Some(v.file_version.as_str()) {
+            let fv = v.file_version.as_str();
+            return (
+                Some(v.clone()),
+                format!("{} file version {fv} ({path})", v.module),
+            );
         }
+        let shown = fv.unwrap_or_else(|| "no version resource".into());
+        seen.push(format!("{} {shown}", v.module));
     }
-    let seen: Vec<String> = tables
-        .versions
-        .iter()
-        .filter_map(|v| {
-            let m = modules::find(mods, &v.module)?;
-            let fv = std::fs::read(&m.path)
-                .ok()
-                .as_deref()
-                .and_then(file_version)
-                .unwrap_or_else(|| "no version resource".into());
-            Some(format!("{} {fv}", v.module))
-        })
-        .collect();
     (
         None,
         if seen.is_empty() {
@@ -167,18 +163,27 @@ pub fn find_games(tables: &Tables) -> Vec<GameInfo> {
         if !is_game(&mods) {
             continue;
         }
-        out.push(describe(tables, p.pid, p.name, p.is_wine, &mods));
+        out.push(describe(tables, p.pid, p.name, p.is_wine, &mods).0);
     }
     out
 }
 
-fn describe(tables: &Tables, pid: u32, name: String, is_wine: bool, mods: &[Module]) -> GameInfo {
+/// The game as `find_game` reports it, and the version recognised (if any).
+fn describe(
+    tables: &Tables,
+    pid: u32,
+    name: String,
+    is_wine: bool,
+    mods: &[Module],
+) -> (GameInfo, Option<Version>) {
     let (version, recognised_by) = recognise(tables, mods);
-    GameInfo {
+    let info = GameInfo {
         pid,
         name,
         is_wine,
-        version: version.map_or_else(|| "unknown".into(), |v| v.name),
+        version: version
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |v| v.name.clone()),
         pd2: tables
             .pd2_modules
             .iter()
@@ -200,7 +205,8 @@ fn describe(tables: &Tables, pid: u32, name: String, is_wine: bool, mods: &[Modu
                 size: m.size,
             })
             .collect(),
-    }
+    };
+    (info, version)
 }
 
 /// An opened game: memory, version, and the base of the module holding the globals.
@@ -251,7 +257,7 @@ pub fn open(tables: &Tables, pid: Option<u32>, version: Option<&str>) -> Result<
     let name = procfs::process_info(pid)
         .map(|p| (p.name, p.is_wine))
         .unwrap_or_default();
-    let info = describe(tables, pid, name.0, name.1, &mods);
+    let (info, recognised) = describe(tables, pid, name.0, name.1, &mods);
     let version = match version {
         Some(v) => tables.version(v).cloned().ok_or_else(|| {
             let known: Vec<&str> = tables.versions.iter().map(|v| v.name.as_str()).collect();
@@ -260,7 +266,7 @@ pub fn open(tables: &Tables, pid: Option<u32>, version: Option<&str>) -> Result<
                 known.join(", ")
             ))
         })?,
-        None => recognise(tables, &mods).0.ok_or_else(|| {
+        None => recognised.ok_or_else(|| {
             LiveError::UnknownVersion(format!(
                 "the game's version was not recognised ({}): pass `version` (1.13c, 1.13d, 1.14d)",
                 info.recognised_by
