@@ -826,9 +826,16 @@ impl ServerHandler for Coordinator {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_router
-            .get(name)
-            .cloned()
-            .or_else(|| self.child_tools().into_iter().find(|t| t.name == name))
+        self.tool_router.get(name).cloned().or_else(|| {
+            // Routed like a call: only the named child's list is searched.
+            let (prefix, tool) = name.split_once(SEPARATOR)?;
+            let child = self.child(prefix)?;
+            if !child.spec.exposes(tool) {
+                return None;
+            }
+            let mut t = child.tools().into_iter().find(|t| t.name == tool)?;
+            t.name = name.to_string().into();
+            Some(t)
+        })
     }
 }
