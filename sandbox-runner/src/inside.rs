@@ -1,0 +1,683 @@
+//! What runs inside: the runner re-executes itself as `__stage1 CONFIG` and this module takes
+//! over in that fresh, single-threaded process (so forking is safe).
+//!
+//! - stage 1 joins the cgroup, unshares the namespaces, tells the runner its pid (the runner
+//!   then wires the network) and forks;
+//! - stage 2 is pid 1 of the new pid namespace: it builds the file system view, brings up
+//!   loopback, forks the program and reaps; when the program ends it reports the status and
+//!   exits, which kills whatever is left in the namespace;
+//! - stage 3 sets rlimits, drops every capability, loads the seccomp filter, hands the
+//!   filter's notification fd to the runner and executes the program.
+//!
+//! Messages to the runner are JSON lines on one socket (fd [`SYNC_FD`]); any failure before the
+//! program starts is sent as `{"error": ...}` and the stage exits with 127.
+
+use crate::profile::{NetMode, SeccompPolicy};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// The fd the sync socket is given inside (set up by the runner before exec).
+pub const SYNC_FD: RawFd = 3;
+
+/// Everything the inside needs, passed as one JSON argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// An empty host directory the new root is built on.
+    pub root_dir: PathBuf,
+    /// Host directory mounted read-write as `home` inside.
+    pub home_host: PathBuf,
+    pub home: PathBuf,
+    /// Host directories mounted read-write at the same path.
+    pub rw: Vec<PathBuf>,
+    /// Host directories mounted read-only at the same path where the system view lacks them
+    /// (the program's own directory when it lives under a hidden path).
+    pub ro: Vec<PathBuf>,
+    /// Top-level directories of the host left out of the view.
+    pub hide: Vec<String>,
+    pub procs_files: Vec<PathBuf>,
+    pub net: NetMode,
+    pub user_ns: bool,
+    pub hostname: String,
+    pub policy: SeccompPolicy,
+    pub rlimits: Vec<(u32, u64)>,
+}
+
+/// Messages from the inside to the runner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Message {
+    /// Stage 1 unshared its namespaces; the runner answers `go` once the network is wired.
+    Unshared { pid: u32 },
+    /// Stage 3 loaded the filter (its notification fd rides along) and is about to exec.
+    Filter,
+    /// The program ended (stage 2 saw it).
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// Set-up failed before the program started.
+    Error { error: String },
+}
+
+fn send(msg: &Message) {
+    if let Ok(mut line) = serde_json::to_vec(msg) {
+        line.push(b'\n');
+        // SAFETY: SYNC_FD stays open for the life of the stages; write has no other precondition.
+        unsafe { libc::write(SYNC_FD, line.as_ptr().cast(), line.len()) };
+    }
+}
+
+fn fail(what: String) -> ! {
+    send(&Message::Error { error: what });
+    // SAFETY: _exit ends the process without running destructors, as wanted after fork.
+    unsafe { libc::_exit(127) }
+}
+
+fn errno(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn cstr(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("path {} has a NUL byte", p.display()))
+}
+
+/// Entry point of `__stage1`: never returns.
+pub fn stage1(config_json: &str) -> ! {
+    let cfg: Config = match serde_json::from_str(config_json) {
+        Ok(c) => c,
+        Err(e) => fail(format!("inside: bad configuration: {e}")),
+    };
+    let me = std::process::id().to_string();
+    for f in &cfg.procs_files {
+        if let Err(e) = std::fs::write(f, &me) {
+            fail(format!("joining cgroup {}: {e}", f.display()));
+        }
+    }
+    if cfg.user_ns {
+        // Unprivileged: a user namespace first, mapping our own uid/gid to root inside.
+        // SAFETY: plain syscalls on this single-threaded process.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        // SAFETY: as above.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+            fail(errno("unshare(CLONE_NEWUSER)"));
+        }
+        let maps = [
+            ("/proc/self/setgroups", "deny".to_string()),
+            ("/proc/self/uid_map", format!("0 {uid} 1")),
+            ("/proc/self/gid_map", format!("0 {gid} 1")),
+        ];
+        for (file, text) in maps {
+            if let Err(e) = std::fs::write(file, text) {
+                fail(format!("writing {file}: {e}"));
+            }
+        }
+    }
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    if cfg.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    // SAFETY: unshare on a single-threaded process.
+    if unsafe { libc::unshare(flags) } != 0 {
+        fail(errno("unshare(pid, mount, ipc, uts, net)"));
+    }
+    send(&Message::Unshared {
+        pid: std::process::id(),
+    });
+    // Wait for the runner's "go" (network wired).
+    // SAFETY: SYNC_FD is ours; the UnixStream is forgotten below so it is not closed.
+    let sock = unsafe { UnixStream::from_raw_fd(SYNC_FD) };
+    let mut line = String::new();
+    let go = std::io::BufReader::new(&sock).read_line(&mut line);
+    std::mem::forget(sock);
+    if go.is_err() || line.trim() != "go" {
+        fail(format!("runner did not answer go (got {:?})", line.trim()));
+    }
+    // SAFETY: fork in a single-threaded process.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        fail(errno("fork (pid 1 of the sandbox)"));
+    }
+    if child == 0 {
+        stage2(&cfg);
+    }
+    let status = wait_for(child);
+    // SAFETY: _exit after fork-related work; nothing to flush.
+    unsafe { libc::_exit(encode(status)) }
+}
+
+/// Wait status of `pid`, retrying on EINTR.
+fn wait_for(pid: libc::pid_t) -> libc::c_int {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return status;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 0;
+        }
+    }
+}
+
+fn split(status: libc::c_int) -> (Option<i32>, Option<i32>) {
+    if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    }
+}
+
+/// An exit code that carries a signal the shell way (128 + signal).
+fn encode(status: libc::c_int) -> i32 {
+    match split(status) {
+        (Some(c), _) => c,
+        (_, Some(s)) => 128 + s,
+        _ => 1,
+    }
+}
+
+fn stage2(cfg: &Config) -> ! {
+    // If the holder (stage 1) dies, so does pid 1, and with it the whole namespace.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if let Err(e) = nix::unistd::sethostname(&cfg.hostname) {
+        fail(format!("sethostname: {e}"));
+    }
+    if let Err(e) = build_view(cfg) {
+        fail(e);
+    }
+    if cfg.net != NetMode::Host
+        && let Err(e) = loopback_up()
+    {
+        fail(e);
+    }
+    // SAFETY: fork in a single-threaded process.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        fail(errno("fork (the program)"));
+    }
+    if child == 0 {
+        stage3(cfg);
+    }
+    // Reap everything; report when the program itself ends.
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if r == child {
+            let (code, signal) = split(status);
+            send(&Message::Exit { code, signal });
+            // SAFETY: leaving pid 1 kills the rest of the namespace, which is the intent.
+            unsafe { libc::_exit(encode(status)) }
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+fn mount(
+    src: Option<&Path>,
+    dst: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let s = src.map(cstr).transpose()?;
+    let d = cstr(dst)?;
+    let t = fstype
+        .map(|t| CString::new(t).map_err(|_| "fstype".to_string()))
+        .transpose()?;
+    let o = data
+        .map(|t| CString::new(t).map_err(|_| "mount data".to_string()))
+        .transpose()?;
+    // SAFETY: every pointer is a valid C string or null for the duration of the call.
+    let r = unsafe {
+        libc::mount(
+            s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            d.as_ptr(),
+            t.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            flags,
+            o.as_ref().map_or(std::ptr::null(), |c| c.as_ptr().cast()),
+        )
+    };
+    if r != 0 {
+        return Err(errno(&format!(
+            "mount {} on {} ({})",
+            src.map_or("-".into(), |p| p.display().to_string()),
+            dst.display(),
+            fstype.unwrap_or("bind")
+        )));
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+
+/// Bind-mounts `src` on `dst` with everything below it, read-only all the way down
+/// (mount_setattr with AT_RECURSIVE; on kernels without it, the top mount only).
+fn bind(src: &Path, dst: &Path, read_only: bool) -> Result<(), String> {
+    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+    if !read_only {
+        return Ok(());
+    }
+    let d = cstr(dst)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid path and attribute struct of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            d.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        mount(
+            None,
+            dst,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn mkdir_p(p: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(p).map_err(|e| format!("creating mount point {}: {e}", p.display()))
+}
+
+/// Under `root`, the path `p` (absolute on the host) will be.
+fn under(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// Builds the file-system view on `cfg.root_dir` and pivots into it: the host's top-level
+/// directories read-only (minus the hidden ones), fresh /tmp, /run and /dev/shm, a few device
+/// nodes, /proc of the new pid namespace, and the home and `--rw` directories writable.
+fn build_view(cfg: &Config) -> Result<(), String> {
+    let root = &cfg.root_dir;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )?;
+    mount(
+        Some(Path::new("tmpfs")),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    const OWN: &[&str] = &["proc", "dev", "tmp", "run"];
+    let entries = std::fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if OWN.contains(&name) || cfg.hide.iter().any(|h| h == name) {
+            continue;
+        }
+        let host = Path::new("/").join(name);
+        let target = root.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&host) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let to = std::fs::read_link(&host)
+                .map_err(|e| format!("reading link {}: {e}", host.display()))?;
+            std::os::unix::fs::symlink(&to, &target)
+                .map_err(|e| format!("link {}: {e}", target.display()))?;
+        } else if meta.is_dir() {
+            mkdir_p(&target)?;
+            bind(&host, &target, true)?;
+        }
+    }
+    // Devices: a small tmpfs with the harmless nodes bound from the host.
+    let dev = root.join("dev");
+    mkdir_p(&dev)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=0755"),
+    )?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let t = dev.join(node);
+        std::fs::File::create(&t).map_err(|e| format!("creating {}: {e}", t.display()))?;
+        bind(&Path::new("/dev").join(node), &t, false)?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("/dev/{link}: {e}"))?;
+    }
+    for (dir, mode) in [
+        ("dev/shm", "mode=1777"),
+        ("tmp", "mode=1777"),
+        ("run", "mode=0755"),
+    ] {
+        let t = root.join(dir);
+        mkdir_p(&t)?;
+        mount(
+            Some(Path::new("tmpfs")),
+            &t,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(mode),
+        )?;
+    }
+    let proc_dir = root.join("proc");
+    mkdir_p(&proc_dir)?;
+    mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    let home = under(root, &cfg.home);
+    mkdir_p(&home)?;
+    bind(&cfg.home_host, &home, false)?;
+    for dir in &cfg.ro {
+        let t = under(root, dir);
+        if !t.is_dir() {
+            mkdir_p(&t)?;
+            bind(dir, &t, true)?;
+        }
+    }
+    for dir in &cfg.rw {
+        let t = under(root, dir);
+        mkdir_p(&t)?;
+        bind(dir, &t, false)?;
+    }
+    // Pivot: the new root stacks over the old one, which is then detached.
+    let r = cstr(root)?;
+    let dot = CString::new(".").map_err(|_| "dot".to_string())?;
+    // SAFETY: valid C strings.
+    unsafe {
+        if libc::chdir(r.as_ptr()) != 0 {
+            return Err(errno("chdir to the new root"));
+        }
+        if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
+            return Err(errno("pivot_root"));
+        }
+        if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
+            return Err(errno("detaching the old root"));
+        }
+    }
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )?;
+    Ok(())
+}
+
+/// `ip link set lo up`, with an ioctl: the new network namespace starts with loopback down.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: a plain socket used only for the interface ioctls, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(errno("socket for loopback"));
+    }
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: fd is a socket, req a valid ifreq; the union field read is the flags the kernel set.
+    let r = unsafe {
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
+        }
+        r
+    };
+    let e = errno("bringing loopback up");
+    // SAFETY: closing our own socket.
+    unsafe { libc::close(fd) };
+    if r != 0 { Err(e) } else { Ok(()) }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Empties the bounding, ambient, effective, permitted and inheritable sets: after exec the
+/// program has no capability, even as uid 0.
+fn drop_capabilities() -> Result<(), String> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; EINVAL past the last capability ends the loop.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(errno(&format!(
+                "dropping capability {cap} from the bounding set"
+            )));
+        }
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and a two-element data array as capset(2) v3 expects.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    } != 0
+    {
+        return Err(errno("capset"));
+    }
+    Ok(())
+}
+
+fn stage3(cfg: &Config) -> ! {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Nothing of ours leaks into the program: every fd above stderr closes on exec.
+    // SAFETY: close_range with CLOEXEC only flags fds.
+    unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    for &(resource, value) in &cfg.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: valid rlimit struct.
+        if unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) } != 0 {
+            fail(errno(&format!("setrlimit({resource})")));
+        }
+    }
+    if let Err(e) = std::env::set_current_dir(&cfg.cwd) {
+        fail(format!("working directory {}: {e}", cfg.cwd.display()));
+    }
+    let program = match cstr(&cfg.program) {
+        Ok(p) => p,
+        Err(e) => fail(e),
+    };
+    let mut argv: Vec<CString> = Vec::with_capacity(cfg.args.len() + 1);
+    argv.push(program.clone());
+    for a in &cfg.args {
+        match CString::new(a.as_bytes()) {
+            Ok(c) => argv.push(c),
+            Err(_) => fail(format!("argument {a:?} has a NUL byte")),
+        }
+    }
+    let mut envp: Vec<CString> = Vec::with_capacity(cfg.env.len());
+    for (k, v) in &cfg.env {
+        match CString::new(format!("{k}={v}")) {
+            Ok(c) => envp.push(c),
+            Err(_) => fail(format!("environment {k} has a NUL byte")),
+        }
+    }
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    if let Err(e) = drop_capabilities() {
+        fail(e);
+    }
+    let filter = match crate::seccomp::build(&cfg.policy) {
+        Ok(f) => f,
+        Err(e) => fail(e),
+    };
+    if let Err(e) = filter.load() {
+        fail(format!("loading the seccomp filter: {e}"));
+    }
+    let notify = match filter.get_notify_fd() {
+        Ok(fd) => fd,
+        Err(e) => fail(format!("seccomp notification fd: {e}")),
+    };
+    send_with_fd(&Message::Filter, notify);
+    // SAFETY: our copy of the notification fd; the runner holds its own.
+    unsafe { libc::close(notify) };
+    drop(filter);
+    // SAFETY: NUL-terminated arrays of valid C strings.
+    unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    fail(errno(&format!("exec {}", cfg.program.display())))
+}
+
+fn send_with_fd(msg: &Message, fd: RawFd) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let Ok(mut line) = serde_json::to_vec(msg) else {
+        return;
+    };
+    line.push(b'\n');
+    let iov = [std::io::IoSlice::new(&line)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    if let Err(e) = sendmsg::<()>(SYNC_FD, &iov, &cmsg, MsgFlags::empty(), None) {
+        fail(format!("handing the seccomp fd to the runner: {e}"));
+    }
+}
+
+/// Reads one message (and an fd that rides along) from the runner's end of the socket.
+pub fn receive(
+    sock: &UnixStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Message, Option<std::os::fd::OwnedFd>)>, String> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::FromRawFd as _;
+    let mut got_fd = None;
+    loop {
+        if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let msg: Message = serde_json::from_slice(&line).map_err(|e| {
+                format!(
+                    "inside sent a bad message {:?}: {e}",
+                    String::from_utf8_lossy(&line)
+                )
+            })?;
+            return Ok(Some((msg, got_fd)));
+        }
+        let mut chunk = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let r = recvmsg::<()>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .map_err(|e| format!("reading from the sandbox: {e}"))?;
+            let mut fd = None;
+            if let Ok(cmsgs) = r.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        fd = fds.first().copied();
+                    }
+                }
+            }
+            (r.bytes, fd)
+        };
+        if let Some(fd) = fd {
+            // SAFETY: the kernel just gave us this fd; we own it now.
+            got_fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends the runner's `go` to stage 1.
+pub fn answer_go(mut sock: &UnixStream) -> Result<(), String> {
+    sock.write_all(b"go\n")
+        .map_err(|e| format!("answering the sandbox: {e}"))
+}

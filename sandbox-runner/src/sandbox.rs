@@ -1,0 +1,692 @@
+//! One sandbox from launch to report: resolves the limits, makes the cgroup and directories,
+//! starts the inside (see [`crate::inside`]), wires the network, supervises the seccomp
+//! filter, enforces the wall-clock timeout, and at the end kills everything left, removes what
+//! it made and writes the report.
+
+use crate::attach::{self, Proc};
+use crate::cgroup::{Cgroup, Stats};
+use crate::inside::{self, Config, Message};
+use crate::limits::{Host, Limits};
+use crate::net::{self, Isolated};
+use crate::profile::{NetMode, Profile, RLIMITS, SeccompMode};
+use crate::seccomp::{self, Violation, Violations};
+use serde::Serialize;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the set-up inside may take before launch gives up.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The home directory's path inside.
+const HOME: &str = "/home/sandbox";
+/// Host top-level directories never shown inside (besides /proc, /dev, /tmp, /run, which get
+/// fresh instances).
+const HIDDEN: &[&str] = &["home", "root", "mnt", "media", "lost+found", "boot"];
+/// Host environment variables passed through; everything else comes from the profile/spec.
+const PASS_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ", "DISPLAY"];
+
+/// Where the program's stdin/stdout/stderr go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The runner's own (the `run` command).
+    Inherit,
+    /// stdin from /dev/null, stdout and stderr appended to this file (the MCP server, whose
+    /// stdout is the protocol).
+    File(PathBuf),
+}
+
+/// What to run and how; `None` fields take the profile's value.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub profile: Profile,
+    pub program: String,
+    pub args: Vec<String>,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub network: Option<NetMode>,
+    pub timeout: Option<Duration>,
+    pub rw: Vec<PathBuf>,
+    /// A persistent home (kept after the sandbox ends: a WINEPREFIX takes 20-40 s to create).
+    pub home: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    /// Record violations but let the calls run.
+    pub seccomp_log: bool,
+    pub output: Output,
+    pub report: Option<PathBuf>,
+}
+
+/// The JSON report written when a sandbox ends (`--report`), also part of `status`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Report {
+    pub sandbox_id: String,
+    /// The program's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did (9 after a timeout, stop or OOM kill).
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// Ended by `stop`.
+    pub stopped: bool,
+    pub oom_killed: bool,
+    pub pids_limit_hit: bool,
+    pub seccomp_violations: Vec<Violation>,
+    /// All violations, including those beyond the recorded list.
+    pub seccomp_violations_total: u64,
+    pub duration_ms: u64,
+    pub memory_peak_bytes: u64,
+    pub cpu_usage_ms: u64,
+    /// Processes still alive at the end (killed by the runner); none remain afterwards.
+    pub leftover_killed: usize,
+}
+
+/// A live view of a sandbox (the `status` tool).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Status {
+    pub sandbox_id: String,
+    /// `running` or `exited`.
+    pub state: String,
+    pub profile: String,
+    pub network: NetMode,
+    pub limits: LimitsView,
+    pub interface: Option<Isolated>,
+    pub pids: Vec<Proc>,
+    /// Host pid of the game (or of the program for native programs).
+    pub game_pid: Option<u32>,
+    pub usage: Stats,
+    pub seccomp_violations_total: u64,
+    /// The last violations (up to 20).
+    pub recent_violations: Vec<Violation>,
+    pub uptime_ms: u64,
+    pub output_path: Option<String>,
+    pub exit: Option<Report>,
+}
+
+/// Limits as shown to users.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct LimitsView {
+    pub memory_bytes: u64,
+    pub pids: u64,
+    pub cpus: f64,
+    pub timeout_s: Option<f64>,
+}
+
+/// Launches sandboxes; `exe` is the sandbox-runner binary (it re-executes itself inside).
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub exe: PathBuf,
+    pub base_dir: PathBuf,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Runner {
+    pub fn new(exe: PathBuf) -> Runner {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let base_dir = if root && Path::new("/run").is_dir() {
+            PathBuf::from("/run/sandbox-runner")
+        } else {
+            // SAFETY: as above.
+            std::env::temp_dir().join(format!("sandbox-runner-{}", unsafe { libc::geteuid() }))
+        };
+        Runner { exe, base_dir }
+    }
+
+    /// Starts a sandbox; returns once the program is about to run (or with what failed, having
+    /// removed everything it made).
+    pub fn launch(&self, spec: Spec) -> Result<Sandbox, String> {
+        let limits = Limits {
+            memory_bytes: spec.memory.unwrap_or(spec.profile.limits.memory_bytes),
+            pids: spec.pids.unwrap_or(spec.profile.limits.pids),
+            cpus: spec.cpus.unwrap_or(spec.profile.limits.cpus),
+        };
+        limits.check(&Host::probe())?;
+        if let Some(t) = spec.timeout
+            && t.is_zero()
+        {
+            return Err(
+                "timeout 0 s is out of range; accepted: a positive number of seconds, or none"
+                    .into(),
+            );
+        }
+        let program = resolve_program(&spec.program)?;
+        for dir in &spec.rw {
+            if !dir.is_absolute() || !dir.is_dir() {
+                return Err(format!(
+                    "rw {}: not an existing absolute directory; accepted: absolute paths of directories",
+                    dir.display()
+                ));
+            }
+        }
+        let network = spec.network.unwrap_or(spec.profile.network);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("sbx-{}-{seq}", std::process::id());
+        let dir = self.base_dir.join(&id);
+        let root_dir = dir.join("root");
+        std::fs::create_dir_all(&root_dir)
+            .map_err(|e| format!("creating {}: {e}", root_dir.display()))?;
+        let made = Made {
+            dir: dir.clone(),
+            cgroup: None,
+            interface: None,
+        };
+        let mut made = Cleanup(Some(made));
+        let home_host = match &spec.home {
+            Some(h) => {
+                std::fs::create_dir_all(h).map_err(|e| format!("home {}: {e}", h.display()))?;
+                h.canonicalize()
+                    .map_err(|e| format!("home {}: {e}", h.display()))?
+            }
+            None => {
+                let h = dir.join("home");
+                std::fs::create_dir_all(&h)
+                    .map_err(|e| format!("creating {}: {e}", h.display()))?;
+                h
+            }
+        };
+        let cgroup = Cgroup::create(&id, &limits)?;
+        if let Some(m) = made.0.as_mut() {
+            m.cgroup = Some(cgroup.clone());
+        }
+        let mut policy = spec.profile.seccomp.clone();
+        if spec.seccomp_log {
+            policy.mode = SeccompMode::Log;
+        }
+        // The program's directory, read-only, when the system view would not show it.
+        let ro: Vec<PathBuf> = program
+            .parent()
+            .filter(|p| {
+                let top = p
+                    .components()
+                    .nth(1)
+                    .and_then(|c| c.as_os_str().to_str())
+                    .unwrap_or("");
+                HIDDEN.contains(&top) || ["tmp", "run", "dev", "proc"].contains(&top)
+            })
+            .map(|p| vec![p.to_path_buf()])
+            .unwrap_or_default();
+        let config = Config {
+            program: program.clone(),
+            args: spec.args.clone(),
+            env: environment(&spec),
+            cwd: PathBuf::from(HOME),
+            root_dir,
+            home_host,
+            home: PathBuf::from(HOME),
+            rw: spec.rw.clone(),
+            ro,
+            hide: HIDDEN.iter().map(|s| s.to_string()).collect(),
+            procs_files: cgroup.procs_files(),
+            net: network,
+            // SAFETY: geteuid has no preconditions.
+            user_ns: unsafe { libc::geteuid() } != 0,
+            hostname: "sandbox".into(),
+            policy: policy.clone(),
+            rlimits: spec
+                .profile
+                .rlimits
+                .iter()
+                .filter_map(|(k, v)| RLIMITS.iter().find(|(n, _)| n == k).map(|(_, r)| (*r, *v)))
+                .collect(),
+        };
+        let json = serde_json::to_string(&config).map_err(|e| format!("configuration: {e}"))?;
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        let theirs_fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("__stage1").arg(json);
+        match &spec.output {
+            Output::Inherit => {}
+            Output::File(path) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("output {}: {e}", path.display()))?;
+                let f2 = f
+                    .try_clone()
+                    .map_err(|e| format!("output {}: {e}", path.display()))?;
+                cmd.stdin(Stdio::null()).stdout(f).stderr(f2);
+            }
+        }
+        // SAFETY: dup2 is async-signal-safe; the new fd 3 does not close on exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(theirs_fd, inside::SYNC_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
+        drop(theirs);
+        let setup = handshake(&ours, &id, network);
+        let (interface, notify) = match setup {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        if let Some(m) = made.0.as_mut() {
+            m.interface = interface.as_ref().map(|i| i.interface.clone());
+        }
+        let violations = Arc::new(Mutex::new(Violations::default()));
+        let sup_stop = Arc::new(AtomicBool::new(false));
+        let supervisor = {
+            let (p, v, s) = (Arc::new(policy), violations.clone(), sup_stop.clone());
+            std::thread::Builder::new()
+                .name(format!("{id}-seccomp"))
+                .spawn(move || seccomp::supervise(notify, p, v, s))
+                .map_err(|e| format!("supervisor thread: {e}"))?
+        };
+        let exe_name = spec
+            .args
+            .iter()
+            .chain(std::iter::once(&spec.program))
+            .find(|a| a.to_ascii_lowercase().ends_with(".exe"))
+            .and_then(|a| a.rsplit(['/', '\\']).next())
+            .map(str::to_string);
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            profile: spec.profile.name.clone(),
+            network,
+            limits,
+            timeout: spec.timeout,
+            interface,
+            cgroup,
+            violations,
+            started,
+            exe_name,
+            output: match &spec.output {
+                Output::File(p) => Some(p.display().to_string()),
+                Output::Inherit => None,
+            },
+            stop_requested: AtomicBool::new(false),
+            report: Mutex::new(None),
+            done: Condvar::new(),
+        });
+        let made = made.0.take();
+        let keep_home = spec.home.is_some();
+        let report_path = spec.report.clone();
+        let s2 = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{id}-monitor"))
+            .spawn(move || {
+                monitor(
+                    s2,
+                    child,
+                    ours,
+                    supervisor,
+                    sup_stop,
+                    made,
+                    keep_home,
+                    report_path,
+                )
+            })
+            .map_err(|e| format!("monitor thread: {e}"))?;
+        Ok(Sandbox { shared })
+    }
+}
+
+/// Resolves a program name the way a shell would (PATH for bare names) and checks it can run.
+fn resolve_program(program: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err("program \"\": empty; accepted: a path or a name found in PATH".into());
+    }
+    if program.contains('/') {
+        let p = Path::new(program);
+        let abs = p
+            .canonicalize()
+            .map_err(|e| format!("program {program:?} not found: {e}"))?;
+        if !runnable(&abs) {
+            return Err(format!("program {program:?} is not an executable file"));
+        }
+        return Ok(abs);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| runnable(p))
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| {
+            format!(
+                "program {program:?} not found in PATH; accepted: a path or a name found in PATH"
+            )
+        })
+}
+
+fn environment(spec: &Spec) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = PASS_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    env.push(("HOME".into(), HOME.into()));
+    env.push(("TMPDIR".into(), "/tmp".into()));
+    env.push(("USER".into(), "sandbox".into()));
+    for (k, v) in spec
+        .profile
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(spec.env.iter().cloned())
+    {
+        env.retain(|(e, _)| *e != k);
+        env.push((k, v.replace("$HOME", HOME)));
+    }
+    env
+}
+
+/// Stage 1's `unshared` -> (network) -> `go`, then stage 3's `filter` with the fd.
+fn handshake(
+    sock: &UnixStream,
+    id: &str,
+    network: NetMode,
+) -> Result<(Option<Isolated>, OwnedFd), String> {
+    sock.set_read_timeout(Some(SETUP_TIMEOUT))
+        .map_err(|e| format!("socket: {e}"))?;
+    let mut buf = Vec::new();
+    let mut interface = None;
+    loop {
+        let got = inside::receive(sock, &mut buf)?;
+        match got {
+            None => return Err("the sandbox ended during set-up without saying why".into()),
+            Some((Message::Error { error }, _)) => return Err(format!("sandbox set-up: {error}")),
+            Some((Message::Unshared { pid }, _)) => {
+                if network == NetMode::Isolated {
+                    let seed = id
+                        .bytes()
+                        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+                    interface = Some(net::wire(seed, pid)?);
+                }
+                inside::answer_go(sock)?;
+            }
+            Some((Message::Filter, Some(fd))) => {
+                sock.set_read_timeout(None)
+                    .map_err(|e| format!("socket: {e}"))?;
+                return Ok((interface, fd));
+            }
+            Some((other, _)) => return Err(format!("sandbox set-up: unexpected {other:?}")),
+        }
+    }
+}
+
+/// What launch made on the host, removed at the end (or on a failed launch).
+struct Made {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    interface: Option<String>,
+}
+
+impl Made {
+    fn remove(&self, keep_home: bool) -> usize {
+        let mut leftover = 0;
+        if let Some(cg) = &self.cgroup {
+            leftover = cg.pids().len();
+            if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
+                tracing::warn!("{e}");
+            }
+            cg.remove();
+        }
+        if let Some(i) = &self.interface {
+            net::unwire(i);
+        }
+        let _ = std::fs::remove_dir(self.dir.join("root"));
+        if !keep_home {
+            let _ = std::fs::remove_dir_all(self.dir.join("home"));
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        leftover
+    }
+}
+
+/// Removes what a launch made unless it was handed over.
+struct Cleanup(Option<Made>);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            m.remove(false);
+        }
+    }
+}
+
+struct Shared {
+    id: String,
+    profile: String,
+    network: NetMode,
+    limits: Limits,
+    timeout: Option<Duration>,
+    interface: Option<Isolated>,
+    cgroup: Cgroup,
+    violations: Arc<Mutex<Violations>>,
+    started: Instant,
+    exe_name: Option<String>,
+    output: Option<String>,
+    stop_requested: AtomicBool,
+    report: Mutex<Option<Report>>,
+    done: Condvar,
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags; the result is a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a new fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn monitor(
+    shared: Arc<Shared>,
+    mut child: Child,
+    sock: UnixStream,
+    supervisor: std::thread::JoinHandle<()>,
+    sup_stop: Arc<AtomicBool>,
+    made: Option<Made>,
+    keep_home: bool,
+    report_path: Option<PathBuf>,
+) {
+    let deadline = shared.timeout.map(|t| shared.started + t);
+    let pidfd = pidfd_open(child.id());
+    let mut exit: Option<(Option<i32>, Option<i32>)> = None;
+    let mut buf = Vec::new();
+    let mut sock_open = true;
+    let mut timed_out = false;
+    loop {
+        let wait_ms = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
+            None => -1,
+        };
+        let mut fds = vec![libc::pollfd {
+            fd: pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if sock_open {
+            fds.push(libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Without a pidfd (old kernel), poll in short steps.
+        let step = if pidfd.is_none() && !(0..=50).contains(&wait_ms) {
+            50
+        } else {
+            wait_ms
+        };
+        // SAFETY: fds is a valid array of pollfd for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, step) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+        if sock_open && fds.get(1).is_some_and(|f| f.revents != 0) {
+            match inside::receive(&sock, &mut buf) {
+                Ok(Some((Message::Exit { code, signal }, _))) => exit = Some((code, signal)),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => sock_open = false,
+            }
+        }
+        if fds[0].revents != 0 || matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+            timed_out = true;
+            if let Err(e) = shared.cgroup.kill_all(Duration::from_secs(5)) {
+                tracing::warn!("{}: timeout kill: {e}", shared.id);
+            }
+        }
+    }
+    let holder = child.wait().ok().and_then(|s| s.code());
+    // Stage 2's exit message may still sit in the socket.
+    if exit.is_none() && sock_open {
+        let _ = sock.set_nonblocking(true);
+        while let Ok(Some((m, _))) = inside::receive(&sock, &mut buf) {
+            if let Message::Exit { code, signal } = m {
+                exit = Some((code, signal));
+            }
+        }
+    }
+    let stats = shared.cgroup.stats();
+    let leftover = made.as_ref().map_or(0, |m| m.remove(keep_home));
+    sup_stop.store(true, Ordering::Relaxed);
+    let _ = supervisor.join();
+    let (exit_code, signal) = exit.unwrap_or(match holder {
+        Some(c) if c > 128 => (None, Some(c - 128)),
+        Some(c) => (Some(c), None),
+        None => (None, None),
+    });
+    let v = shared
+        .violations
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    let report = Report {
+        sandbox_id: shared.id.clone(),
+        exit_code,
+        signal,
+        timed_out,
+        stopped: shared.stop_requested.load(Ordering::Relaxed),
+        oom_killed: stats.oom_kills > 0,
+        pids_limit_hit: stats.pids_limit_hits > 0,
+        seccomp_violations: v.recorded,
+        seccomp_violations_total: v.total,
+        duration_ms: shared.started.elapsed().as_millis() as u64,
+        memory_peak_bytes: stats.memory_peak_bytes,
+        cpu_usage_ms: stats.cpu_usage_ms,
+        leftover_killed: leftover,
+    };
+    if let Some(path) = report_path {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            tracing::error!("report {}: {e}", path.display());
+        }
+    }
+    if let Ok(mut r) = shared.report.lock() {
+        *r = Some(report);
+    }
+    shared.done.notify_all();
+}
+
+/// A launched sandbox.
+#[derive(Clone)]
+pub struct Sandbox {
+    shared: Arc<Shared>,
+}
+
+impl Sandbox {
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The report once the sandbox has ended.
+    pub fn report(&self) -> Option<Report> {
+        self.shared.report.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Waits for the end (at most `limit`), returning the report if it came.
+    pub fn wait(&self, limit: Option<Duration>) -> Option<Report> {
+        let start = Instant::now();
+        let mut guard = self.shared.report.lock().ok()?;
+        while guard.is_none() {
+            let left = match limit {
+                Some(l) => l.checked_sub(start.elapsed())?,
+                None => Duration::from_secs(3600),
+            };
+            guard = self.shared.done.wait_timeout(guard, left).ok()?.0;
+        }
+        guard.clone()
+    }
+
+    /// Kills every process of the sandbox (wineserver included) and waits for the report.
+    pub fn stop(&self) -> Result<Report, String> {
+        if let Some(r) = self.report() {
+            return Ok(r);
+        }
+        self.shared.stop_requested.store(true, Ordering::Relaxed);
+        self.shared.cgroup.kill_all(Duration::from_secs(5))?;
+        self.wait(Some(Duration::from_secs(10)))
+            .ok_or_else(|| format!("sandbox {}: no report 10 s after the kill", self.shared.id))
+    }
+
+    pub fn status(&self) -> Status {
+        let s = &self.shared;
+        let exit = self.report();
+        let pids = if exit.is_some() {
+            Vec::new()
+        } else {
+            attach::describe(&s.cgroup.pids())
+        };
+        let game_pid = attach::game_pid(&pids, s.exe_name.as_deref());
+        let (total, recent) = s
+            .violations
+            .lock()
+            .map(|v| {
+                (
+                    v.total,
+                    v.recorded.iter().rev().take(20).rev().cloned().collect(),
+                )
+            })
+            .unwrap_or_default();
+        Status {
+            sandbox_id: s.id.clone(),
+            state: if exit.is_some() { "exited" } else { "running" }.into(),
+            profile: s.profile.clone(),
+            network: s.network,
+            limits: LimitsView {
+                memory_bytes: s.limits.memory_bytes,
+                pids: s.limits.pids,
+                cpus: s.limits.cpus,
+                timeout_s: s.timeout.map(|t| t.as_secs_f64()),
+            },
+            interface: s.interface.clone(),
+            pids,
+            game_pid,
+            usage: if exit.is_some() {
+                Stats::default()
+            } else {
+                s.cgroup.stats()
+            },
+            seccomp_violations_total: total,
+            recent_violations: recent,
+            uptime_ms: s.started.elapsed().as_millis() as u64,
+            output_path: s.output.clone(),
+            exit,
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The MCP face: `launch`, `status`, `stop`, `list`. `launch` and `stop` change the machine
+//! (they start and kill processes) and are marked destructive; `--read-only` removes them.
+
+use crate::attach::Proc;
+use crate::net::Isolated;
+use crate::profile::{NetMode, Profile};
+use crate::sandbox::{Output, Report, Runner, Sandbox, Spec, Status};
+use mcp_common::{Json, Roots, Summary, ToolError, blocking};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Sandboxes this server started, by id.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<BTreeMap<String, Sandbox>>>);
+
+impl Registry {
+    fn get(&self, id: &str) -> Result<Sandbox, ToolError> {
+        let map = self
+            .0
+            .lock()
+            .map_err(|_| ToolError::new("sandbox registry poisoned"))?;
+        map.get(id).cloned().ok_or_else(|| {
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            ToolError::invalid(
+                "sandbox_id",
+                format!("{id:?}"),
+                if known.is_empty() {
+                    "an id from launch; none is known".to_string()
+                } else {
+                    format!("one of {}", known.join(", "))
+                },
+            )
+        })
+    }
+
+    /// Stops every sandbox still running (the server is going away: nothing is left behind).
+    pub fn stop_all(&self) {
+        let all: Vec<Sandbox> = self
+            .0
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for s in all {
+            if let Err(e) = s.stop() {
+                tracing::error!("{e}");
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SandboxServer {
+    runner: Runner,
+    roots: Roots,
+    registry: Registry,
+    tool_router: ToolRouter<Self>,
+}
+
+impl SandboxServer {
+    pub fn new(runner: Runner, roots: Roots, registry: Registry, read_only: bool) -> Self {
+        let mut tool_router = Self::tool_router();
+        if read_only {
+            tool_router.remove_route("launch");
+            tool_router.remove_route("stop");
+        }
+        Self {
+            runner,
+            roots,
+            registry,
+            tool_router,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LaunchArgs {
+    /// `wine` or `strict` (built in), or a path to a profile .toml.
+    pub profile: String,
+    /// The program: a path, or a name found in PATH (e.g. `wine` with the .exe in `args`).
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Memory limit, e.g. `4G`, `512M` (default: the profile's).
+    pub memory: Option<String>,
+    /// Most tasks (processes + threads) inside, the runner's two included.
+    pub pids: Option<u64>,
+    /// CPU bandwidth in cores, e.g. 1.5.
+    pub cpus: Option<f64>,
+    /// `none` (loopback only), `isolated` (a veth pair to the host) or `host`.
+    pub network: Option<String>,
+    /// Wall-clock limit in seconds, after which everything inside is killed.
+    pub timeout: Option<f64>,
+    /// Directories (inside the server's roots) writable inside at the same path.
+    #[serde(default)]
+    pub rw: Vec<String>,
+    /// A persistent home directory (inside the roots), kept afterwards: reuse a WINEPREFIX.
+    pub home: Option<String>,
+    /// Record seccomp violations but let the calls run.
+    #[serde(default)]
+    pub seccomp_log: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct IdArgs {
+    /// The id `launch` returned.
+    pub sandbox_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Launched {
+    pub sandbox_id: String,
+    /// Host pids of the sandbox's processes (use them with mcp-memory).
+    pub pids: Vec<Proc>,
+    /// The game's (or program's) host pid once known; Wine may take seconds: see `status`.
+    pub game_pid: Option<u32>,
+    /// The host side of the veth pair in `isolated` mode: capture here with mcp-network.
+    pub interface: Option<Isolated>,
+    /// Where the program's stdout and stderr go.
+    pub output_path: Option<String>,
+}
+
+impl Summary for Launched {
+    fn summary(&self) -> String {
+        format!(
+            "sandbox {} running, {} processes{}",
+            self.sandbox_id,
+            self.pids.len(),
+            self.interface
+                .as_ref()
+                .map(|i| format!(", capture on {}", i.interface))
+                .unwrap_or_default()
+        )
+    }
+}
+
+impl Summary for Status {
+    fn summary(&self) -> String {
+        match &self.exit {
+            Some(r) => format!("sandbox {} exited: {}", self.sandbox_id, r.summary()),
+            None => format!(
+                "sandbox {} running {} ms, {} processes, {} MiB, {} seccomp violations",
+                self.sandbox_id,
+                self.uptime_ms,
+                self.pids.len(),
+                self.usage.memory_bytes >> 20,
+                self.seccomp_violations_total
+            ),
+        }
+    }
+}
+
+impl Summary for Report {
+    fn summary(&self) -> String {
+        let how = match (self.exit_code, self.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (_, Some(s)) => format!("signal {s}"),
+            _ => "unknown status".into(),
+        };
+        let mut events = Vec::new();
+        if self.timed_out {
+            events.push("timed out".to_string());
+        }
+        if self.stopped {
+            events.push("stopped".to_string());
+        }
+        if self.oom_killed {
+            events.push("OOM kill".to_string());
+        }
+        if self.pids_limit_hit {
+            events.push("pids limit hit".to_string());
+        }
+        if self.seccomp_violations_total > 0 {
+            events.push(format!(
+                "{} seccomp violations",
+                self.seccomp_violations_total
+            ));
+        }
+        format!(
+            "{how} after {} ms{}",
+            self.duration_ms,
+            if events.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", events.join(", "))
+            }
+        )
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Listed {
+    pub sandboxes: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Entry {
+    pub sandbox_id: String,
+    pub state: String,
+    pub profile: String,
+    pub game_pid: Option<u32>,
+    pub uptime_ms: u64,
+}
+
+impl Summary for Listed {
+    fn summary(&self) -> String {
+        let running = self
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == "running")
+            .count();
+        format!("{} sandboxes, {running} running", self.sandboxes.len())
+    }
+}
+
+#[tool_router]
+impl SandboxServer {
+    /// Starts a program (e.g. `wine` + `Game.exe`) in a new sandbox: namespaces, cgroup limits,
+    /// seccomp filter, private /tmp and home. Returns the host pids for mcp-memory and, in
+    /// `isolated` network mode, the host interface for mcp-network.
+    #[tool(annotations(
+        destructive_hint = true,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn launch(
+        &self,
+        Parameters(a): Parameters<LaunchArgs>,
+    ) -> Result<Json<Launched>, ToolError> {
+        let profile = Profile::load(&a.profile)
+            .map_err(|e| ToolError::invalid("profile", format!("{:?}", a.profile), e))?;
+        let memory = a
+            .memory
+            .as_deref()
+            .map(crate::limits::parse_size)
+            .transpose()
+            .map_err(|e| {
+                ToolError::invalid(
+                    "memory",
+                    format!("{:?}", a.memory.as_deref().unwrap_or("")),
+                    e,
+                )
+            })?;
+        let network = a
+            .network
+            .as_deref()
+            .map(str::parse::<NetMode>)
+            .transpose()
+            .map_err(|e| {
+                ToolError::invalid(
+                    "network",
+                    format!("{:?}", a.network.as_deref().unwrap_or("")),
+                    e,
+                )
+            })?;
+        let timeout = match a.timeout {
+            Some(t) if !(t.is_finite() && t > 0.0 && t <= 7.0 * 86400.0) => {
+                return Err(ToolError::invalid(
+                    "timeout",
+                    t,
+                    "seconds, more than 0 and at most 604800 (a week)",
+                ));
+            }
+            Some(t) => Some(Duration::from_secs_f64(t)),
+            None => None,
+        };
+        let rw =
+            a.rw.iter()
+                .map(|d| self.roots.resolve("rw", d))
+                .collect::<Result<Vec<_>, _>>()?;
+        let home = a
+            .home
+            .as_deref()
+            .map(|h| self.roots.resolve("home", h))
+            .transpose()?;
+        let runner = self.runner.clone();
+        let registry = self.registry.clone();
+        let (program, args, seccomp_log, pids, cpus) =
+            (a.program, a.args, a.seccomp_log, a.pids, a.cpus);
+        blocking(move || {
+            let _ = std::fs::create_dir_all(&runner.base_dir);
+            let log = runner
+                .base_dir
+                .join(format!("output-{}.log", std::process::id()));
+            let spec = Spec {
+                profile,
+                program,
+                args,
+                memory,
+                pids,
+                cpus,
+                network,
+                timeout,
+                rw,
+                home,
+                env: Vec::new(),
+                seccomp_log,
+                output: Output::File(log),
+                report: None,
+            };
+            let sandbox = runner.launch(spec).map_err(ToolError::new)?;
+            let status = sandbox.status();
+            if let Ok(mut m) = registry.0.lock() {
+                m.insert(sandbox.id().to_string(), sandbox);
+            }
+            Ok(Json(Launched {
+                sandbox_id: status.sandbox_id,
+                pids: status.pids,
+                game_pid: status.game_pid,
+                interface: status.interface,
+                output_path: status.output_path,
+            }))
+        })
+        .await
+    }
+
+    /// A sandbox's state: processes (host and namespace pids, which one is the game), memory
+    /// and CPU use, events (OOM kills, pids-limit hits, seccomp violations) and, once it has
+    /// ended, the exit report.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn status(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<Status>, ToolError> {
+        let s = self.registry.get(&a.sandbox_id)?;
+        blocking(move || Ok(Json(s.status()))).await
+    }
+
+    /// Kills every process of a sandbox (wineserver included), removes its cgroup and files,
+    /// and returns the exit report.
+    #[tool(annotations(
+        destructive_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn stop(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<Report>, ToolError> {
+        let s = self.registry.get(&a.sandbox_id)?;
+        blocking(move || s.stop().map(Json).map_err(ToolError::new)).await
+    }
+
+    /// Every sandbox this server started, running or ended.
+    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    async fn list(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<Listed>, ToolError> {
+        let all: Vec<Sandbox> = self
+            .registry
+            .0
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        blocking(move || {
+            let sandboxes = all
+                .iter()
+                .map(|s| {
+                    let st = s.status();
+                    Entry {
+                        sandbox_id: st.sandbox_id,
+                        state: st.state,
+                        profile: st.profile,
+                        game_pid: st.game_pid,
+                        uptime_ms: st.uptime_ms,
+                    }
+                })
+                .collect();
+            Ok(Json(Listed { sandboxes }))
+        })
+        .await
+    }
+}
+
+impl ServerHandler for SandboxServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "sandbox-runner",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Runs the game (wine + Game.exe) or any program in a sandbox: namespaces, cgroup \
+                 limits, a seccomp filter, no network unless asked. launch returns host pids for \
+                 mcp-memory and, in isolated mode, an interface for mcp-network; status reports \
+                 usage and violations; stop kills everything inside.",
+            )
+    }
+
+    mcp_common::tool_handler_methods!();
+}
