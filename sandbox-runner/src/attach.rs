@@ -17,10 +17,11 @@ use std::path::Path;
 pub struct Proc {
     /// Host pid (use this with mcp-memory).
     pub pid: u32,
-    /// Pid inside the sandbox's pid namespace (absent for the runner's holder process).
+    /// Pid inside the sandbox's pid namespace (absent for a process outside it).
     pub ns_pid: Option<u32>,
     pub name: String,
-    /// `holder` and `init` are the runner's own; `program` is what was launched; `process`
+    /// `init` is the runner's own (`holder` for one outside the namespace); `program` is what
+    /// was launched; `process`
     /// anything it started.
     pub role: String,
     /// Windows executables mapped (under Wine), file names only.
@@ -106,9 +107,7 @@ pub fn game_pid(procs: &[Proc], exe_name: Option<&str>) -> Option<u32> {
         "tabtip.exe",
     ];
     if let Some(want) = exe_name.map(str::to_ascii_lowercase)
-        && let Some(p) = procs
-            .iter()
-            .find(|p| p.exe_mappings.contains(&want))
+        && let Some(p) = procs.iter().find(|p| p.exe_mappings.contains(&want))
     {
         return Some(p.pid);
     }

@@ -1,9 +1,9 @@
 //! What runs inside: the runner re-executes itself as `__stage1 CONFIG` and this module takes
 //! over in that fresh, single-threaded process (so forking is safe).
 //!
-//! - stage 1 joins the cgroup, unshares the namespaces, tells the runner its pid (the runner
-//!   then wires the network) and forks;
-//! - stage 2 is pid 1 of the new pid namespace: it builds the file system view, brings up
+//! - stage 1 (the holder) unshares the namespaces, tells the runner its pid (the runner then
+//!   wires the network), forks, and reaps until everything below it is gone;
+//! - stage 2 is pid 1 of the new pid namespace: it joins the cgroup, builds the file system view, brings up
 //!   loopback, forks the program and reaps; when the program ends it reports the status and
 //!   exits, which kills whatever is left in the namespace;
 //! - stage 3 sets rlimits, drops every capability, loads the seccomp filter, hands the
@@ -96,12 +96,10 @@ pub fn stage1(config_json: &str) -> ! {
         Ok(c) => c,
         Err(e) => fail(format!("inside: bad configuration: {e}")),
     };
-    let me = std::process::id().to_string();
-    for f in &cfg.procs_files {
-        if let Err(e) = std::fs::write(f, &me) {
-            fail(format!("joining cgroup {}: {e}", f.display()));
-        }
-    }
+    // The holder reaps whatever the namespace leaves behind when its init dies (those
+    // processes are re-parented to the nearest subreaper), so no zombie outlives the sandbox.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     if cfg.user_ns {
         // Unprivileged: a user namespace first, mapping our own uid/gid to root inside.
         // SAFETY: plain syscalls on this single-threaded process.
@@ -150,24 +148,19 @@ pub fn stage1(config_json: &str) -> ! {
     if child == 0 {
         stage2(&cfg);
     }
-    let status = wait_for(child);
-    // SAFETY: _exit after fork-related work; nothing to flush.
-    unsafe { libc::_exit(encode(status)) }
-}
-
-/// Wait status of `pid`, retrying on EINTR.
-fn wait_for(pid: libc::pid_t) -> libc::c_int {
     let mut status = 0;
     loop {
-        // SAFETY: status is a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return status;
-        }
-        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return 0;
+        let mut st = 0;
+        // SAFETY: st is a valid out pointer.
+        let r = unsafe { libc::waitpid(-1, &mut st, 0) };
+        if r == child {
+            status = st;
+        } else if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break; // ECHILD: everything is reaped
         }
     }
+    // SAFETY: _exit after fork-related work; nothing to flush.
+    unsafe { libc::_exit(encode(status)) }
 }
 
 fn split(status: libc::c_int) -> (Option<i32>, Option<i32>) {
@@ -193,6 +186,13 @@ fn stage2(cfg: &Config) -> ! {
     // If the holder (stage 1) dies, so does pid 1, and with it the whole namespace.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Pid 1 and everything it starts are the cgroup; the holder stays outside so that it can
+    // reap after a kill of the whole group. "0" is the writing process itself (v1 and v2).
+    for f in &cfg.procs_files {
+        if let Err(e) = std::fs::write(f, "0") {
+            fail(format!("joining cgroup {}: {e}", f.display()));
+        }
+    }
     if let Err(e) = nix::unistd::sethostname(&cfg.hostname) {
         fail(format!("sethostname: {e}"));
     }

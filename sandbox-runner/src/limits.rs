@@ -16,8 +16,7 @@ pub struct Limits {
 
 /// The smallest memory limit accepted: below it not even the set-up runs.
 pub const MIN_MEMORY: u64 = 8 << 20;
-/// The runner's own processes inside the sandbox (the namespace holder and its init) plus the
-/// program itself.
+/// The runner's init inside the sandbox, the program, and one more for the program to start.
 pub const MIN_PIDS: u64 = 3;
 
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (binary units).
@@ -101,7 +100,7 @@ impl Limits {
         }
         if self.pids < MIN_PIDS || self.pids > host.pid_max {
             return Err(format!(
-                "pids {} is out of range; accepted: {MIN_PIDS} to {} (the runner's two processes count)",
+                "pids {} is out of range; accepted: {MIN_PIDS} to {} (the runner's init inside counts)",
                 self.pids, host.pid_max
             ));
         }

@@ -44,7 +44,7 @@ struct RunArgs {
     /// Memory limit (e.g. 4G); default: the profile's.
     #[arg(long)]
     memory: Option<String>,
-    /// Most tasks inside (the runner's two included); default: the profile's.
+    /// Most tasks inside (the runner's init included); default: the profile's.
     #[arg(long)]
     pids: Option<u64>,
     /// CPU bandwidth in cores; default: the profile's.

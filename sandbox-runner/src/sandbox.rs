@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +38,9 @@ pub enum Output {
     /// stdin from /dev/null, stdout and stderr appended to this file (the MCP server, whose
     /// stdout is the protocol).
     File(PathBuf),
+    /// stdin and stdout are pipes the caller takes with [`Sandbox::take_stdio`]; stderr is
+    /// the runner's.
+    Piped,
 }
 
 /// What to run and how; `None` fields take the profile's value.
@@ -252,6 +255,9 @@ impl Runner {
                     .map_err(|e| format!("output {}: {e}", path.display()))?;
                 cmd.stdin(Stdio::null()).stdout(f).stderr(f2);
             }
+            Output::Piped => {
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            }
         }
         // SAFETY: dup2 is async-signal-safe; the new fd 3 does not close on exec.
         unsafe {
@@ -295,6 +301,7 @@ impl Runner {
             .find(|a| a.to_ascii_lowercase().ends_with(".exe"))
             .and_then(|a| a.rsplit(['/', '\\']).next())
             .map(str::to_string);
+        let stdio = (child.stdin.take(), child.stdout.take());
         let shared = Arc::new(Shared {
             id: id.clone(),
             profile: spec.profile.name.clone(),
@@ -308,8 +315,9 @@ impl Runner {
             exe_name,
             output: match &spec.output {
                 Output::File(p) => Some(p.display().to_string()),
-                Output::Inherit => None,
+                Output::Inherit | Output::Piped => None,
             },
+            stdio: Mutex::new(Some(stdio)),
             stop_requested: AtomicBool::new(false),
             report: Mutex::new(None),
             done: Condvar::new(),
@@ -475,6 +483,7 @@ struct Shared {
     exe_name: Option<String>,
     output: Option<String>,
     stop_requested: AtomicBool,
+    stdio: Mutex<Option<(Option<ChildStdin>, Option<ChildStdout>)>>,
     report: Mutex<Option<Report>>,
     done: Condvar,
 }
@@ -552,7 +561,7 @@ fn monitor(
             }
         }
     }
-    let holder = child.wait().ok().and_then(|s| s.code());
+    let holder = child.wait().ok();
     // Stage 2's exit message may still sit in the socket.
     if exit.is_none() && sock_open {
         let _ = sock.set_nonblocking(true);
@@ -566,10 +575,16 @@ fn monitor(
     let leftover = made.as_ref().map_or(0, |m| m.remove(keep_home));
     sup_stop.store(true, Ordering::Relaxed);
     let _ = supervisor.join();
-    let (exit_code, signal) = exit.unwrap_or(match holder {
-        Some(c) if c > 128 => (None, Some(c - 128)),
-        Some(c) => (Some(c), None),
-        None => (None, None),
+    // Without stage 2's word, the holder's status: its exit code carries the program's
+    // (128 + signal for a signal), or the holder itself was killed.
+    let (exit_code, signal) = exit.unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        match holder.map(|h| (h.code(), h.signal())) {
+            Some((Some(c), _)) if c > 128 => (None, Some(c - 128)),
+            Some((Some(c), _)) => (Some(c), None),
+            Some((None, sig)) => (None, sig),
+            None => (None, None),
+        }
     });
     let v = shared
         .violations
@@ -612,6 +627,16 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn id(&self) -> &str {
         &self.shared.id
+    }
+
+    /// The program's stdin and stdout with [`Output::Piped`] (once; `None` afterwards).
+    pub fn take_stdio(&self) -> (Option<ChildStdin>, Option<ChildStdout>) {
+        self.shared
+            .stdio
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or((None, None))
     }
 
     /// The report once the sandbox has ended.

@@ -89,7 +89,7 @@ pub struct LaunchArgs {
     pub args: Vec<String>,
     /// Memory limit, e.g. `4G`, `512M` (default: the profile's).
     pub memory: Option<String>,
-    /// Most tasks (processes + threads) inside, the runner's two included.
+    /// Most tasks (processes + threads) inside, the runner's init included.
     pub pids: Option<u64>,
     /// CPU bandwidth in cores, e.g. 1.5.
     pub cpus: Option<f64>,

@@ -1,0 +1,490 @@
+//! The containment matrix, run for real on this machine through the `sandbox-runner` binary:
+//! pids limit, memory limit, forbidden syscalls (killed or EPERM, and reported by name),
+//! network modes, read-only view, private /proc, timeout and stop leaving nothing behind.
+//! Needs root and cgroups (memory + pids); says so and skips otherwise. The probe program is
+//! built with cc from tests/fixtures/sbxprobe.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_sandbox-runner");
+
+fn usable() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let cg = sandbox_runner::cgroup::detect();
+    if !root || cg.is_err() {
+        eprintln!("skipped: needs root and cgroups (root: {root}, cgroups: {cg:?})");
+        return false;
+    }
+    true
+}
+
+/// The probe, built once per test binary (the tests run in parallel).
+fn probe() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        mcp_testkit::build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbxprobe/build.sh"),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "sbxprobe",
+            "needs cc and static glibc (build-essential)",
+        )
+    })
+    .join("probe")
+}
+
+/// Runs `sandbox-runner run OPTIONS -- probe ACTION...` and returns (stdout, stderr, report).
+fn run(
+    options: &[&str],
+    action: &[&str],
+) -> Result<(String, String, Value), Box<dyn std::error::Error>> {
+    let report = tempfile(".json");
+    let out = Command::new(RUNNER)
+        .arg("run")
+        .args(options)
+        .arg("--report")
+        .arg(&report)
+        .arg("--")
+        .arg(probe())
+        .args(action)
+        .output()?;
+    let text = std::fs::read_to_string(&report).map_err(|e| {
+        format!(
+            "no report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let _ = std::fs::remove_file(&report);
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        serde_json::from_str(&text)?,
+    ))
+}
+
+fn tempfile(suffix: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sbx-test-{}-{n}{suffix}", std::process::id()))
+}
+
+fn violations(report: &Value) -> Vec<(String, String)> {
+    report["seccomp_violations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| {
+                    (
+                        v["syscall"].as_str().unwrap_or("").to_string(),
+                        v["action"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (out, _, report) = run(&["--pids", "16"], &["forkbomb", "100"])?;
+    assert_eq!(report["pids_limit_hit"], true, "{report}");
+    let failed: u32 = out
+        .split_whitespace()
+        .skip_while(|w| *w != "FAILED")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no FAILED count in {out:?}"))?;
+    assert!(
+        failed >= 80,
+        "only {failed} forks failed under pids 16: {out}"
+    );
+    assert_eq!(report["exit_code"], 0);
+    Ok(())
+}
+
+#[test]
+fn memory_hog_is_oom_killed() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (out, _, report) = run(&["--memory", "64M"], &["hog", "1024"])?;
+    assert_eq!(report["oom_killed"], true, "{report}");
+    assert_eq!(report["signal"], 9, "{report}");
+    assert!(!out.contains("RESULT hog 0"), "the hog finished: {out}");
+    let peak = report["memory_peak_bytes"].as_u64().unwrap_or(0);
+    assert!(peak > 32 << 20 && peak <= 64 << 20, "peak {peak}");
+    Ok(())
+}
+
+#[test]
+fn dangerous_syscalls_kill_and_are_reported() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    for (action, syscall) in [
+        ("mount", "mount"),
+        ("kexec", "kexec_load"),
+        ("bpf", "bpf"),
+        ("init_module", "init_module"),
+    ] {
+        let (out, _, report) = run(&[], &[action])?;
+        assert_eq!(report["signal"], 9, "{action}: {report}");
+        assert!(!out.contains("RESULT"), "{action} returned: {out}");
+        assert_eq!(
+            violations(&report),
+            vec![(syscall.to_string(), "killed".to_string())],
+            "{report}"
+        );
+        let pid = report["seccomp_violations"][0]["pid"].as_u64().unwrap_or(0);
+        assert!(pid > 1, "violation pid should be a host pid: {report}");
+    }
+    Ok(())
+}
+
+#[test]
+fn forbidden_syscalls_fail_with_eperm_and_are_reported() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let me = std::process::id().to_string();
+    for (args, syscall) in [
+        (vec!["userns"], "unshare"),
+        (vec!["clone_userns"], "clone"),
+        (vec!["ptrace", me.as_str()], "ptrace"),
+    ] {
+        let (out, _, report) = run(&[], &args)?;
+        assert!(
+            out.contains(&format!("RESULT {} -1 EPERM", args[0])),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            violations(&report),
+            vec![(syscall.to_string(), "eperm".to_string())],
+            "{report}"
+        );
+        assert_eq!(report["exit_code"], 0);
+    }
+    // The wine profile allows ptrace, but the host's processes are not in the sandbox's pid
+    // namespace: attaching to one outside fails all the same.
+    let (out, _, report) = run(&["--profile", "wine"], &["ptrace", &me])?;
+    assert!(out.contains("RESULT ptrace -1 ESRCH"), "{out}");
+    assert!(violations(&report).is_empty(), "{report}");
+    Ok(())
+}
+
+#[test]
+fn log_mode_records_and_lets_calls_run() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (out, _, report) = run(&["--seccomp-log"], &["userns"])?;
+    assert!(out.contains("RESULT userns 0 OK"), "{out}");
+    assert_eq!(
+        violations(&report),
+        vec![("unshare".to_string(), "logged".to_string())]
+    );
+    Ok(())
+}
+
+#[test]
+fn no_network_reaches_the_hosts_loopback() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port().to_string();
+    // Control: the same probe outside the sandbox reaches the listener.
+    let direct = Command::new(probe())
+        .args(["connect", "127.0.0.1", &port])
+        .output()?;
+    assert!(String::from_utf8_lossy(&direct.stdout).contains("RESULT connect 0 OK"));
+    let (out, _, _) = run(&["--net", "none"], &["connect", "127.0.0.1", &port])?;
+    assert!(out.contains("RESULT connect -1 ECONNREFUSED"), "{out}");
+    let (out, _, _) = run(&["--net", "isolated"], &["connect", "127.0.0.1", &port])?;
+    assert!(out.contains("RESULT connect -1 ECONNREFUSED"), "{out}");
+    Ok(())
+}
+
+#[test]
+fn isolated_network_reaches_only_the_veth_peer() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    use sandbox_runner::profile::{NetMode, Profile};
+    use sandbox_runner::sandbox::{Output, Runner, Spec};
+    let runner = Runner::new(PathBuf::from(RUNNER));
+    let port = 4000 + (std::process::id() % 1000) as u16;
+    let spec = Spec {
+        profile: Profile::load("strict")?,
+        program: probe().display().to_string(),
+        args: vec!["peer".into(), port.to_string()],
+        memory: None,
+        pids: None,
+        cpus: None,
+        network: Some(NetMode::Isolated),
+        timeout: Some(std::time::Duration::from_secs(30)),
+        rw: vec![],
+        home: None,
+        env: vec![],
+        seccomp_log: false,
+        output: Output::Piped,
+        report: None,
+    };
+    let sandbox = runner.launch(spec)?;
+    let status = sandbox.status();
+    let iface = status
+        .interface
+        .clone()
+        .ok_or("isolated mode without an interface")?;
+    assert!(Path::new("/sys/class/net").join(&iface.interface).exists());
+    // The host end answers (the probe retries for 5 s while this listener comes up).
+    let listener = std::net::TcpListener::bind((iface.host_address.as_str(), port))?;
+    let (_conn, from) = listener.accept()?;
+    assert_eq!(from.ip().to_string(), iface.sandbox_address);
+    let (_, stdout) = sandbox.take_stdio();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout.ok_or("no stdout")?, &mut text)?;
+    assert!(text.contains("RESULT peer 0 OK"), "{text}");
+    // Nothing beyond the /30 is routed.
+    assert!(text.contains("RESULT beyond -1 ENETUNREACH"), "{text}");
+    let report = sandbox
+        .wait(Some(std::time::Duration::from_secs(20)))
+        .ok_or("no report")?;
+    assert_eq!(report.exit_code, Some(0));
+    assert!(
+        !Path::new("/sys/class/net").join(&iface.interface).exists(),
+        "veth left behind"
+    );
+    Ok(())
+}
+
+#[test]
+fn only_the_writable_directories_can_be_written() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let rw = tempfile("-rw");
+    std::fs::create_dir_all(&rw)?;
+    let rw_s = rw.display().to_string();
+    let outside =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sbx-outside-{}", std::process::id()));
+    for (path, expect) in [
+        ("/etc/sbx-probe".to_string(), "EROFS"),
+        ("/usr/sbx-probe".to_string(), "EROFS"),
+        (outside.display().to_string(), "EROFS"),
+        (format!("{rw_s}/inside.txt"), "OK"),
+        ("/tmp/private.txt".to_string(), "OK"),
+        ("/home/sandbox/home.txt".to_string(), "OK"),
+    ] {
+        let (out, _, _) = run(&["--rw", &rw_s], &["write", &path])?;
+        let want = if expect == "OK" {
+            "RESULT write 6 OK".to_string()
+        } else {
+            format!("RESULT write -1 {expect}")
+        };
+        assert!(out.contains(&want), "{path}: {out}");
+    }
+    assert_eq!(std::fs::read_to_string(rw.join("inside.txt"))?, "probe\n");
+    assert!(!outside.exists() && !Path::new("/etc/sbx-probe").exists());
+    // The sandbox's /tmp was its own.
+    assert!(!Path::new("/tmp/private.txt").exists());
+    std::fs::remove_dir_all(&rw)?;
+    Ok(())
+}
+
+#[test]
+fn host_processes_are_invisible() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (out, _, _) = run(&[], &["procs"])?;
+    let pids: Vec<&str> = out
+        .trim()
+        .strip_prefix("PROCS")
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(pids, vec!["1", "2"], "{out}");
+    Ok(())
+}
+
+fn cgroup_dirs_of(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                if p.file_name().and_then(|n| n.to_str()) == Some(id) {
+                    found.push(p.clone());
+                }
+                if p.components().count() < 12 {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn timeout_and_stop_leave_nothing_behind() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (_, stderr, report) = run(&["--timeout", "1"], &["forkbomb", "5"])?;
+    assert_eq!(report["timed_out"], true, "{report} {stderr}");
+    assert_eq!(report["signal"], 9, "{report}");
+    let ms = report["duration_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!((1000..10_000).contains(&ms), "{ms} ms");
+    let id = report["sandbox_id"].as_str().unwrap_or("");
+    assert!(
+        cgroup_dirs_of(id).is_empty(),
+        "cgroups of {id} left: {:?}",
+        cgroup_dirs_of(id)
+    );
+
+    use sandbox_runner::profile::Profile;
+    use sandbox_runner::sandbox::{Output, Runner, Spec};
+    let runner = Runner::new(PathBuf::from(RUNNER));
+    let marker = format!("{}", 7_000_000 + std::process::id());
+    let spec = Spec {
+        profile: Profile::load("strict")?,
+        program: "/bin/sh".into(),
+        args: vec![
+            "-c".into(),
+            format!(
+                "sleep {marker} & sleep {marker} & {} forkbomb 3; wait",
+                probe().display()
+            ),
+        ],
+        memory: None,
+        pids: None,
+        cpus: None,
+        network: None,
+        timeout: None,
+        rw: vec![],
+        home: None,
+        env: vec![],
+        seccomp_log: false,
+        output: Output::Piped,
+        report: None,
+    };
+    let sandbox = runner.launch(spec)?;
+    let mut procs = Vec::new();
+    for _ in 0..100 {
+        procs = sandbox.status().pids;
+        if procs.len() >= 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        procs.len() >= 6,
+        "init, sh, two sleeps, probe and its children: {procs:?}"
+    );
+    assert!(
+        procs
+            .iter()
+            .any(|p| p.role == "init" && p.ns_pid == Some(1))
+    );
+    let host_pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    let report = sandbox.stop()?;
+    assert!(report.stopped);
+    for pid in host_pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} survived the stop"
+        );
+    }
+    assert!(cgroup_dirs_of(sandbox.id()).is_empty());
+    assert!(
+        !runner.base_dir.join(sandbox.id()).exists(),
+        "sandbox directory left behind"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let profile_file = tempfile(".toml");
+    std::fs::write(
+        &profile_file,
+        "description = \"x\"\nnetwork = \"none\"\n[limits\nmemory = 1",
+    )?;
+    let bad_profile = profile_file.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--", "/nonexistent/program"], "not found"),
+        (vec!["--", "no-such-program-anywhere"], "not found in PATH"),
+        (
+            vec!["--memory", "0", "--", "/bin/true"],
+            "memory 0 bytes is out of range",
+        ),
+        (vec!["--memory", "100T", "--", "/bin/true"], "out of range"),
+        (vec!["--memory", "lots", "--", "/bin/true"], "--memory"),
+        (
+            vec!["--pids", "0", "--", "/bin/true"],
+            "pids 0 is out of range",
+        ),
+        (
+            vec!["--pids", "99999999999", "--", "/bin/true"],
+            "out of range",
+        ),
+        (
+            vec!["--cpus", "0", "--", "/bin/true"],
+            "cpus 0 is out of range",
+        ),
+        (vec!["--cpus", "1000", "--", "/bin/true"], "out of range"),
+        (vec!["--timeout", "0", "--", "/bin/true"], "--timeout"),
+        (
+            vec!["--net", "wifi", "--", "/bin/true"],
+            "accepted: none, isolated, host",
+        ),
+        (
+            vec!["--profile", "gaming", "--", "/bin/true"],
+            "accepted: wine, strict",
+        ),
+        (
+            vec!["--profile", bad_profile.as_str(), "--", "/bin/true"],
+            "invalid profile",
+        ),
+        (
+            vec!["--rw", "/nonexistent-dir", "--", "/bin/true"],
+            "rw /nonexistent-dir",
+        ),
+    ];
+    let base = sandbox_runner::sandbox::Runner::new(PathBuf::from(RUNNER)).base_dir;
+    let before: Vec<_> = std::fs::read_dir(&base)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    for (args, expect) in cases {
+        let out = Command::new(RUNNER).arg("run").args(&args).output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err:?} lacks {expect:?}");
+    }
+    let after: Vec<_> = std::fs::read_dir(&base)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|n| !before.contains(n) && n.to_string_lossy().starts_with("sbx-"))
+        .collect();
+    assert!(new.is_empty(), "left behind: {new:?}");
+    let _ = std::fs::remove_file(&profile_file);
+    Ok(())
+}
