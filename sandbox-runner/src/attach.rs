@@ -21,8 +21,7 @@ pub struct Proc {
     pub ns_pid: Option<u32>,
     pub name: String,
     /// `init` is the runner's own (`holder` for one outside the namespace); `program` is what
-    /// was launched; `process`
-    /// anything it started.
+    /// was launched; `process` anything it started.
     pub role: String,
     /// Windows executables mapped (under Wine), file names only.
     pub exe_mappings: Vec<String>,
