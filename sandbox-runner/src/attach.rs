@@ -53,8 +53,9 @@ fn exe_mappings(pid: u32) -> Vec<String> {
     out
 }
 
-/// Describes each host pid of the sandbox.
-pub fn describe(pids: &[u32]) -> Vec<Proc> {
+/// Describes each host pid of the sandbox; `program_ns_pid` is the launched program's pid
+/// inside the namespace.
+pub fn describe(pids: &[u32], program_ns_pid: u32) -> Vec<Proc> {
     pids.iter()
         .filter_map(|&pid| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -74,7 +75,7 @@ pub fn describe(pids: &[u32]) -> Vec<Proc> {
             let role = match ns_pid {
                 None => "holder",
                 Some(1) => "init",
-                Some(2) => "program",
+                Some(n) if n == program_ns_pid => "program",
                 Some(_) => "process",
             }
             .to_string();

@@ -56,6 +56,8 @@ pub struct Config {
 pub enum Message {
     /// Stage 1 unshared its namespaces; the runner answers `go` once the network is wired.
     Unshared { pid: u32 },
+    /// Stage 2 started the program: its pid inside the namespace.
+    Started { ns_pid: u32 },
     /// Stage 3 loaded the filter (its notification fd rides along) and is about to exec.
     Filter,
     /// The program ended (stage 2 saw it).
@@ -188,10 +190,29 @@ fn stage2(cfg: &Config) -> ! {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     // Pid 1 and everything it starts are the cgroup; the holder stays outside so that it can
     // reap after a kill of the whole group. "0" is the writing process itself (v1 and v2).
-    for f in &cfg.procs_files {
-        if let Err(e) = std::fs::write(f, "0") {
-            fail(format!("joining cgroup {}: {e}", f.display()));
-        }
+    // On v1 each move can wait for an RCU grace period; moving into the hierarchies from
+    // parallel threads lets them share it (all threads are joined before the next fork).
+    let joined: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cfg
+            .procs_files
+            .iter()
+            .map(|f| {
+                s.spawn(move || {
+                    std::fs::write(f, "0")
+                        .map_err(|e| format!("joining cgroup {}: {e}", f.display()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("cgroup join thread panicked".into()))
+            })
+            .collect()
+    });
+    if let Some(Err(e)) = joined.into_iter().find(Result::is_err) {
+        fail(e);
     }
     if let Err(e) = nix::unistd::sethostname(&cfg.hostname) {
         fail(format!("sethostname: {e}"));
@@ -212,6 +233,9 @@ fn stage2(cfg: &Config) -> ! {
     if child == 0 {
         stage3(cfg);
     }
+    send(&Message::Started {
+        ns_pid: child as u32,
+    });
     // Reap everything; report when the program itself ends.
     loop {
         let mut status = 0;

@@ -128,7 +128,15 @@ pub struct Runner {
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Runner {
+    /// A runner whose sandboxes live under `$SANDBOX_RUNNER_DIR`, or /run/sandbox-runner
+    /// (root) or `$TMPDIR/sandbox-runner-UID`.
     pub fn new(exe: PathBuf) -> Runner {
+        if let Some(dir) = std::env::var_os("SANDBOX_RUNNER_DIR") {
+            return Runner {
+                exe,
+                base_dir: PathBuf::from(dir),
+            };
+        }
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let base_dir = if root && Path::new("/run").is_dir() {
@@ -274,7 +282,7 @@ impl Runner {
             .map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
         drop(theirs);
         let setup = handshake(&ours, &id, network);
-        let (interface, notify) = match setup {
+        let (interface, notify, program_ns_pid) = match setup {
             Ok(x) => x,
             Err(e) => {
                 let _ = child.kill();
@@ -304,6 +312,7 @@ impl Runner {
         let stdio = (child.stdin.take(), child.stdout.take());
         let shared = Arc::new(Shared {
             id: id.clone(),
+            program_ns_pid,
             profile: spec.profile.name.clone(),
             network,
             limits,
@@ -397,19 +406,27 @@ fn environment(spec: &Spec) -> Vec<(String, String)> {
     env
 }
 
-/// Stage 1's `unshared` -> (network) -> `go`, then stage 3's `filter` with the fd.
+/// Stage 1's `unshared` -> (network) -> `go`, then stage 2's `started` and stage 3's `filter`
+/// with the fd (those two in either order).
 fn handshake(
     sock: &UnixStream,
     id: &str,
     network: NetMode,
-) -> Result<(Option<Isolated>, OwnedFd), String> {
+) -> Result<(Option<Isolated>, OwnedFd, u32), String> {
     sock.set_read_timeout(Some(SETUP_TIMEOUT))
         .map_err(|e| format!("socket: {e}"))?;
     let mut buf = Vec::new();
     let mut interface = None;
+    let mut program = None;
+    let mut notify = None;
     loop {
-        let got = inside::receive(sock, &mut buf)?;
-        match got {
+        if let (Some(p), Some(_)) = (program, notify.as_ref()) {
+            sock.set_read_timeout(None)
+                .map_err(|e| format!("socket: {e}"))?;
+            let fd = notify.ok_or("notification fd")?;
+            return Ok((interface, fd, p));
+        }
+        match inside::receive(sock, &mut buf)? {
             None => return Err("the sandbox ended during set-up without saying why".into()),
             Some((Message::Error { error }, _)) => return Err(format!("sandbox set-up: {error}")),
             Some((Message::Unshared { pid }, _)) => {
@@ -421,11 +438,8 @@ fn handshake(
                 }
                 inside::answer_go(sock)?;
             }
-            Some((Message::Filter, Some(fd))) => {
-                sock.set_read_timeout(None)
-                    .map_err(|e| format!("socket: {e}"))?;
-                return Ok((interface, fd));
-            }
+            Some((Message::Started { ns_pid }, _)) => program = Some(ns_pid),
+            Some((Message::Filter, Some(fd))) => notify = Some(fd),
             Some((other, _)) => return Err(format!("sandbox set-up: unexpected {other:?}")),
         }
     }
@@ -472,6 +486,8 @@ impl Drop for Cleanup {
 
 struct Shared {
     id: String,
+    /// The program's pid inside the namespace (stage 2 reported it).
+    program_ns_pid: u32,
     profile: String,
     network: NetMode,
     limits: Limits,
@@ -675,7 +691,7 @@ impl Sandbox {
         let pids = if exit.is_some() {
             Vec::new()
         } else {
-            attach::describe(&s.cgroup.pids())
+            attach::describe(&s.cgroup.pids(), s.program_ns_pid)
         };
         let game_pid = attach::game_pid(&pids, s.exe_name.as_deref());
         let (total, recent) = s

@@ -24,7 +24,10 @@ fn addr(v: &Value, key: &str) -> Result<u64, String> {
 fn wine_game_in_the_sandbox_is_readable_from_outside() -> TestResult {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let wine = std::process::Command::new("wine").arg("--version").output().is_ok();
+    let wine = std::process::Command::new("wine")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !root || sandbox_runner::cgroup::detect().is_err() || !wine {
         eprintln!("skipped: needs root, cgroups and wine (root {root}, wine {wine})");
         return Ok(());
@@ -85,37 +88,72 @@ fn wine_game_in_the_sandbox_is_readable_from_outside() -> TestResult {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let pid = status.game_pid.ok_or_else(|| format!("no game pid in {:?}", status.pids))?;
-    let game = status.pids.iter().find(|p| p.pid == pid).ok_or("game not among the pids")?;
-    assert!(game.exe_mappings.iter().any(|m| m == "memfix.exe"), "{game:?}");
-    assert!(game.ns_pid.is_some_and(|n| n != pid), "the game runs in its own pid namespace: {game:?}");
-    assert!(status.pids.iter().any(|p| p.name.starts_with("wineserver")), "{:?}", status.pids);
+    let pid = status
+        .game_pid
+        .ok_or_else(|| format!("no game pid in {:?}", status.pids))?;
+    let game = status
+        .pids
+        .iter()
+        .find(|p| p.pid == pid)
+        .ok_or("game not among the pids")?;
+    assert!(
+        game.exe_mappings.iter().any(|m| m == "memfix.exe"),
+        "{game:?}"
+    );
+    assert!(
+        game.ns_pid.is_some_and(|n| n != pid),
+        "the game runs in its own pid namespace: {game:?}"
+    );
+    assert!(
+        status.pids.iter().any(|p| p.name.starts_with("wineserver")),
+        "{:?}",
+        status.pids
+    );
 
     let mem = ProcessMemory::open(pid).map_err(|e| format!("{e:?}"))?;
-    for (key, want) in [("exe_static", 0x5EED_1234u32), ("lib_static", 0x0DD5_EED5), ("heap_value", 0x7A11_CE55)] {
+    for (key, want) in [
+        ("exe_static", 0x5EED_1234u32),
+        ("lib_static", 0x0DD5_EED5),
+        ("heap_value", 0x7A11_CE55),
+    ] {
         let mut buf = [0u8; 4];
-        mem.read_exact(addr(&printed, key)?, &mut buf).map_err(|e| format!("{key}: {e:?}"))?;
+        mem.read_exact(addr(&printed, key)?, &mut buf)
+            .map_err(|e| format!("{key}: {e:?}"))?;
         assert_eq!(u32::from_le_bytes(buf), want, "{key}");
     }
     // The analyser read without holding the tracer slot: wineserver's own ptrace still works.
     let tracer = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    assert!(tracer.lines().any(|l| l.trim() == "TracerPid:\t0" || l.replace(char::is_whitespace, "") == "TracerPid:0"));
+    assert!(tracer.lines().any(
+        |l| l.trim() == "TracerPid:\t0" || l.replace(char::is_whitespace, "") == "TracerPid:0"
+    ));
 
     let pids: Vec<u32> = status.pids.iter().map(|p| p.pid).collect();
     stdin.write_all(b"quit\n")?;
     drop(stdin);
-    let report = sandbox.wait(Some(Duration::from_secs(60))).ok_or("no report after quit")?;
+    let report = sandbox
+        .wait(Some(Duration::from_secs(60)))
+        .ok_or("no report after quit")?;
     assert_eq!(report.exit_code, Some(0), "{report:?}");
     assert!(
-        report.seccomp_violations.iter().all(|v| v.action != "killed"),
+        report
+            .seccomp_violations
+            .iter()
+            .all(|v| v.action != "killed"),
         "Wine hit the kill list: {:?}",
         report.seccomp_violations
     );
     if report.seccomp_violations_total > 0 {
-        eprintln!("note: Wine made {} calls the wine profile refuses: {:?}", report.seccomp_violations_total, report.seccomp_violations);
+        eprintln!(
+            "note: Wine made {} calls the wine profile refuses: {:?}",
+            report.seccomp_violations_total, report.seccomp_violations
+        );
     }
     for p in pids {
-        assert!(!Path::new(&format!("/proc/{p}")).exists(), "pid {p} (of {:?}) survived", status.pids);
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "pid {p} (of {:?}) survived",
+            status.pids
+        );
     }
     Ok(())
 }

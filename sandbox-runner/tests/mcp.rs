@@ -1,0 +1,239 @@
+//! The MCP server (`sandbox-runner mcp`) through rmcp's client: the tools and their
+//! annotations, launch -> status -> list -> stop on real sandboxes, bad input as isError, and
+//! a server whose client goes away stops what it started. Needs root and cgroups; skips
+//! otherwise. `schemas/tools/sandbox-runner.json` is checked to be current
+//! (`UPDATE_SCHEMAS=1 cargo test -p sandbox-runner --test mcp` rewrites it).
+
+use mcp_testkit::{Client, TestResult, err, ok, start_bin};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const RUNNER: &str = env!("CARGO_BIN_EXE_sandbox-runner");
+
+fn usable() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || sandbox_runner::cgroup::detect().is_err() {
+        eprintln!("skipped: needs root and cgroups");
+        return false;
+    }
+    true
+}
+
+fn probe() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        mcp_testkit::build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbxprobe/build.sh"),
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            "sbxprobe-mcp",
+            "needs cc and static glibc (build-essential)",
+        )
+    })
+    .join("probe")
+}
+
+async fn start(extra: &[&str]) -> Result<Client, mcp_testkit::Error> {
+    let mut args = vec![
+        "mcp".to_string(),
+        "--root".into(),
+        env!("CARGO_TARGET_TMPDIR").into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_bin(RUNNER, &args).await
+}
+
+#[tokio::test]
+async fn tools_annotations_and_published_schemas() -> TestResult {
+    let client = start(&[]).await?;
+    let mut tools = client.list_all_tools().await?;
+    client.cancel().await?;
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["launch", "list", "status", "stop"]);
+    for t in &tools {
+        assert!(t.output_schema.is_some(), "{}", t.name);
+        let a = t.annotations.clone().unwrap_or_default();
+        let destructive = matches!(t.name.as_ref(), "launch" | "stop");
+        assert_eq!(
+            a.destructive_hint,
+            destructive.then_some(true),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            a.read_only_hint,
+            (!destructive).then_some(true),
+            "{}",
+            t.name
+        );
+    }
+    let current = serde_json::to_string_pretty(&tools)? + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/sandbox-runner.json");
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &current)?;
+    }
+    let published = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        published == current,
+        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p sandbox-runner --test mcp",
+        path.display()
+    );
+
+    let client = start(&["--read-only"]).await?;
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["list", "status"]);
+    client.cancel().await?;
+    Ok(())
+}
+
+fn host_pids(v: &Value) -> Vec<u64> {
+    v["pids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["pid"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn launch_status_list_stop() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let client = start(&[]).await?;
+    let probe = probe().display().to_string();
+    let launched = ok(
+        &client,
+        "launch",
+        json!({"profile": "strict", "program": probe, "args": ["sleep", "60"], "memory": "256M", "pids": 32, "cpus": 0.5, "network": "isolated"}),
+    )
+    .await;
+    let id = launched["sandbox_id"].as_str().ok_or("no id")?.to_string();
+    let iface = launched["interface"]["interface"]
+        .as_str()
+        .ok_or("no interface")?
+        .to_string();
+    assert!(Path::new("/sys/class/net").join(&iface).exists());
+
+    let status = ok(&client, "status", json!({"sandbox_id": id})).await;
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["limits"]["memory_bytes"], 256u64 << 20);
+    assert_eq!(status["limits"]["pids"], 32);
+    let pids = host_pids(&status);
+    let program = status["pids"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["role"] == "program"))
+        .cloned()
+        .ok_or_else(|| format!("no program in {status}"))?;
+    assert!(
+        program["ns_pid"].as_u64().is_some_and(|n| n > 1),
+        "{program}"
+    );
+    assert_eq!(
+        status["game_pid"], program["pid"],
+        "a native program is its own game pid"
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", program["pid"]))?;
+    assert!(exe.ends_with("probe"), "{exe:?}");
+    assert!(
+        status["usage"]["tasks"].as_u64().unwrap_or(0) >= 2,
+        "{status}"
+    );
+
+    let list = ok(&client, "list", json!({})).await;
+    assert!(list["sandboxes"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|s| s["sandbox_id"] == id && s["state"] == "running")
+    }));
+
+    let report = ok(&client, "stop", json!({"sandbox_id": id})).await;
+    assert_eq!(report["stopped"], true);
+    assert_eq!(report["signal"], 9);
+    for p in &pids {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "pid {p} survived"
+        );
+    }
+    assert!(
+        !Path::new("/sys/class/net").join(&iface).exists(),
+        "veth left"
+    );
+    let status = ok(&client, "status", json!({"sandbox_id": id})).await;
+    assert_eq!(status["state"], "exited");
+    assert_eq!(status["exit"]["stopped"], true);
+    // stop is idempotent: the same report again.
+    let again = ok(&client, "stop", json!({"sandbox_id": id})).await;
+    assert_eq!(again["duration_ms"], report["duration_ms"]);
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let client = start(&[]).await?;
+    let base = json!({"profile": "strict", "program": "/bin/true"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (args, expect) in [
+        (with("profile", json!("gaming")), "profile"),
+        (with("program", json!("/no/such/program")), "not found"),
+        (with("memory", json!("0")), "memory"),
+        (with("memory", json!("lots")), "memory"),
+        (with("pids", json!(0)), "pids 0"),
+        (with("cpus", json!(500.0)), "cpus 500"),
+        (with("network", json!("wifi")), "network"),
+        (with("timeout", json!(-1.0)), "timeout"),
+        (with("rw", json!(["/etc"])), "rw"),
+        (with("pids", json!("many")), "\"many\""),
+    ] {
+        let e = err(&client, "launch", args.clone()).await;
+        assert!(e.contains(expect), "{args}: {e}");
+    }
+    for tool in ["status", "stop"] {
+        let e = err(&client, tool, json!({"sandbox_id": "sbx-nope"})).await;
+        assert!(e.contains("sandbox_id") && e.contains("sbx-nope"), "{e}");
+    }
+    // Still serving.
+    let list = ok(&client, "list", json!({})).await;
+    assert_eq!(list["sandboxes"], json!([]));
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_departing_client_leaves_nothing_running() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let client = start(&[]).await?;
+    let launched = ok(&client, "launch", json!({"profile": "strict", "program": probe().display().to_string(), "args": ["sleep", "60"]})).await;
+    let pids = host_pids(&launched);
+    assert!(!pids.is_empty(), "{launched}");
+    client.cancel().await?;
+    let mut alive = pids.clone();
+    for _ in 0..100 {
+        alive.retain(|p| Path::new(&format!("/proc/{p}")).exists());
+        if alive.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        alive.is_empty(),
+        "still running after the client left: {alive:?}"
+    );
+    Ok(())
+}
