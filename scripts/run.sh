@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the suite (release) and runs one server over stdio, the way an MCP host launches it:
-# mcp-static by default, or the one named first (`static`, `memory`, `d2`, `network`). Files are readable under
+# mcp-static by default, or the one named first (`static`, `memory`, `d2`, `network`, `sandbox`
+# for sandbox-runner's MCP server). Files are readable under
 # the working directory unless you pass `--root DIR`; `--http 127.0.0.1:8931` serves
 # streamable HTTP instead.
 #   scripts/run.sh --root /usr/lib/x86_64-linux-gnu/wine
@@ -9,8 +10,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 server=static
 case "${1:-}" in
-  static|memory|d2|network) server=$1; shift ;;
+  static|memory|d2|network|sandbox) server=$1; shift ;;
 esac
 bash "$here/scripts/setup.sh" >&2
+if [ "$server" = sandbox ]; then
+  cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p sandbox-runner >&2
+  exec "$here/target/release/sandbox-runner" mcp "$@"
+fi
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" -p "mcp-$server" >&2
 exec "$here/target/release/mcp-$server" "$@"
