@@ -27,4 +27,5 @@ bash tests/fixtures/memfix/build.sh "$fixtures/memfix"
 MCP_STATIC="$PWD/target/debug/mcp-static" FIXTURE_DIR="$PWD/$fixtures" \
 MCP_MEMORY="$PWD/target/debug/mcp-memory" MEMFIX="$PWD/$fixtures/memfix/memfix" \
 MCP_COORDINATOR="$PWD/target/debug/mcp-coordinator" MCP_TEST_CHILD="$PWD/target/debug/mcp-test-child" \
+SANDBOX_RUNNER="$PWD/target/debug/sandbox-runner" \
   .venv/bin/python -m pytest -q tests/python
