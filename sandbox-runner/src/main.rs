@@ -4,10 +4,13 @@
 use clap::{Parser, Subcommand};
 use mcp_common::serve::{CommonArgs, init_tracing, run};
 use sandbox_runner::profile::{NetMode, Profile};
+use sandbox_runner::sandbox::Sandbox;
 use sandbox_runner::sandbox::{Output, Runner, Spec};
 use sandbox_runner::tools::{Registry, SandboxServer};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -97,6 +100,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts; children get a
+/// clean mask from `Command`) and calls `on_signal` from a dedicated thread when one arrives,
+/// so that an interrupted runner still stops its sandboxes and removes what it made.
+fn on_termination(on_signal: impl FnOnce(i32) + Send + 'static) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    if let Err(e) = set.thread_block() {
+        eprintln!(
+            "sandbox-runner: cannot block signals ({e}); an interrupt may leave a cgroup behind"
+        );
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            on_signal(sig as i32);
+        }
+    });
+}
+
 fn runner() -> Result<Runner, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
     Ok(Runner::new(exe))
@@ -152,10 +177,35 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         output: Output::Inherit,
         report: a.report,
     };
+    // An interrupt stops the sandbox (everything inside killed, cgroup and files removed)
+    // before the runner exits with 128 + the signal.
+    let interrupted = Arc::new(AtomicI32::new(0));
+    let current: Arc<Mutex<Option<Sandbox>>> = Arc::default();
+    let (flag, slot) = (interrupted.clone(), current.clone());
+    on_termination(move |sig| {
+        flag.store(sig, Ordering::SeqCst);
+        // Still launching: the main thread stops it once it exists.
+        if let Some(sandbox) = slot.lock().ok().and_then(|s| s.clone())
+            && let Err(e) = sandbox.stop()
+        {
+            eprintln!("sandbox-runner: {e}");
+        }
+    });
     let sandbox = runner()?.launch(spec)?;
+    if let Ok(mut s) = current.lock() {
+        *s = Some(sandbox.clone());
+    }
+    if interrupted.load(Ordering::SeqCst) != 0 {
+        sandbox.stop()?;
+    }
     let report = sandbox
         .wait(None)
         .ok_or("the sandbox ended without a report")?;
+    let sig = interrupted.load(Ordering::SeqCst);
+    if sig != 0 {
+        eprintln!("sandbox-runner: interrupted by signal {sig}; the sandbox was stopped");
+        return Ok((128 + sig).clamp(0, 255) as u8);
+    }
     for v in &report.seccomp_violations {
         eprintln!(
             "sandbox-runner: seccomp: {} by pid {} ({}, {})",
@@ -197,6 +247,11 @@ fn serve(common: CommonArgs, read_only: bool) -> ExitCode {
         }
     };
     let registry = Registry::default();
+    let on_exit = registry.clone();
+    on_termination(move |sig| {
+        on_exit.stop_all();
+        std::process::exit(128 + sig);
+    });
     let reg = registry.clone();
     let result = rt.block_on(run(&common, move || {
         SandboxServer::new(runner.clone(), roots.clone(), reg.clone(), read_only)

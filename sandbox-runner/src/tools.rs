@@ -40,7 +40,8 @@ impl Registry {
         })
     }
 
-    /// Stops every sandbox still running (the server is going away: nothing is left behind).
+    /// Stops every sandbox still running and removes their output files (the server is going
+    /// away: nothing is left behind).
     pub fn stop_all(&self) {
         let all: Vec<Sandbox> = self
             .0
@@ -50,6 +51,9 @@ impl Registry {
         for s in all {
             if let Err(e) = s.stop() {
                 tracing::error!("{e}");
+            }
+            if let Some(path) = s.status().output_path {
+                let _ = std::fs::remove_file(path);
             }
         }
     }
@@ -288,9 +292,11 @@ impl SandboxServer {
             (a.program, a.args, a.seccomp_log, a.pids, a.cpus);
         blocking(move || {
             let _ = std::fs::create_dir_all(&runner.base_dir);
+            // One output file per sandbox, removed when the server exits (see stop_all).
+            let n = registry.0.lock().map(|m| m.len()).unwrap_or(0);
             let log = runner
                 .base_dir
-                .join(format!("output-{}.log", std::process::id()));
+                .join(format!("output-{}-{n}.log", std::process::id()));
             let spec = Spec {
                 profile,
                 program,

@@ -491,3 +491,57 @@ fn bad_input_is_refused_and_leaves_nothing() -> TestResult {
     let _ = std::fs::remove_file(&profile_file);
     Ok(())
 }
+
+#[test]
+fn an_interrupted_runner_stops_its_sandbox() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let report = tempfile(".json");
+    let marker = (3_000_000 + std::process::id()).to_string();
+    let mut child = Command::new(RUNNER)
+        .args(["run", "--report"])
+        .arg(&report)
+        .arg("--")
+        .arg(probe())
+        .args(["sleep", &marker])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let find = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                    .filter(|p| {
+                        std::fs::read(format!("/proc/{p}/cmdline"))
+                            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
+                    })
+                    .filter(|p| {
+                        std::fs::read_link(format!("/proc/{p}/exe"))
+                            .is_ok_and(|e| e.ends_with("probe"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut inside = Vec::new();
+    for _ in 0..200 {
+        inside = find();
+        if !inside.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(inside.len(), 1, "the probe did not start");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait()?;
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    assert_eq!(r["stopped"], true, "{r}");
+    assert!(find().is_empty(), "the probe survived its runner");
+    let id = r["sandbox_id"].as_str().unwrap_or("");
+    assert!(cgroup_dirs_of(id).is_empty());
+    let _ = std::fs::remove_file(&report);
+    Ok(())
+}
