@@ -100,13 +100,30 @@ pub struct Status {
     pub pids: Vec<Proc>,
     /// Host pid of the game (or of the program for native programs).
     pub game_pid: Option<u32>,
-    pub usage: Stats,
-    pub seccomp_violations_total: u64,
-    /// The last violations (up to 20).
-    pub recent_violations: Vec<Violation>,
-    pub uptime_ms: u64,
+    pub usage: Usage,
+    pub events: Events,
     pub output_path: Option<String>,
-    pub exit: Option<Report>,
+    /// The report's fields: final once the sandbox has ended, a live snapshot before (no exit
+    /// code or signal yet, duration so far).
+    pub report: Report,
+}
+
+/// Resource use now (zero once ended; the report keeps the peak).
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct Usage {
+    pub memory_bytes: u64,
+    pub memory_peak_bytes: u64,
+    pub cpu_usage_ms: u64,
+    /// Tasks (processes and threads) in the cgroup.
+    pub tasks: u64,
+}
+
+/// What the limits and the filter have stopped so far.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct Events {
+    pub oom_kills: u64,
+    pub pids_limit_hits: u64,
+    pub seccomp_violations: u64,
 }
 
 /// Limits as shown to users.
@@ -602,26 +619,11 @@ fn monitor(
             None => (None, None),
         }
     });
-    let v = shared
-        .violations
-        .lock()
-        .map(|v| v.clone())
-        .unwrap_or_default();
-    let report = Report {
-        sandbox_id: shared.id.clone(),
-        exit_code,
-        signal,
-        timed_out,
-        stopped: shared.stop_requested.load(Ordering::Relaxed),
-        oom_killed: stats.oom_kills > 0,
-        pids_limit_hit: stats.pids_limit_hits > 0,
-        seccomp_violations: v.recorded,
-        seccomp_violations_total: v.total,
-        duration_ms: shared.started.elapsed().as_millis() as u64,
-        memory_peak_bytes: stats.memory_peak_bytes,
-        cpu_usage_ms: stats.cpu_usage_ms,
-        leftover_killed: leftover,
-    };
+    let mut report = snapshot(&shared, &stats);
+    report.exit_code = exit_code;
+    report.signal = signal;
+    report.timed_out = timed_out;
+    report.leftover_killed = leftover;
     if let Some(path) = report_path {
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         if let Err(e) = std::fs::write(&path, text + "\n") {
@@ -632,6 +634,30 @@ fn monitor(
         *r = Some(report);
     }
     shared.done.notify_all();
+}
+
+/// The report's fields as they stand (exit fields left empty).
+fn snapshot(shared: &Shared, stats: &Stats) -> Report {
+    let v = shared
+        .violations
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    Report {
+        sandbox_id: shared.id.clone(),
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        stopped: shared.stop_requested.load(Ordering::Relaxed),
+        oom_killed: stats.oom_kills > 0,
+        pids_limit_hit: stats.pids_limit_hits > 0,
+        seccomp_violations: v.recorded,
+        seccomp_violations_total: v.total,
+        duration_ms: shared.started.elapsed().as_millis() as u64,
+        memory_peak_bytes: stats.memory_peak_bytes,
+        cpu_usage_ms: stats.cpu_usage_ms,
+        leftover_killed: 0,
+    }
 }
 
 /// A launched sandbox.
@@ -694,16 +720,12 @@ impl Sandbox {
             attach::describe(&s.cgroup.pids(), s.program_ns_pid)
         };
         let game_pid = attach::game_pid(&pids, s.exe_name.as_deref());
-        let (total, recent) = s
-            .violations
-            .lock()
-            .map(|v| {
-                (
-                    v.total,
-                    v.recorded.iter().rev().take(20).rev().cloned().collect(),
-                )
-            })
-            .unwrap_or_default();
+        let stats = if exit.is_some() {
+            Stats::default()
+        } else {
+            s.cgroup.stats()
+        };
+        let report = exit.clone().unwrap_or_else(|| snapshot(s, &stats));
         Status {
             sandbox_id: s.id.clone(),
             state: if exit.is_some() { "exited" } else { "running" }.into(),
@@ -718,16 +740,19 @@ impl Sandbox {
             interface: s.interface.clone(),
             pids,
             game_pid,
-            usage: if exit.is_some() {
-                Stats::default()
-            } else {
-                s.cgroup.stats()
+            usage: Usage {
+                memory_bytes: stats.memory_bytes,
+                memory_peak_bytes: stats.memory_peak_bytes,
+                cpu_usage_ms: stats.cpu_usage_ms,
+                tasks: stats.tasks,
             },
-            seccomp_violations_total: total,
-            recent_violations: recent,
-            uptime_ms: s.started.elapsed().as_millis() as u64,
+            events: Events {
+                oom_kills: stats.oom_kills,
+                pids_limit_hits: stats.pids_limit_hits,
+                seccomp_violations: report.seccomp_violations_total,
+            },
             output_path: s.output.clone(),
-            exit,
+            report,
         }
     }
 }

@@ -149,17 +149,21 @@ impl Summary for Launched {
 
 impl Summary for Status {
     fn summary(&self) -> String {
-        match &self.exit {
-            Some(r) => format!("sandbox {} exited: {}", self.sandbox_id, r.summary()),
-            None => format!(
-                "sandbox {} running {} ms, {} processes, {} MiB, {} seccomp violations",
+        if self.state == "exited" {
+            return format!(
+                "sandbox {} exited: {}",
                 self.sandbox_id,
-                self.uptime_ms,
-                self.pids.len(),
-                self.usage.memory_bytes >> 20,
-                self.seccomp_violations_total
-            ),
+                self.report.summary()
+            );
         }
+        format!(
+            "sandbox {} running {} ms, {} processes, {} MiB, {} seccomp violations",
+            self.sandbox_id,
+            self.report.duration_ms,
+            self.pids.len(),
+            self.usage.memory_bytes >> 20,
+            self.events.seccomp_violations
+        )
     }
 }
 
@@ -369,7 +373,7 @@ impl SandboxServer {
                         state: st.state,
                         profile: st.profile,
                         game_pid: st.game_pid,
-                        uptime_ms: st.uptime_ms,
+                        uptime_ms: st.report.duration_ms,
                     }
                 })
                 .collect();

@@ -167,7 +167,7 @@ async fn launch_status_list_stop() -> TestResult {
     );
     let status = ok(&client, "status", json!({"sandbox_id": id})).await;
     assert_eq!(status["state"], "exited");
-    assert_eq!(status["exit"]["stopped"], true);
+    assert_eq!(status["report"]["stopped"], true);
     // stop is idempotent: the same report again.
     let again = ok(&client, "stop", json!({"sandbox_id": id})).await;
     assert_eq!(again["duration_ms"], report["duration_ms"]);
