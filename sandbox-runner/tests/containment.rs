@@ -545,3 +545,43 @@ fn an_interrupted_runner_stops_its_sandbox() -> TestResult {
     let _ = std::fs::remove_file(&report);
     Ok(())
 }
+
+/// 32-bit Wine makes its calls through the x86 ABI: the same filter covers it (syscall
+/// numbers of i386: getpid 20, mount 21, unshare 310).
+#[test]
+fn the_x86_abi_is_filtered_too() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let (out, _, report) = run(&[], &["int80", "20"])?;
+    let pid: i64 = out
+        .trim()
+        .strip_prefix("RESULT int80 ")
+        .and_then(|n| n.parse().ok())
+        .ok_or(out.clone())?;
+    assert!(pid > 1, "getpid through int 0x80: {out}");
+    assert!(violations(&report).is_empty(), "{report}");
+    let (out, _, report) = run(&[], &["int80", "310", &libc::CLONE_NEWUSER.to_string()])?;
+    assert_eq!(
+        out.trim(),
+        format!("RESULT int80 -{}", libc::EPERM),
+        "{report}"
+    );
+    assert_eq!(report["seccomp_violations"][0]["arch"], "x86", "{report}");
+    assert_eq!(
+        report["seccomp_violations"][0]["syscall"], "unshare",
+        "{report}"
+    );
+    let (out, _, report) = run(&[], &["int80", "21"])?;
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(report["signal"], 9, "{report}");
+    assert_eq!(
+        report["seccomp_violations"][0]["syscall"], "mount",
+        "{report}"
+    );
+    assert_eq!(
+        report["seccomp_violations"][0]["action"], "killed",
+        "{report}"
+    );
+    Ok(())
+}
