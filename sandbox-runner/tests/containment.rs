@@ -585,3 +585,61 @@ fn the_x86_abi_is_filtered_too() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn no_capabilities_no_new_privs_and_a_filter_inside() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let out = Command::new(RUNNER)
+        .args(["run", "--", "/bin/cat", "/proc/self/status"])
+        .output()?;
+    let status = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_string()
+    };
+    for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(cap), "0000000000000000", "{cap} in {status}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "filter mode");
+    // Core dumps off; open files not capped (Wine needs many).
+    let out = Command::new(RUNNER)
+        .args([
+            "run",
+            "--profile",
+            "wine",
+            "--",
+            "/bin/cat",
+            "/proc/self/limits",
+        ])
+        .output()?;
+    let limits = String::from_utf8_lossy(&out.stdout);
+    let line = |k: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("Max core file size").split_whitespace().nth(4) == Some("0"),
+        "{limits}"
+    );
+    assert_eq!(
+        line("Max address space").split_whitespace().nth(3),
+        Some("unlimited"),
+        "{limits}"
+    );
+    assert_eq!(
+        line("Max file size").split_whitespace().nth(3),
+        Some("unlimited"),
+        "{limits}"
+    );
+    Ok(())
+}
