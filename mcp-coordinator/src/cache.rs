@@ -1,6 +1,9 @@
 //! Results of deterministic child tools (static analysis of a file, a parsed save), kept
-//! in process for a configured time. The key holds the tool, its arguments and, for every
-//! file argument, the file's size and modification time, so a changed file is a miss.
+//! for a configured time: in process by default, or in Redis (`--redis-url`), where they
+//! outlive the coordinator and are shared by every coordinator using that Redis. The key
+//! holds the tool, its arguments and, for every file argument, the file's size and
+//! modification time, so a changed file is a miss. A Redis that is down is a miss, never a
+//! failed call.
 
 use rmcp::model::CallToolResult;
 use serde_json::Value;
@@ -84,5 +87,152 @@ impl Cache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Where results are kept.
+pub enum Results {
+    InProcess(Cache),
+    Redis(RedisCache),
+}
+
+impl Default for Results {
+    fn default() -> Self {
+        Self::InProcess(Cache::default())
+    }
+}
+
+impl Results {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InProcess(_) => "in_process",
+            Self::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Option<CallToolResult> {
+        match self {
+            Self::InProcess(c) => c.get(key),
+            Self::Redis(r) => r.get(key).await,
+        }
+    }
+
+    pub async fn put(&self, key: String, ttl: Duration, result: CallToolResult) {
+        match self {
+            Self::InProcess(c) => c.put(key, ttl, result),
+            Self::Redis(r) => r.put(&key, ttl, &result).await,
+        }
+    }
+}
+
+/// The Redis key of a cache key: a fixed prefix and the key's SHA-256 (keys hold whole
+/// argument objects; Redis keys stay short and printable).
+pub fn redis_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("mcp-coordinator:result:{hex}")
+}
+
+/// Results in Redis, one string key each holding the result's JSON, expiring by itself.
+pub struct RedisCache {
+    conn: redis::aio::ConnectionManager,
+    /// After a failure Redis is left alone for a while, so a Redis that is down costs the
+    /// calls nothing but the misses.
+    resting_until: Mutex<Option<Instant>>,
+}
+
+/// How long Redis is left alone after a failure.
+const REST: Duration = Duration::from_secs(5);
+
+impl RedisCache {
+    /// Connects lazily: a Redis that is not up yet is a miss until it is.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(2);
+        let conn = client
+            .get_connection_manager_lazy(config)
+            .map_err(|e| format!("--redis-url {url:?}: {e}"))?;
+        Ok(Self {
+            conn,
+            resting_until: Mutex::new(None),
+        })
+    }
+
+    fn resting(&self) -> bool {
+        let mut r = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *r {
+            Some(t) if t > Instant::now() => true,
+            Some(_) => {
+                *r = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn failed(&self, what: &str, e: &redis::RedisError) {
+        tracing::warn!(error = %e, "Redis {what} failed: not used for {} s", REST.as_secs());
+        *self.resting_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + REST);
+    }
+
+    /// PING, for a start-up check.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, key: &str) -> Option<CallToolResult> {
+        if self.resting() {
+            return None;
+        }
+        let mut c = self.conn.clone();
+        let text: Option<String> = match redis::cmd("GET")
+            .arg(redis_key(key))
+            .query_async(&mut c)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                self.failed("GET", &e);
+                return None;
+            }
+        };
+        let text = text?;
+        match serde_json::from_str(&text) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "a cached result is not a tool result: ignored");
+                None
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, ttl: Duration, result: &CallToolResult) {
+        if self.resting() {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(result) else {
+            return;
+        };
+        let mut c = self.conn.clone();
+        let done: Result<(), _> = redis::cmd("SET")
+            .arg(redis_key(key))
+            .arg(text)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut c)
+            .await;
+        if let Err(e) = done {
+            self.failed("SET", &e);
+        }
     }
 }

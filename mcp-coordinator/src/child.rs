@@ -1,6 +1,6 @@
-//! One supervised child server: started over stdio, watched, restarted with exponential
-//! backoff when it exits, and marked failed after too many crashes (a circuit breaker) until
-//! someone restarts it by hand.
+//! One supervised child server: started over stdio (or connected over streamable HTTP),
+//! watched, restarted (reconnected) with exponential backoff when it exits, and marked failed
+//! after too many crashes (a circuit breaker) until someone restarts it by hand.
 
 use crate::config::ChildSpec;
 use crate::hosts::Hosts;
@@ -12,7 +12,7 @@ use rmcp::model::{
 use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError,
 };
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -235,22 +235,36 @@ impl Child {
 
     async fn spawn(self: &Arc<Self>) -> Result<(), String> {
         let spec = &self.spec;
-        let cmd = tokio::process::Command::new(&spec.command).configure(|c| {
-            c.args(&spec.args)
-                .envs(&spec.env)
-                .stderr(std::process::Stdio::inherit());
-        });
-        let transport = TokioChildProcess::new(cmd)
-            .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
-        let pid = transport.id();
         let handler = ChildHandler {
             routes: self.routes.clone(),
             child: self.me.clone(),
         };
-        let service = handler
-            .serve(transport)
-            .await
-            .map_err(|e| format!("initialize failed: {e}"))?;
+        let (service, pid) = match &spec.url {
+            // A streamable-HTTP server someone else runs: connected, not started.
+            Some(url) => {
+                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                let service = handler
+                    .serve(transport)
+                    .await
+                    .map_err(|e| format!("initialize at {url} failed: {e}"))?;
+                (service, None)
+            }
+            None => {
+                let cmd = tokio::process::Command::new(&spec.command).configure(|c| {
+                    c.args(&spec.args)
+                        .envs(&spec.env)
+                        .stderr(std::process::Stdio::inherit());
+                });
+                let transport = TokioChildProcess::new(cmd)
+                    .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
+                let pid = transport.id();
+                let service = handler
+                    .serve(transport)
+                    .await
+                    .map_err(|e| format!("initialize failed: {e}"))?;
+                (service, pid)
+            }
+        };
         let tools = service
             .peer()
             .list_all_tools()

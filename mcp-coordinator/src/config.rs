@@ -6,13 +6,82 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long results of static analysis are reused by default (they depend only on the
+/// file, which is part of the cache key).
+pub const STATIC_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long results about saves are reused by default.
+pub const SAVE_TTL: Duration = Duration::from_secs(3600);
+
+/// Which of the suite's servers a child is (by its program's file name), for the cache
+/// defaults and for what must never be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Static,
+    Memory,
+    D2,
+    Network,
+    Other,
+}
+
+/// mcp-d2 tools that read the running game: never cached.
+const D2_LIVE: &[&str] = &["character", "inventory", "units", "find_game"];
+/// mcp-d2 tools over files and tables: cached by default.
+const D2_FILES: &[&str] = &["parse_save", "parse_stash", "diff_saves", "lookup"];
+
+impl Kind {
+    pub fn of(command: &str) -> Self {
+        let file = Path::new(command)
+            .file_stem()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        match file {
+            "mcp-static" => Self::Static,
+            "mcp-memory" => Self::Memory,
+            "mcp-d2" => Self::D2,
+            "mcp-network" => Self::Network,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether a result of `tool` describes live state (a process, the network).
+    pub fn live(self, tool: &str) -> bool {
+        match self {
+            Self::Memory | Self::Network => true,
+            Self::D2 => D2_LIVE.contains(&tool),
+            Self::Static | Self::Other => false,
+        }
+    }
+
+    /// What is cached when the configuration says nothing: every static-analysis tool for
+    /// 7 days, the save and table tools of mcp-d2 for an hour, nothing else.
+    fn default_cache(self) -> (Vec<String>, Duration) {
+        match self {
+            Self::Static => (vec!["*".into()], STATIC_TTL),
+            Self::D2 => (D2_FILES.iter().map(|t| t.to_string()).collect(), SAVE_TTL),
+            _ => (Vec::new(), Duration::ZERO),
+        }
+    }
+
+    /// The TTL of a `[servers.cache]` section that gives none.
+    fn default_ttl(self) -> Duration {
+        match self {
+            Self::Static => STATIC_TTL,
+            _ => SAVE_TTL,
+        }
+    }
+}
+
 /// One child server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildSpec {
     pub name: String,
     /// Tools appear as `<prefix>__<tool>`.
     pub prefix: String,
+    /// The program of a stdio child (empty for a streamable-HTTP child).
     pub command: String,
+    /// The endpoint of a streamable-HTTP child.
+    pub url: Option<String>,
+    pub kind: Kind,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     /// Tool-name globs to expose (default all) and to hide.
@@ -37,9 +106,7 @@ impl ChildSpec {
 
     /// How long a result of `tool` may be reused, if at all.
     pub fn cache_ttl_for(&self, tool: &str) -> Option<Duration> {
-        self.cache_tools
-            .iter()
-            .any(|g| glob(g, tool))
+        (!self.kind.live(tool) && self.cache_tools.iter().any(|g| glob(g, tool)))
             .then_some(self.cache_ttl)
     }
 
@@ -100,7 +167,8 @@ struct TomlServer {
 #[serde(deny_unknown_fields)]
 struct TomlCache {
     tools: Vec<String>,
-    ttl_s: u64,
+    /// Default: 7 days for mcp-static, 1 hour otherwise.
+    ttl_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -154,23 +222,30 @@ impl Config {
             .servers
             .into_iter()
             .map(|s| {
-                let command = child_command(&s.name, s.command, s.url)?;
+                let (command, url) = child_command(&s.name, s.command, s.url)?;
+                let kind = Kind::of(&command);
+                let (cache_tools, cache_ttl) = match &s.cache {
+                    Some(c) => (
+                        c.tools.clone(),
+                        c.ttl_s
+                            .map_or_else(|| kind.default_ttl(), Duration::from_secs),
+                    ),
+                    None => kind.default_cache(),
+                };
                 Ok(ChildSpec {
                     prefix: s.prefix.unwrap_or_else(|| s.name.clone()),
                     name: s.name,
                     command,
+                    url,
+                    kind,
                     args: s.args,
                     env: s.env,
                     allow: s.allow,
                     deny: s.deny,
                     start_timeout: Duration::from_secs(s.start_timeout_s.unwrap_or(start)),
                     call_timeout: Duration::from_secs(s.call_timeout_s.unwrap_or(call)),
-                    cache_tools: s
-                        .cache
-                        .as_ref()
-                        .map(|c| c.tools.clone())
-                        .unwrap_or_default(),
-                    cache_ttl: Duration::from_secs(s.cache.as_ref().map_or(0, |c| c.ttl_s)),
+                    cache_tools,
+                    cache_ttl,
                     tool_timeouts: s
                         .tool_timeouts
                         .into_iter()
@@ -188,8 +263,13 @@ impl Config {
             .mcp_servers
             .into_iter()
             .map(|(name, s)| {
+                let (command, url) = child_command(&name, s.command, s.url)?;
+                let kind = Kind::of(&command);
+                let (cache_tools, cache_ttl) = kind.default_cache();
                 Ok(ChildSpec {
-                    command: child_command(&name, s.command, s.url)?,
+                    command,
+                    url,
+                    kind,
                     prefix: name.clone(),
                     name,
                     args: s.args,
@@ -199,8 +279,8 @@ impl Config {
                     start_timeout: Duration::from_secs(DEFAULT_START),
                     call_timeout: Duration::from_secs(DEFAULT_CALL),
                     tool_timeouts: BTreeMap::new(),
-                    cache_tools: Vec::new(),
-                    cache_ttl: Duration::ZERO,
+                    cache_tools,
+                    cache_ttl,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -216,6 +296,29 @@ impl Config {
                     c.name, c.prefix
                 ));
             }
+            if let Some(live) = c.cache_tools.iter().find_map(|g| {
+                let probe: &[&str] = match c.kind {
+                    Kind::Memory | Kind::Network => &["*"],
+                    Kind::D2 => D2_LIVE,
+                    _ => &[],
+                };
+                probe
+                    .iter()
+                    .find(|t| **t == "*" || glob(g, t))
+                    .map(|t| (g, *t))
+            }) {
+                return Err(format!(
+                    "server {:?}: cache tools {:?} would cache {} results, which describe live \
+                     state (memory, game, network) and are never cached",
+                    c.name,
+                    live.0,
+                    if live.1 == "*" {
+                        "its".to_string()
+                    } else {
+                        format!("{:?}", live.1)
+                    }
+                ));
+            }
             if let Some(other) = seen.insert(c.prefix.clone(), c.name.clone()) {
                 return Err(format!(
                     "servers {other:?} and {:?} both use the prefix {:?}",
@@ -227,17 +330,23 @@ impl Config {
     }
 }
 
+/// (command, url) of a child: exactly one of them.
 fn child_command(
     name: &str,
     command: Option<String>,
     url: Option<String>,
-) -> Result<String, String> {
+) -> Result<(String, Option<String>), String> {
     match (command, url) {
-        (Some(c), None) if !c.is_empty() => Ok(c),
-        (None, Some(u)) => Err(format!(
-            "server {name:?}: streamable-HTTP children (url {u:?}) are not supported yet; \
-             give a command"
-        )),
+        (Some(c), None) if !c.is_empty() => Ok((c, None)),
+        (None, Some(u)) => {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "server {name:?}: url {u:?} must be http://HOST:PORT/PATH (a streamable-HTTP \
+                     MCP endpoint)"
+                ));
+            }
+            Ok((String::new(), Some(u)))
+        }
         _ => Err(format!("server {name:?}: give exactly one of command, url")),
     }
 }
@@ -337,8 +446,51 @@ mod tests {
         assert!(clash.is_err_and(|e| e.contains("\"a\"") && e.contains("\"b\"")));
         let bad = Config::from_toml("[[servers]]\nname = \"a b\"\ncommand = \"c\"\n");
         assert!(bad.is_err());
-        let url = Config::from_json(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp"}}}"#);
-        assert!(url.is_err_and(|e| e.contains("not supported yet")));
+        let url = Config::from_json(r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/mcp"}}}"#)?;
+        assert_eq!(
+            url.children[0].url.as_deref(),
+            Some("http://127.0.0.1:1/mcp")
+        );
+        let bad = Config::from_json(r#"{"mcpServers": {"r": {"url": "127.0.0.1:1"}}}"#);
+        assert!(bad.is_err_and(|e| e.contains("url") && e.contains("http://")));
+        let both = Config::from_json(
+            r#"{"mcpServers": {"r": {"url": "http://127.0.0.1:1/", "command": "x"}}}"#,
+        );
+        assert!(both.is_err_and(|e| e.contains("exactly one")));
+        Ok(())
+    }
+
+    #[test]
+    fn cache_defaults_match_the_suite_and_live_results_are_never_cached() -> Result<(), String> {
+        let c = Config::from_toml(
+            "[[servers]]\nname = \"s\"\ncommand = \"/opt/bin/mcp-static\"\n\
+             [[servers]]\nname = \"d\"\ncommand = \"target/release/mcp-d2\"\n\
+             [[servers]]\nname = \"m\"\ncommand = \"mcp-memory\"\n\
+             [[servers]]\nname = \"o\"\ncommand = \"third-party\"\n\
+             [[servers]]\nname = \"s2\"\ncommand = \"mcp-static\"\n[servers.cache]\ntools = [\"list_*\"]\n",
+        )?;
+        let [s, d, m, o, s2] = &c.children[..] else {
+            return Err("five children expected".into());
+        };
+        assert_eq!(s.cache_ttl_for("disassemble"), Some(STATIC_TTL));
+        assert_eq!(STATIC_TTL, Duration::from_secs(604800));
+        assert_eq!(d.cache_ttl_for("parse_save"), Some(SAVE_TTL));
+        assert_eq!(SAVE_TTL, Duration::from_secs(3600));
+        assert_eq!(d.cache_ttl_for("character"), None);
+        assert_eq!(m.cache_ttl_for("read_memory"), None);
+        assert_eq!(o.cache_ttl_for("anything"), None);
+        assert_eq!(s2.cache_ttl_for("list_exports"), Some(STATIC_TTL));
+        assert_eq!(s2.cache_ttl_for("binary_info"), None);
+        let live = Config::from_toml(
+            "[[servers]]\nname = \"d2\"\ncommand = \"mcp-d2\"\n[servers.cache]\ntools = [\"*\"]\nttl_s = 60\n",
+        );
+        assert!(live.is_err_and(|e| e.contains("\"d2\"") && e.contains("never cached")),);
+        let mem = Config::from_toml(
+            "[[servers]]\nname = \"m\"\ncommand = \"mcp-memory\"\n[servers.cache]\ntools = [\"snapshot\"]\n",
+        );
+        assert!(mem.is_err_and(|e| e.contains("never cached")));
+        let j = Config::from_json(r#"{"mcpServers": {"static": {"command": "mcp-static"}}}"#)?;
+        assert_eq!(j.children[0].cache_ttl_for("xrefs_to"), Some(STATIC_TTL));
         Ok(())
     }
 }

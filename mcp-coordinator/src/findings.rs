@@ -1,6 +1,10 @@
 //! The findings graph, embedded: every successful analysis call and every finding an agent
 //! records, with links between them, in SQLite (WAL) under the data directory, so that what
 //! was learned survives the session.
+//!
+//! With a remote graph (Dgraph) the store is also an outbox: a finding or link commits here
+//! first, together with an outbox row in the same transaction, and `outbox::Shipper` sends
+//! the rows in order and deletes each once the remote has it.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use schemars::JsonSchema;
@@ -61,8 +65,29 @@ pub struct Query {
     pub since: Option<f64>,
 }
 
+/// One row of the outbox: what to ship, in the order it was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub seq: i64,
+    pub item: Item,
+    /// Earlier attempts that failed.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Finding(Finding),
+    /// A link and when it was made.
+    Link(Link, f64),
+    /// The row names a finding or link that is no longer in the store.
+    Missing(String),
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Set when a remote graph is configured: records also go to the outbox, and the
+    /// shipper is woken.
+    outbox: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// Findings recorded by this session: ids are `f-<session>-<n>`.
     recorded: std::sync::atomic::AtomicU64,
     pub session: String,
@@ -96,16 +121,121 @@ impl Store {
              CREATE INDEX IF NOT EXISTS findings_time ON findings(time);
              CREATE TABLE IF NOT EXISTS links (
                  from_id TEXT NOT NULL, to_id TEXT NOT NULL, relation TEXT NOT NULL,
-                 time REAL NOT NULL, PRIMARY KEY (from_id, to_id, relation));",
+                 time REAL NOT NULL, PRIMARY KEY (from_id, to_id, relation));
+             CREATE TABLE IF NOT EXISTS outbox (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                 item TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
         )
         .map_err(sql)?;
         let session = format!("{:x}-{:x}", (now() * 1000.0) as u64, std::process::id());
         Ok(Self {
             conn: Mutex::new(conn),
+            outbox: None,
             recorded: std::sync::atomic::AtomicU64::new(0),
             session,
             path: path.display().to_string(),
         })
+    }
+
+    /// From now on every finding and link also goes to the outbox; the returned signal
+    /// fires after each one.
+    pub fn enable_outbox(&mut self) -> std::sync::Arc<tokio::sync::Notify> {
+        let signal = std::sync::Arc::new(tokio::sync::Notify::new());
+        self.outbox = Some(signal.clone());
+        signal
+    }
+
+    fn enqueue(&self, conn: &Connection, kind: &str, item: &str) -> Result<(), String> {
+        if self.outbox.is_some() {
+            conn.execute(
+                "INSERT INTO outbox (kind, item) VALUES (?1, ?2)",
+                params![kind, item],
+            )
+            .map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    fn signal(&self) {
+        if let Some(s) = &self.outbox {
+            s.notify_one();
+        }
+    }
+
+    /// The oldest `limit` outbox rows, each with its finding or link as stored now.
+    pub fn outbox_peek(&self, limit: usize) -> Result<Vec<Outgoing>, String> {
+        let conn = self.conn();
+        let rows: Vec<(i64, String, String, u32)> = conn
+            .prepare("SELECT seq, kind, item, attempts FROM outbox ORDER BY seq LIMIT ?1")
+            .map_err(sql)?
+            .query_map([limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(sql)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, kind, item, attempts) in rows {
+            let item = match kind.as_str() {
+                "finding" => conn
+                    .query_row(
+                        &format!("SELECT {} FROM findings WHERE id = ?1", Self::COLUMNS),
+                        [&item],
+                        Self::row,
+                    )
+                    .optional()
+                    .map_err(sql)?
+                    .map_or(Item::Missing(item), Item::Finding),
+                "link" => match serde_json::from_str::<(String, String, String)>(&item) {
+                    Ok((from, relation, to)) => conn
+                        .query_row(
+                            "SELECT time FROM links WHERE from_id = ?1 AND to_id = ?2 AND relation = ?3",
+                            params![from, to, relation],
+                            |r| r.get::<_, f64>(0),
+                        )
+                        .optional()
+                        .map_err(sql)?
+                        .map_or(Item::Missing(item), |time| {
+                            Item::Link(Link { from, to, relation }, time)
+                        }),
+                    Err(_) => Item::Missing(item),
+                },
+                _ => Item::Missing(format!("{kind} {item}")),
+            };
+            out.push(Outgoing {
+                seq,
+                item,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The remote has the row's item: it leaves the outbox.
+    pub fn outbox_done(&self, seq: i64) -> Result<(), String> {
+        self.conn()
+            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Shipping the row failed: it stays, with the error and one more attempt counted.
+    pub fn outbox_failed(&self, seq: i64, error: &str) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE seq = ?1",
+                params![seq, error],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    /// Rows waiting in the outbox.
+    pub fn backlog(&self) -> Result<u64, String> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(sql)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -140,7 +270,7 @@ impl Store {
                 d
             }
         });
-        let conn = self.conn();
+        let mut conn = self.conn();
         let f = Finding {
             id: self.new_id(),
             session: self.session.clone(),
@@ -155,18 +285,24 @@ impl Store {
             data,
         };
         let js = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        conn.execute(
+        // The finding and its outbox row commit together or not at all.
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute(
             "INSERT INTO findings (id, session, time, kind, title, server, tool, arguments, target, summary, data)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![f.id, f.session, f.time, f.kind, f.title, f.server, f.tool, js(&f.arguments), js(&f.target), f.summary, js(&f.data)],
         )
         .map_err(sql)?;
+        self.enqueue(&tx, "finding", &f.id)?;
+        tx.commit().map_err(sql)?;
+        drop(conn);
+        self.signal();
         Ok(f)
     }
 
     /// Links two existing findings (idempotent).
     pub fn link(&self, from: &str, to: &str, relation: &str) -> Result<Link, String> {
-        let conn = self.conn();
+        let mut conn = self.conn();
         for (field, id) in [("from", from), ("to", to)] {
             let exists: Option<String> = conn
                 .query_row("SELECT id FROM findings WHERE id = ?1", [id], |r| r.get(0))
@@ -178,11 +314,22 @@ impl Store {
                 ));
             }
         }
-        conn.execute(
-            "INSERT OR IGNORE INTO links (from_id, to_id, relation, time) VALUES (?1, ?2, ?3, ?4)",
-            params![from, to, relation, now()],
-        )
-        .map_err(sql)?;
+        let tx = conn.transaction().map_err(sql)?;
+        let added = tx
+            .execute(
+                "INSERT OR IGNORE INTO links (from_id, to_id, relation, time) VALUES (?1, ?2, ?3, ?4)",
+                params![from, to, relation, now()],
+            )
+            .map_err(sql)?;
+        if added > 0 {
+            let item = serde_json::json!([from, relation, to]).to_string();
+            self.enqueue(&tx, "link", &item)?;
+        }
+        tx.commit().map_err(sql)?;
+        drop(conn);
+        if added > 0 {
+            self.signal();
+        }
         Ok(Link {
             from: from.into(),
             to: to.into(),
@@ -316,19 +463,82 @@ impl Store {
 }
 
 /// What a tool call was about, from its arguments: a file, a process or a capture.
-pub fn target_of(arguments: &Value) -> Option<Value> {
+/// `hash_files`: the call reads files whose content is what it is about (static analysis,
+/// saves): each file argument's SHA-256 is added (`sha256`, `sha256_b`), so findings about
+/// one binary meet whatever its path.
+pub fn target_of_call(arguments: &Value, hash_files: bool) -> Option<Value> {
     let mut t = serde_json::Map::new();
-    for (key, name) in [
-        ("path", "binary"),
-        ("path_a", "binary"),
-        ("pid", "process"),
-        ("source", "capture"),
+    for (key, name, hash) in [
+        ("path", "binary", "sha256"),
+        ("path_a", "binary", "sha256"),
+        ("path_b", "binary_b", "sha256_b"),
     ] {
+        if let Some(v) = arguments.get(key) {
+            t.insert(name.into(), v.clone());
+            if hash_files && let Some(sha) = v.as_str().and_then(sha256_of_file) {
+                t.insert(hash.into(), sha.into());
+            }
+        }
+    }
+    for (key, name) in [("pid", "process"), ("source", "capture")] {
         if let Some(v) = arguments.get(key) {
             t.insert(name.into(), v.clone());
         }
     }
     (!t.is_empty()).then_some(Value::Object(t))
+}
+
+/// `target_of_call` without hashing.
+pub fn target_of(arguments: &Value) -> Option<Value> {
+    target_of_call(arguments, false)
+}
+
+/// Files larger than this are not hashed for a target (a finding is recorded without it).
+const MAX_HASHED: u64 = 4 << 30;
+
+/// Hashes already computed, by path, valid while size and modification time are unchanged.
+type HashCache = std::collections::HashMap<std::path::PathBuf, (u64, SystemTime, String)>;
+
+/// The SHA-256 (hex) of a file, cached by path, size and modification time; `None` when
+/// the file cannot be read (the call itself says why, if it matters).
+pub fn sha256_of_file(path: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    static CACHE: std::sync::OnceLock<Mutex<HashCache>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let path = std::path::PathBuf::from(path);
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_HASHED {
+        return None;
+    }
+    let mtime = meta.modified().ok()?;
+    if let Some((size, when, sha)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&path)
+        && *size == meta.len()
+        && *when == mtime
+    {
+        return Some(sha.clone());
+    }
+    let mut file = std::fs::File::open(&path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let sha: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if c.len() > 4096 {
+        c.clear();
+    }
+    c.insert(path, (meta.len(), mtime, sha.clone()));
+    Some(sha)
 }
 
 #[cfg(test)]
@@ -409,6 +619,59 @@ mod tests {
         )?;
         assert_eq!(n, 1);
         assert_eq!(s.counts()?, (2, 1, 1));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn the_outbox_lists_findings_and_new_links_in_order() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("findings-outbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut s = Store::open(&dir)?;
+        let plain = s.record("note", "before", None, None, None, None, None, None)?;
+        assert_eq!(s.backlog()?, 0, "no outbox without a remote");
+        let _signal = s.enable_outbox();
+        let a = s.record("note", "a", None, None, None, None, None, None)?;
+        s.link(&a.id, &plain.id, "next_to")?;
+        s.link(&a.id, &plain.id, "next_to")?;
+        let rows = s.outbox_peek(10)?;
+        assert_eq!(
+            rows.len(),
+            2,
+            "a repeated link is not shipped twice: {rows:?}"
+        );
+        assert!(matches!(&rows[0].item, Item::Finding(f) if f.id == a.id));
+        assert!(
+            matches!(&rows[1].item, Item::Link(l, t) if l.to == plain.id && l.relation == "next_to" && *t > 0.0)
+        );
+        s.outbox_failed(rows[0].seq, "down")?;
+        assert_eq!(s.outbox_peek(1)?[0].attempts, 1);
+        s.outbox_done(rows[0].seq)?;
+        assert_eq!(s.backlog()?, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn static_targets_carry_the_files_sha256() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("findings-sha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let f = dir.join("a.bin");
+        std::fs::write(&f, b"abc").map_err(|e| e.to_string())?;
+        let p = f.display().to_string();
+        let t = target_of_call(&json!({"path": p, "pid": 7}), true).ok_or("no target")?;
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(t, json!({"binary": p, "sha256": abc, "process": 7}));
+        // Changed content, new hash (the size differs, so the cached one is not used).
+        std::fs::write(&f, b"abcd").map_err(|e| e.to_string())?;
+        let t = target_of_call(&json!({"path_a": p, "path_b": "/nonexistent"}), true)
+            .ok_or("no target")?;
+        assert_ne!(t["sha256"], abc);
+        assert_eq!(t["sha256"].as_str().map(str::len), Some(64));
+        assert_eq!(t["binary_b"], "/nonexistent");
+        assert!(t.get("sha256_b").is_none());
+        assert_eq!(target_of(&json!({"path": p})), Some(json!({"binary": p})));
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

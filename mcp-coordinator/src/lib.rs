@@ -2,12 +2,17 @@
 //! processes, forwards their tools under `<prefix>__<tool>`, runs calls with timeouts, and
 //! supervises the children (restart with backoff, circuit breaker).
 //!
-//! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child; `tools` is the
-//! MCP face (routing and the coordinator's own tools); `findings` keeps what was learned.
+//! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child (stdio or
+//! streamable HTTP); `tools` is the MCP face (routing and the coordinator's own tools);
+//! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
+//! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
+//! in Redis).
 
 pub mod cache;
 pub mod child;
 pub mod config;
+pub mod dgraph;
 pub mod findings;
 pub mod hosts;
+pub mod outbox;
 pub mod tools;

@@ -2,10 +2,13 @@
 
 use clap::Parser;
 use mcp_common::serve::{CommonArgs, init_tracing, run};
+use mcp_coordinator::cache::{RedisCache, Results};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
+use mcp_coordinator::dgraph::{Credentials, Dgraph};
 use mcp_coordinator::findings::Store;
 use mcp_coordinator::hosts::Hosts;
+use mcp_coordinator::outbox::Shipper;
 use mcp_coordinator::tools::Coordinator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +27,47 @@ struct Cli {
     /// ~/.local/share/mcp-suite).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Also keep findings in Dgraph at this HTTP endpoint (http://HOST:8080): recorded
+    /// locally first, shipped in the background, retried until Dgraph has them.
+    #[arg(long, value_name = "URL")]
+    findings_url: Option<String>,
+    /// Dgraph ACL user (default: $DGRAPH_USER); with a password, the coordinator logs in.
+    #[arg(long, value_name = "USER")]
+    findings_user: Option<String>,
+    /// Dgraph ACL password (default: $DGRAPH_PASSWORD, which keeps it out of `ps`).
+    #[arg(long, value_name = "PASSWORD")]
+    findings_password: Option<String>,
+    /// Keep deterministic results (static analysis, saves) in this Redis instead of in
+    /// process, so that they outlive the coordinator: redis://HOST:PORT/DB.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+}
+
+/// The Dgraph client when --findings-url is given.
+fn dgraph(cli: &Cli) -> Result<Option<Dgraph>, String> {
+    let Some(url) = &cli.findings_url else {
+        return Ok(None);
+    };
+    let user = cli
+        .findings_user
+        .clone()
+        .or_else(|| std::env::var("DGRAPH_USER").ok());
+    let password = cli
+        .findings_password
+        .clone()
+        .or_else(|| std::env::var("DGRAPH_PASSWORD").ok());
+    let credentials = match (user, password) {
+        (Some(user), Some(password)) => Some(Credentials { user, password }),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "give both --findings-user and --findings-password (or DGRAPH_USER and \
+                 DGRAPH_PASSWORD), or neither"
+                    .into(),
+            );
+        }
+    };
+    Dgraph::new(url, credentials).map(Some)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -45,13 +89,43 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let store = match Store::open(&cli.data_dir.clone().unwrap_or_else(default_data_dir)) {
-        Ok(s) => Arc::new(s),
+    let remote = match dgraph(&cli) {
+        Ok(r) => r,
         Err(e) => {
             tracing::error!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
+    let mut store = match Store::open(&cli.data_dir.clone().unwrap_or_else(default_data_dir)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let signal = remote.as_ref().map(|_| store.enable_outbox());
+    let store = Arc::new(store);
+    let shipper = remote.zip(signal).map(|(remote, signal)| {
+        let s = Shipper::new(store.clone(), Arc::new(remote), signal);
+        s.spawn();
+        s
+    });
+    let cache = match &cli.redis_url {
+        None => Results::default(),
+        Some(url) => match RedisCache::new(url) {
+            Ok(r) => {
+                if let Err(e) = r.ping().await {
+                    tracing::warn!(error = %e, "Redis does not answer yet: cache misses until it does");
+                }
+                Results::Redis(r)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
+    let cache = Arc::new(cache);
     let hosts = Arc::new(Hosts::default());
     let children: Vec<Arc<Child>> = config
         .children
@@ -72,6 +146,8 @@ async fn main() -> std::process::ExitCode {
     let children = Arc::new(children);
     match run(&cli.common, move || {
         Coordinator::new(children.clone(), store.clone(), hosts.clone())
+            .with_shipper(shipper.clone())
+            .with_cache(cache.clone())
     })
     .await
     {

@@ -1,5 +1,5 @@
-//! The coordinator as an MCP server: its own tools (servers_status, servers_restart,
-//! fan_out) and every child tool as `<prefix>__<tool>`, definitions and results forwarded
+//! The coordinator as an MCP server: its own tools (servers_*, fan_out, analyze_character,
+//! findings_*) and every child tool as `<prefix>__<tool>`, definitions and results forwarded
 //! untouched.
 
 use crate::child::{CallError, Child, ChildStatus};
@@ -27,7 +27,9 @@ pub struct Coordinator {
     children: Arc<Vec<Arc<Child>>>,
     findings: Arc<Store>,
     hosts: Arc<crate::hosts::Hosts>,
-    cache: Arc<crate::cache::Cache>,
+    cache: Arc<crate::cache::Results>,
+    /// Ships findings to the remote graph (Dgraph) when one is configured.
+    shipper: Option<Arc<crate::outbox::Shipper>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -42,7 +44,38 @@ impl Coordinator {
             findings,
             hosts,
             cache: Arc::default(),
+            shipper: None,
             tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Where deterministic results are kept (shared by every session of this process).
+    pub fn with_cache(mut self, cache: Arc<crate::cache::Results>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Findings also go to a remote graph through this shipper; `findings_get` and
+    /// `findings_query {scope: "shared"}` read it.
+    pub fn with_shipper(mut self, shipper: Option<Arc<crate::outbox::Shipper>>) -> Self {
+        self.shipper = shipper;
+        self
+    }
+
+    /// A finding with its links: from the local store, else from the remote graph (findings
+    /// other coordinators recorded).
+    async fn find_one(&self, id: String) -> Result<Option<(Finding, Vec<Link>)>, String> {
+        let store = self.findings.clone();
+        let key = id.clone();
+        let local = tokio::task::spawn_blocking(move || store.get(&key))
+            .await
+            .map_err(|e| format!("findings store task failed: {e}"))??;
+        if local.is_some() {
+            return Ok(local);
+        }
+        match &self.shipper {
+            Some(s) => s.remote().get(&id).await.map_err(|e| e.to_string()),
+            None => Ok(None),
         }
     }
 
@@ -59,6 +92,13 @@ impl Coordinator {
             return None;
         }
         let store = self.findings.clone();
+        // Static analysis and saves are about a file's content: its hash is the target.
+        let hash_files = self.child(prefix).is_some_and(|c| {
+            matches!(
+                c.spec.kind,
+                crate::config::Kind::Static | crate::config::Kind::D2
+            )
+        });
         let title = format!("{prefix}{SEPARATOR}{tool}");
         let (prefix, tool) = (prefix.to_string(), tool.to_string());
         let summary = r
@@ -67,7 +107,9 @@ impl Coordinator {
             .and_then(|c| c.as_text().map(|t| t.text.clone()));
         let data = r.structured_content.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let target = arguments.as_ref().and_then(findings::target_of);
+            let target = arguments
+                .as_ref()
+                .and_then(|a| findings::target_of_call(a, hash_files));
             store.record(
                 "tool_call",
                 &title,
@@ -145,7 +187,7 @@ impl Coordinator {
             ))
         });
         if let Some((key, _)) = &cache
-            && let Some(hit) = self.cache.get(key)
+            && let Some(hit) = self.cache.get(key).await
         {
             return Some((hit, None));
         }
@@ -160,7 +202,7 @@ impl Coordinator {
                 if let Some((key, ttl)) = cache
                     && r.is_error != Some(true)
                 {
-                    self.cache.put(key, ttl, r.clone());
+                    self.cache.put(key, ttl, r.clone()).await;
                 }
                 (r, id)
             }
@@ -273,6 +315,10 @@ pub struct LinkArgs {
 pub struct QueryArgs {
     #[serde(flatten)]
     pub query: Query,
+    /// `local` (default): this coordinator's store, every finding it recorded. `shared`: the
+    /// remote graph (needs --findings-url), findings of every coordinator that ships there,
+    /// without this one's backlog; `target` and `text` need 3 characters or more there.
+    pub scope: Option<String>,
     #[serde(flatten)]
     pub page: mcp_common::PageArgs,
 }
@@ -309,22 +355,38 @@ impl Noun for Finding {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StoreStatus {
-    /// `sqlite` (embedded).
+    /// `sqlite` (embedded), or `dgraph` (the SQLite store is then also the outbox).
     pub store: String,
     pub path: String,
     pub session: String,
     pub findings: u64,
     pub links: u64,
     pub sessions: u64,
-    /// Findings waiting to be shipped to a remote store (none without one).
+    /// Findings and links waiting in the outbox to be shipped to the remote graph.
     pub backlog: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::outbox::RemoteStatus>,
 }
 impl Summary for StoreStatus {
     fn summary(&self) -> String {
-        format!(
-            "{} findings, {} links in {}",
-            self.findings, self.links, self.path
-        )
+        match &self.remote {
+            None => format!(
+                "{} findings, {} links in {}",
+                self.findings, self.links, self.path
+            ),
+            Some(r) => format!(
+                "{} findings, {} links in {}; {} shipped to {}, {} waiting{}",
+                self.findings,
+                self.links,
+                self.path,
+                r.shipped,
+                r.url,
+                self.backlog,
+                r.last_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" (last error: {e})"))
+            ),
+        }
     }
 }
 
@@ -570,6 +632,34 @@ impl Coordinator {
         Parameters(a): Parameters<QueryArgs>,
     ) -> Result<Json<Page<Finding>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
+        match a.scope.as_deref() {
+            None | Some("local") => {}
+            Some("shared") => {
+                let Some(shipper) = &self.shipper else {
+                    return Err(ToolError::invalid(
+                        "scope",
+                        "\"shared\"",
+                        "\"local\" only: no remote graph is configured (--findings-url)",
+                    ));
+                };
+                let (total, items) = shipper
+                    .remote()
+                    .find(&a.query, offset, limit)
+                    .await
+                    .map_err(|e| ToolError::new(e.to_string()))?
+                    .map_err(|(field, why)| {
+                        ToolError::new(format!("invalid argument `{field}`: {why}"))
+                    })?;
+                return Ok(Json(Page::fit(items, offset, total)));
+            }
+            Some(other) => {
+                return Err(ToolError::invalid(
+                    "scope",
+                    format!("{other:?}"),
+                    "accepted: \"local\", \"shared\"",
+                ));
+            }
+        }
         let store = self.findings.clone();
         mcp_common::blocking(move || {
             let (total, items) = store
@@ -587,15 +677,14 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<IdArgs>,
     ) -> Result<Json<Recorded>, ToolError> {
-        let store = self.findings.clone();
-        mcp_common::blocking(move || {
-            let (finding, links) = store.get(&a.id).map_err(ToolError::new)?.ok_or_else(|| {
+        let (finding, links) = self
+            .find_one(a.id.clone())
+            .await
+            .map_err(ToolError::new)?
+            .ok_or_else(|| {
                 ToolError::invalid("id", format!("{:?}", a.id), "no finding has this id")
             })?;
-            Ok(Recorded { finding, links })
-        })
-        .await
-        .map(Json)
+        Ok(Json(Recorded { finding, links }))
     }
 
     /// The findings store: where it is, how many findings and links, the backlog.
@@ -605,16 +694,18 @@ impl Coordinator {
         Parameters(_a): Parameters<NoArgs>,
     ) -> Result<Json<StoreStatus>, ToolError> {
         let store = self.findings.clone();
+        let remote = self.shipper.as_ref().map(|s| s.status());
         mcp_common::blocking(move || {
             let (findings, links, sessions) = store.counts().map_err(ToolError::new)?;
             Ok(StoreStatus {
-                store: "sqlite".into(),
+                store: if remote.is_some() { "dgraph" } else { "sqlite" }.into(),
                 path: store.path.clone(),
                 session: store.session.clone(),
                 findings,
                 links,
                 sessions,
-                backlog: 0,
+                backlog: store.backlog().map_err(ToolError::new)?,
+                remote,
             })
         })
         .await
@@ -809,11 +900,9 @@ impl ServerHandler for Coordinator {
                 None,
             )
         })?;
-        let store = self.findings.clone();
-        let id = id.to_string();
-        let found = tokio::task::spawn_blocking(move || store.get(&id))
+        let found = self
+            .find_one(id.to_string())
             .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
             .map_err(|e| ErrorData::internal_error(e, None))?
             .ok_or_else(|| ErrorData::resource_not_found(format!("no finding {uri:?}"), None))?;
         let (finding, links) = found;

@@ -375,6 +375,16 @@ async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> Test
         let f = &q["items"][0];
         assert_eq!(f["target"]["binary"], path.as_str());
         assert!(f["data"]["sha256"].is_string(), "{f}");
+        // The target names the binary by content too: the coordinator's hash of the file
+        // equals the one mcp-static reports, and finds the call.
+        assert_eq!(f["target"]["sha256"], f["data"]["sha256"], "{f}");
+        let by_hash = ok(
+            &client,
+            "findings_query",
+            json!({"target": f["data"]["sha256"]}),
+        )
+        .await;
+        assert_eq!(by_hash["total"], 1);
         let call_id = f["id"].as_str().unwrap_or_default().to_string();
         let r = ok(
             &client,

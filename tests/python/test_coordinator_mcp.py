@@ -1,6 +1,6 @@
 """mcp-coordinator driven by the official Python MCP SDK (mcp 2.3.0): the children's tools
 appear namespaced, a proxied call answers like the child, progress sent by a child reaches the
-host through the coordinator, and servers_status lists the children.
+host through the coordinator, servers_status lists the children and findings_status the store.
 
 Needs MCP_COORDINATOR, MCP_TEST_CHILD and MCP_STATIC (the binaries); scripts/test.sh sets them."""
 
@@ -52,6 +52,13 @@ async def run_session(config):
 
         bad = await client.call_tool("static__binary_info", {"path": "/etc/passwd"})
         assert bad.is_error and "outside the allowed roots" in bad.content[0].text
+
+        # The successful calls above are findings in the embedded store, nothing waits to
+        # be shipped (no remote graph), and the shared scope says why it is not there.
+        fs = (await client.call_tool("findings_status", {})).structured_content
+        assert fs["store"] == "sqlite" and fs["backlog"] == 0 and fs["findings"] >= 2, fs
+        shared = await client.call_tool("findings_query", {"scope": "shared"})
+        assert shared.is_error and "`scope`" in shared.content[0].text
 
 
 def test_python_sdk_through_the_coordinator():

@@ -6,7 +6,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ProgressNotificationParam, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, ServerHandler, ServiceExt, tool, tool_router};
+use rmcp::{RoleServer, ServerHandler, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -164,17 +164,24 @@ impl ServerHandler for TestChild {
     }
 }
 
+/// `--http ADDR` serves over streamable HTTP (the benchmarks compare proxies over HTTP).
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: mcp_common::serve::CommonArgs,
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let server = TestChild {
+    use clap::Parser;
+    let cli = Cli::parse();
+    let extra = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+    let factory = move || TestChild {
         tool_router: TestChild::tool_router(),
-        extra: Default::default(),
+        extra: extra.clone(),
     };
-    match server.serve(rmcp::transport::io::stdio_pipes()).await {
-        Ok(s) => {
-            let _ = s.waiting().await;
-            std::process::ExitCode::SUCCESS
-        }
+    match mcp_common::serve::run(&cli.common, factory).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(_) => std::process::ExitCode::FAILURE,
     }
 }
