@@ -77,6 +77,14 @@ fn own_v1_path(controller: &str) -> String {
         .unwrap_or_default()
 }
 
+fn hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        " (the sandbox needs root, or a cgroup delegated to this user)"
+    } else {
+        ""
+    }
+}
+
 /// Which cgroup version carries the memory and pids controllers here.
 pub fn detect() -> Result<Version, String> {
     let controllers = read(&Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
@@ -113,7 +121,7 @@ impl Cgroup {
                 write(&parent.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
                 let dir = parent.join(id);
                 std::fs::create_dir(&dir)
-                    .map_err(|e| format!("cgroup: creating {}: {e}", dir.display()))?;
+                    .map_err(|e| format!("cgroup: creating {}: {e}{}", dir.display(), hint(&e)))?;
                 Cgroup {
                     version,
                     dirs: vec![("unified".into(), dir)],
@@ -130,7 +138,11 @@ impl Cgroup {
                     if let Err(e) = std::fs::create_dir_all(&dir) {
                         let partial = Cgroup { version, dirs };
                         partial.remove();
-                        return Err(format!("cgroup: creating {}: {e}", dir.display()));
+                        return Err(format!(
+                            "cgroup: creating {}: {e}{}",
+                            dir.display(),
+                            hint(&e)
+                        ));
                     }
                     dirs.push((c.to_string(), dir));
                 }
