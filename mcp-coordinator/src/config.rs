@@ -382,7 +382,7 @@ mod tests {
     fn the_example_config_is_valid() -> Result<(), String> {
         let c = Config::from_toml(include_str!("../../examples/coordinator.toml"))?;
         let names: Vec<&str> = c.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["static", "memory", "d2", "network"]);
+        assert_eq!(names, ["static", "memory", "d2", "network", "sandbox"]);
         assert!(c.children[2].cache_ttl_for("character").is_none());
         assert!(!c.children[3].exposes("capture_start"));
         Ok(())
