@@ -64,6 +64,28 @@ pub struct Spec {
     pub report: Option<PathBuf>,
 }
 
+impl Spec {
+    /// `program args` under `profile`'s limits and network, output inherited, no timeout.
+    pub fn new(profile: Profile, program: impl Into<String>, args: Vec<String>) -> Spec {
+        Spec {
+            profile,
+            program: program.into(),
+            args,
+            memory: None,
+            pids: None,
+            cpus: None,
+            network: None,
+            timeout: None,
+            rw: Vec::new(),
+            home: None,
+            env: Vec::new(),
+            seccomp_log: false,
+            output: Output::Inherit,
+            report: None,
+        }
+    }
+}
+
 /// The JSON report written when a sandbox ends (`--report`), also part of `status`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {

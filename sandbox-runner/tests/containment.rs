@@ -10,32 +10,10 @@ use std::process::Command;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+mod common;
+use common::{probe, usable};
+
 const RUNNER: &str = env!("CARGO_BIN_EXE_sandbox-runner");
-
-fn usable() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let cg = sandbox_runner::cgroup::detect();
-    if !root || cg.is_err() {
-        eprintln!("skipped: needs root and cgroups (root: {root}, cgroups: {cg:?})");
-        return false;
-    }
-    true
-}
-
-/// The probe, built once per test binary (the tests run in parallel).
-fn probe() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        mcp_testkit::build_fixtures(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbxprobe/build.sh"),
-            Path::new(env!("CARGO_TARGET_TMPDIR")),
-            "sbxprobe",
-            "needs cc and static glibc (build-essential)",
-        )
-    })
-    .join("probe")
-}
 
 /// Runs `sandbox-runner run OPTIONS -- probe ACTION...` and returns (stdout, stderr, report).
 fn run(
@@ -223,20 +201,14 @@ fn isolated_network_reaches_only_the_veth_peer() -> TestResult {
     let runner = Runner::new(PathBuf::from(RUNNER));
     let port = 4000 + (std::process::id() % 1000) as u16;
     let spec = Spec {
-        profile: Profile::load("strict")?,
-        program: probe().display().to_string(),
-        args: vec!["peer".into(), port.to_string()],
-        memory: None,
-        pids: None,
-        cpus: None,
         network: Some(NetMode::Isolated),
         timeout: Some(std::time::Duration::from_secs(30)),
-        rw: vec![],
-        home: None,
-        env: vec![],
-        seccomp_log: false,
         output: Output::Piped,
-        report: None,
+        ..Spec::new(
+            Profile::load("strict")?,
+            probe().display().to_string(),
+            vec!["peer".into(), port.to_string()],
+        )
     };
     let sandbox = runner.launch(spec)?;
     let status = sandbox.status();
@@ -361,27 +333,17 @@ fn timeout_and_stop_leave_nothing_behind() -> TestResult {
     use sandbox_runner::sandbox::{Output, Runner, Spec};
     let runner = Runner::new(PathBuf::from(RUNNER));
     let marker = format!("{}", 7_000_000 + std::process::id());
+    let script = format!(
+        "sleep {marker} & sleep {marker} & {} forkbomb 3; wait",
+        probe().display()
+    );
     let spec = Spec {
-        profile: Profile::load("strict")?,
-        program: "/bin/sh".into(),
-        args: vec![
-            "-c".into(),
-            format!(
-                "sleep {marker} & sleep {marker} & {} forkbomb 3; wait",
-                probe().display()
-            ),
-        ],
-        memory: None,
-        pids: None,
-        cpus: None,
-        network: None,
-        timeout: None,
-        rw: vec![],
-        home: None,
-        env: vec![],
-        seccomp_log: false,
         output: Output::Piped,
-        report: None,
+        ..Spec::new(
+            Profile::load("strict")?,
+            "/bin/sh",
+            vec!["-c".into(), script],
+        )
     };
     let sandbox = runner.launch(spec)?;
     let mut procs = Vec::new();

@@ -6,33 +6,13 @@
 
 use mcp_testkit::{Client, TestResult, err, ok, start_bin};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+mod common;
+use common::{probe, usable};
+
 const RUNNER: &str = env!("CARGO_BIN_EXE_sandbox-runner");
-
-fn usable() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root || sandbox_runner::cgroup::detect().is_err() {
-        eprintln!("skipped: needs root and cgroups");
-        return false;
-    }
-    true
-}
-
-fn probe() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        mcp_testkit::build_fixtures(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sbxprobe/build.sh"),
-            Path::new(env!("CARGO_TARGET_TMPDIR")),
-            "sbxprobe-mcp",
-            "needs cc and static glibc (build-essential)",
-        )
-    })
-    .join("probe")
-}
 
 async fn start(extra: &[&str]) -> Result<Client, mcp_testkit::Error> {
     let mut args = vec![

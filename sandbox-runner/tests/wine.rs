@@ -47,20 +47,14 @@ fn wine_game_in_the_sandbox_is_readable_from_outside() -> TestResult {
     let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-wine-home");
     let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-runner")));
     let spec = Spec {
-        profile: Profile::load("wine")?,
-        program: "wine".into(),
-        args: vec![exe.display().to_string()],
-        memory: None,
-        pids: None,
-        cpus: None,
-        network: None,
         timeout: Some(Duration::from_secs(300)),
-        rw: vec![],
         home: Some(home),
-        env: vec![],
-        seccomp_log: false,
         output: Output::Piped,
-        report: None,
+        ..Spec::new(
+            Profile::load("wine")?,
+            "wine",
+            vec![exe.display().to_string()],
+        )
     };
     let sandbox = runner.launch(spec)?;
     let (stdin, stdout) = sandbox.take_stdio();
