@@ -6,7 +6,8 @@ use crate::config::ChildSpec;
 use crate::hosts::Hosts;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
-    ClientRequest, NumberOrString, ProgressNotificationParam, ProgressToken, RequestId,
+    ClientRequest, NumberOrString, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, RequestId, Resource, ResourceTemplate,
     ServerResult, Tool,
 };
 use rmcp::service::{
@@ -39,6 +40,9 @@ struct Inner {
     state: Option<State>,
     peer: Option<Peer<RoleClient>>,
     tools: Vec<Tool>,
+    /// The child's resources and resource templates as it listed them (URIs unchanged).
+    resources: Vec<Resource>,
+    templates: Vec<ResourceTemplate>,
     pid: Option<u32>,
     generation: u64,
     restarts: u32,
@@ -65,7 +69,7 @@ struct Route {
 }
 
 /// The coordinator's client side towards one child: forwards progress to the host and
-/// re-lists the child's tools when it says they changed.
+/// re-lists the child's tools (or resources) when it says they changed.
 #[derive(Clone)]
 struct ChildHandler {
     routes: ProgressRoutes,
@@ -76,6 +80,12 @@ impl ClientHandler for ChildHandler {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         if let Some(child) = self.child.upgrade() {
             tokio::spawn(async move { child.relist().await });
+        }
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        if let Some(child) = self.child.upgrade() {
+            tokio::spawn(async move { child.relist_resources().await });
         }
     }
 
@@ -92,6 +102,35 @@ impl ClientHandler for ChildHandler {
                 let _ = r.peer.notify_progress(params).await;
             }
         }
+    }
+}
+
+/// The resources and resource templates of a child that says it has resources (none
+/// otherwise). A list the child does not implement (method not found) is empty; a child that
+/// fails to list them otherwise fails to start, like one that cannot list its tools.
+async fn list_resources(
+    peer: &Peer<RoleClient>,
+) -> Result<(Vec<Resource>, Vec<ResourceTemplate>), String> {
+    let offers = peer
+        .peer_info()
+        .is_some_and(|info| info.capabilities.resources.is_some());
+    if !offers {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let resources = or_empty(peer.list_all_resources().await)
+        .map_err(|e| format!("resources/list failed: {e}"))?;
+    let templates = or_empty(peer.list_all_resource_templates().await)
+        .map_err(|e| format!("resources/templates/list failed: {e}"))?;
+    Ok((resources, templates))
+}
+
+/// A list the child answers with "method not found" is an empty one.
+fn or_empty<T>(r: Result<Vec<T>, ServiceError>) -> Result<Vec<T>, ServiceError> {
+    match r {
+        Err(ServiceError::McpError(e)) if e.code == rmcp::model::ErrorCode::METHOD_NOT_FOUND => {
+            Ok(Vec::new())
+        }
+        other => other,
     }
 }
 
@@ -204,6 +243,25 @@ impl Child {
         }
     }
 
+    /// Lists the child's resources and templates again and tells the hosts.
+    pub async fn relist_resources(&self) {
+        let peer = self.lock().peer.clone();
+        let Some(peer) = peer else { return };
+        match list_resources(&peer).await {
+            Ok((resources, templates)) => {
+                {
+                    let mut i = self.lock();
+                    i.resources = resources;
+                    i.templates = templates;
+                }
+                self.hosts.resources_changed().await;
+            }
+            Err(e) => {
+                tracing::warn!(server = %self.spec.name, error = %e, "re-listing resources failed")
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -270,20 +328,26 @@ impl Child {
             .list_all_tools()
             .await
             .map_err(|e| format!("tools/list failed: {e}"))?;
+        let (resources, templates) = list_resources(service.peer()).await?;
         let generation = {
             let mut i = self.lock();
             i.generation += 1;
             i.state = Some(State::Running);
             i.peer = Some(service.peer().clone());
             i.tools = tools;
+            i.resources = resources;
+            i.templates = templates;
             i.pid = pid;
             i.started = Some(Instant::now());
             i.generation
         };
         if generation > 1 {
-            // A restarted child may offer other tools than before.
+            // A restarted child may offer other tools (and resources) than before.
             let hosts = self.hosts.clone();
-            tokio::spawn(async move { hosts.tools_changed().await });
+            tokio::spawn(async move {
+                hosts.tools_changed().await;
+                hosts.resources_changed().await;
+            });
         }
         let me = self.clone();
         tokio::spawn(async move {
@@ -358,6 +422,85 @@ impl Child {
         }
     }
 
+    /// The child's resources and resource templates as it listed them (none unless running).
+    pub fn resources(&self) -> (Vec<Resource>, Vec<ResourceTemplate>) {
+        let i = self.lock();
+        if i.state == Some(State::Running) {
+            (i.resources.clone(), i.templates.clone())
+        } else {
+            (Vec::new(), Vec::new())
+        }
+    }
+
+    /// The resources and templates the child listed last, also while it restarts, so that a
+    /// read is still routed to it (and answered "restarting" rather than "unknown").
+    pub fn last_resources(&self) -> (Vec<Resource>, Vec<ResourceTemplate>) {
+        let i = self.lock();
+        (i.resources.clone(), i.templates.clone())
+    }
+
+    /// Forwards `resources/read` with the child's call timeout; the answer (contents, or the
+    /// child's own error) is given back untouched.
+    pub async fn read(
+        &self,
+        mut params: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResponse, rmcp::ErrorData> {
+        let peer = self.peer_or_unavailable().map_err(|m| {
+            rmcp::ErrorData::internal_error(format!("cannot read {:?}: {m}", params.uri), None)
+        })?;
+        let timeout = self.spec.call_timeout;
+        params.meta = None;
+        let uri = params.uri.clone();
+        // On timeout the request future is dropped, which cancels it in the child.
+        match tokio::time::timeout(timeout, peer.read_resource_once(params)).await {
+            Ok(Ok(ReadResourceResponse::Complete(mut r))) => {
+                // As for tool results: the child spoke the version it agreed with the
+                // coordinator; the discriminator is restored for hosts on newer versions
+                // (rmcp drops it again for older ones). The contents are untouched.
+                r.result_type
+                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
+                Ok(ReadResourceResponse::Complete(r))
+            }
+            Ok(Ok(other)) => Ok(other),
+            Ok(Err(ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
+                format!(
+                    "server {:?} failed while reading {uri:?}: {e}",
+                    self.spec.name
+                ),
+                None,
+            )),
+            Err(_) => Err(rmcp::ErrorData::internal_error(
+                format!(
+                    "reading {uri:?} from server {:?} timed out after {} s; the request was \
+                     cancelled in the child",
+                    self.spec.name,
+                    timeout.as_secs_f64()
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// The child's peer, or why there is none (restarting, or failed).
+    fn peer_or_unavailable(&self) -> Result<Peer<RoleClient>, String> {
+        let i = self.lock();
+        if let Some(peer) = &i.peer {
+            return Ok(peer.clone());
+        }
+        let why = i.last_error.clone().unwrap_or_default();
+        Err(match i.state {
+            Some(State::Failed) => format!(
+                "server {:?} is marked failed ({why}); call servers_restart {{\"name\": {:?}}}",
+                self.spec.name, self.spec.name
+            ),
+            _ => format!(
+                "server {:?} is restarting ({why}); try again in a moment",
+                self.spec.name
+            ),
+        })
+    }
+
     /// Forwards one call with the tool's timeout; on timeout the pending request is dropped,
     /// which sends `notifications/cancelled` to the child.
     /// `progress`: the host's peer and token when the host asked for progress; the child is
@@ -367,23 +510,7 @@ impl Child {
         mut params: CallToolRequestParams,
         progress: Option<(Peer<RoleServer>, ProgressToken)>,
     ) -> Result<CallToolResult, CallError> {
-        let (peer, state, last) = {
-            let i = self.lock();
-            (i.peer.clone(), i.state, i.last_error.clone())
-        };
-        let Some(peer) = peer else {
-            let why = last.unwrap_or_default();
-            return Err(CallError::Unavailable(match state {
-                Some(State::Failed) => format!(
-                    "server {:?} is marked failed ({why}); call servers_restart {{\"name\": {:?}}}",
-                    self.spec.name, self.spec.name
-                ),
-                _ => format!(
-                    "server {:?} is restarting ({why}); try again in a moment",
-                    self.spec.name
-                ),
-            }));
-        };
+        let peer = self.peer_or_unavailable().map_err(CallError::Unavailable)?;
         let timeout = self.spec.timeout_for(&params.name);
         params.meta = None;
         let started = Instant::now();

@@ -4,6 +4,7 @@
 //!
 //! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child (stdio or
 //! streamable HTTP); `tools` is the MCP face (routing and the coordinator's own tools);
+//! `resources` routes the children's resources by URI;
 //! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
 //! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
 //! in Redis).
@@ -15,4 +16,5 @@ pub mod dgraph;
 pub mod findings;
 pub mod hosts;
 pub mod outbox;
+pub mod resources;
 pub mod tools;

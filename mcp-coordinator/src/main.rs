@@ -143,6 +143,11 @@ async fn main() -> std::process::ExitCode {
     for s in starts {
         let _ = s.await;
     }
+    // Resources keep their URIs: two children offering the same one is a configuration error.
+    if let Err(e) = mcp_coordinator::resources::check_collisions(&children) {
+        tracing::error!("{e}");
+        return std::process::ExitCode::from(2);
+    }
     let children = Arc::new(children);
     match run(&cli.common, move || {
         Coordinator::new(children.clone(), store.clone(), hosts.clone())

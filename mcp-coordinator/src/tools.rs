@@ -825,6 +825,7 @@ impl ServerHandler for Coordinator {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_list_changed()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -834,7 +835,9 @@ impl ServerHandler for Coordinator {
         .with_instructions(
             "One endpoint for the analysis suite: every child server's tools appear as \
                  <server>__<tool> (static__binary_info, memory__scan_start, d2__character, ...). \
-                 servers_status shows the children; fan_out runs several calls at once.",
+                 servers_status shows the children; fan_out runs several calls at once. The \
+                 children's resources keep their URIs (d2://save/{path}, ...); findings://{id} \
+                 reads a finding.",
         )
     }
 
@@ -874,17 +877,29 @@ impl ServerHandler for Coordinator {
         Ok(ListToolsResult::with_all_items(all))
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        // Every child's resources as it listed them, URIs and all.
+        let all = self.children.iter().flat_map(|c| c.resources().0).collect();
+        Ok(rmcp::model::ListResourcesResult::with_all_items(all))
+    }
+
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        let mut all = vec![
+            rmcp::model::ResourceTemplate::new(crate::resources::FINDINGS_TEMPLATE, "finding")
+                .with_description("A finding with its links, as findings_get gives it")
+                .with_mime_type("application/json"),
+        ];
+        all.extend(self.children.iter().flat_map(|c| c.resources().1));
         Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
-            vec![
-                rmcp::model::ResourceTemplate::new("findings://{id}", "finding")
-                    .with_description("A finding with its links, as findings_get gives it")
-                    .with_mime_type("application/json"),
-            ],
+            all,
         ))
     }
 
@@ -893,18 +908,28 @@ impl ServerHandler for Coordinator {
         request: rmcp::model::ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        use crate::resources::Route;
         let uri = request.uri.clone();
-        let id = uri.strip_prefix("findings://").ok_or_else(|| {
-            ErrorData::resource_not_found(
-                format!("unknown resource {uri:?} (known: findings://{{id}})"),
-                None,
-            )
-        })?;
+        let id = match crate::resources::route(&self.children, &uri) {
+            Route::Child(child) => return child.read(request).await,
+            Route::Unknown(message) => {
+                return Err(ErrorData::resource_not_found(
+                    message,
+                    Some(serde_json::json!({"uri": uri})),
+                ));
+            }
+            Route::Finding(id) => id,
+        };
         let found = self
-            .find_one(id.to_string())
+            .find_one(id)
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?
-            .ok_or_else(|| ErrorData::resource_not_found(format!("no finding {uri:?}"), None))?;
+            .ok_or_else(|| {
+                ErrorData::resource_not_found(
+                    format!("no finding {uri:?} (findings_query lists the ids)"),
+                    Some(serde_json::json!({"uri": uri})),
+                )
+            })?;
         let (finding, links) = found;
         let text = serde_json::json!({"finding": finding, "links": links}).to_string();
         Ok(rmcp::model::ReadResourceResult::new(vec![

@@ -1,7 +1,9 @@
 //! A streamable-HTTP child: the real mcp-static serving `--http 127.0.0.1:PORT`, named by
 //! `url` in Claude Desktop's JSON, reached through the coordinator. Its tools and results
 //! equal those of mcp-static over stdio; when the server goes away calls fail with an error
-//! (no hang), and when it is back the coordinator connects again.
+//! (no hang), and when it is back the coordinator connects again. A server restarted between
+//! two calls rejects the old session id (404): the coordinator opens a new session and the
+//! next call succeeds.
 
 use mcp_testkit::*;
 use serde_json::{Value, json};
@@ -138,5 +140,171 @@ async fn a_url_child_is_proxied_like_a_stdio_one() -> TestResult {
     }
     direct.cancel().await?;
     c.cancel().await?;
+    Ok(())
+}
+
+/// mcp-test-child over HTTP on `port`, ready when this returns (killed when dropped).
+async fn http_test_child(port: u16) -> Result<tokio::process::Child, Error> {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-test-child"))
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            return Err("mcp-test-child --http never listened".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(child)
+}
+
+/// Opens a session of our own (initialize over raw HTTP) and gives its id.
+async fn session_id(http: &reqwest::Client, url: &str) -> Result<String, Error> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "0"}}})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    let id = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("no Mcp-Session-Id in the answer ({})", r.status()))?
+        .to_string();
+    Ok(id)
+}
+
+/// Status of a ping sent in session `id`.
+async fn ping_status(http: &reqwest::Client, url: &str, id: &str) -> Result<u16, Error> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string())
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
+fn remote(status: &Value) -> Value {
+    status["servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == "remote"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The HTTP server restarts between two calls (the coordinator sees no error in between):
+/// the new server rejects the old session id with 404, and the coordinator opens a new
+/// session, so that the next call succeeds and reaches the new process.
+#[tokio::test]
+async fn an_expired_http_session_is_replaced_by_a_new_one() -> TestResult {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("coord-http-session-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut server = http_test_child(port).await?;
+    let cfg = dir.join("c.json");
+    std::fs::write(
+        &cfg,
+        json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
+    )?;
+    let c = start_bin(
+        env!("CARGO_BIN_EXE_mcp-coordinator"),
+        &[
+            "--config".into(),
+            cfg.display().to_string(),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+        ],
+    )
+    .await?;
+    let first = ok(&c, "remote__echo", json!({"text": "one"})).await;
+    let first_pid = first["pid"].as_u64().ok_or("no pid")?;
+    assert_eq!(u64::from(server.id().unwrap_or_default()), first_pid);
+    let http = reqwest::Client::new();
+    let probe = session_id(&http, &url).await?;
+    assert_eq!(ping_status(&http, &url, &probe).await?, 200);
+
+    // Restart the server at once, before the coordinator calls again.
+    server.kill().await?;
+    let server = http_test_child(port).await?;
+    let new_pid = u64::from(server.id().unwrap_or_default());
+    assert_eq!(
+        ping_status(&http, &url, &probe).await?,
+        404,
+        "the restarted server should reject a session of the old one"
+    );
+
+    // The first call may be the one that finds the session gone; the next one succeeds in
+    // a new session, with the new process.
+    let t = Instant::now();
+    let maybe = call(&c, "remote__echo", json!({"text": "two"})).await;
+    let first_call = if maybe.is_error {
+        format!("failed ({})", maybe.text)
+    } else {
+        "succeeded".to_string()
+    };
+    let next = if maybe.is_error {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = call(&c, "remote__echo", json!({"text": "two"})).await;
+            if !r.is_error {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "never a new session: {}", r.text);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else {
+        maybe
+    };
+    assert_eq!(next.data["text"], "two");
+    assert_eq!(next.data["pid"].as_u64(), Some(new_pid));
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let st = remote(&ok(&c, "servers_status", json!({})).await);
+    assert_eq!(st["state"], "running", "{st}");
+    eprintln!("session expiry: first call after the restart {first_call}; servers_status {st}");
+
+    // Again, now leaving the coordinator idle after the restart, so that its event stream
+    // (GET) finds the session gone first: the next call still succeeds, in the new process.
+    let mut server = server;
+    server.kill().await?;
+    let server = http_test_child(port).await?;
+    let third_pid = u64::from(server.id().unwrap_or_default());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let again = loop {
+        let r = call(&c, "remote__echo", json!({"text": "three"})).await;
+        if !r.is_error {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never a new session: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(again.data["pid"].as_u64(), Some(third_pid));
+    let st = remote(&ok(&c, "servers_status", json!({})).await);
+    assert_eq!(st["state"], "running", "{st}");
+    eprintln!("session expiry after an idle time: servers_status {st}");
+    c.cancel().await?;
+    drop(server);
     Ok(())
 }

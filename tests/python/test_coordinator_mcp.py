@@ -1,6 +1,7 @@
 """mcp-coordinator driven by the official Python MCP SDK (mcp 2.3.0): the children's tools
 appear namespaced, a proxied call answers like the child, progress sent by a child reaches the
-host through the coordinator, servers_status lists the children and findings_status the store.
+host through the coordinator, servers_status lists the children and findings_status the store,
+the children's resources keep their URIs and are read through the coordinator.
 
 Needs MCP_COORDINATOR, MCP_TEST_CHILD and MCP_STATIC (the binaries); scripts/test.sh sets them."""
 
@@ -49,6 +50,14 @@ async def run_session(config):
         st = await client.call_tool("servers_status", {})
         states = {s["name"]: s["state"] for s in st.structured_content["servers"]}
         assert states == {"child": "running", "static": "running"}
+
+        # Resources keep the child's URIs; a read by template reaches the child.
+        uris = {r.uri for r in (await client.list_resources()).resources}
+        assert "test://static" in uris, uris
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert {"test://echo/{text}", "findings://{id}"} <= templates, templates
+        read = await client.read_resource("test://echo/hello")
+        assert read.contents[0].text == "hello", read
 
         bad = await client.call_tool("static__binary_info", {"path": "/etc/passwd"})
         assert bad.is_error and "outside the allowed roots" in bad.content[0].text

@@ -1,10 +1,15 @@
-//! A small MCP server for the coordinator's tests: it echoes, sleeps (and notes when it is
-//! cancelled), sends progress, and crashes on command. Not part of the product.
+//! A small MCP server for the coordinator's tests: it echoes (large results too), sleeps (and
+//! notes when it is cancelled), sends progress, crashes on command, and offers resources
+//! (`test://static`, `test://blob`, templates `test://echo/{text}` and
+//! `test://error/{message}`). Not part of the product.
 
 use mcp_common::{Json, Summary, ToolError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ProgressNotificationParam, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    ProgressNotificationParam, Resource, ResourceContents, ResourceTemplate, ServerCapabilities,
+    ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_router};
 use schemars::JsonSchema;
@@ -15,12 +20,21 @@ struct TestChild {
     tool_router: ToolRouter<Self>,
     /// Set by `add_tool`: the tool list then also holds `extra`.
     extra: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by `add_resource`: the resource list then also holds `test://added`.
+    extra_resource: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The most bytes `echo` answers (its text times `repeat`).
+const MAX_ECHO: usize = 16 << 20;
 
 #[derive(Deserialize, JsonSchema)]
 struct EchoArgs {
     text: String,
+    /// The text is answered this many times over (default 1), for large results.
+    repeat: Option<usize>,
 }
+
+const STATIC_TEXT: &str = "the static resource of the test child";
 
 #[derive(Deserialize, JsonSchema)]
 struct SleepArgs {
@@ -50,11 +64,39 @@ impl Summary for Said {
 
 #[tool_router]
 impl TestChild {
-    /// Answers the text and this process's pid.
+    /// Answers the text (`repeat` times over) and this process's pid.
     #[tool]
     async fn echo(&self, Parameters(a): Parameters<EchoArgs>) -> Result<Json<Said>, ToolError> {
+        let repeat = a.repeat.unwrap_or(1);
+        let size = a.text.len().saturating_mul(repeat);
+        if repeat == 0 || size > MAX_ECHO {
+            return Err(ToolError::invalid(
+                "repeat",
+                repeat,
+                format!(
+                    "accepted: 1 or more, with text x repeat at most {MAX_ECHO} bytes (here \
+                     {size})"
+                ),
+            ));
+        }
         Ok(Json(Said {
-            text: a.text,
+            text: a.text.repeat(repeat),
+            pid: std::process::id(),
+        }))
+    }
+
+    /// Adds the resource `test://added` to the list and sends `resources/list_changed`.
+    #[tool]
+    async fn add_resource(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Said>, ToolError> {
+        self.extra_resource
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = ctx.peer.notify_resource_list_changed().await;
+        Ok(Json(Said {
+            text: "added".into(),
             pid: std::process::id(),
         }))
     }
@@ -133,8 +175,80 @@ impl ServerHandler for TestChild {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
+                .enable_resources_list_changed()
                 .build(),
         )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, rmcp::ErrorData> {
+        let mut all = vec![
+            Resource::new("test://static", "static")
+                .with_title("A fixed text")
+                .with_description("Always the same text")
+                .with_mime_type("text/plain")
+                .with_size(STATIC_TEXT.len() as u64),
+            Resource::new("test://blob", "blob")
+                .with_description("Ten bytes, 0 to 9")
+                .with_mime_type("application/octet-stream"),
+        ];
+        if self
+            .extra_resource
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            all.push(Resource::new("test://added", "added").with_mime_type("text/plain"));
+        }
+        Ok(rmcp::model::ListResourcesResult::with_all_items(all))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, rmcp::ErrorData> {
+        Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
+            vec![
+                ResourceTemplate::new("test://echo/{text}", "echo")
+                    .with_description("The text after test://echo/")
+                    .with_mime_type("text/plain"),
+                ResourceTemplate::new("test://error/{message}", "error")
+                    .with_description("Fails with the message"),
+            ],
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
+        let uri = request.uri.clone();
+        let contents = if uri == "test://static" {
+            ResourceContents::text(STATIC_TEXT, uri).with_mime_type("text/plain")
+        } else if uri == "test://added" {
+            ResourceContents::text("added later", uri).with_mime_type("text/plain")
+        } else if uri == "test://blob" {
+            // 0x00..=0x09 in base64.
+            ResourceContents::blob("AAECAwQFBgcICQ==", uri)
+                .with_mime_type("application/octet-stream")
+        } else if let Some(text) = uri.strip_prefix("test://echo/") {
+            ResourceContents::text(text, uri.clone()).with_mime_type("text/plain")
+        } else if let Some(message) = uri.strip_prefix("test://error/") {
+            return Err(rmcp::ErrorData::resource_not_found(
+                format!("test child: {message}"),
+                Some(serde_json::json!({"uri": uri})),
+            ));
+        } else {
+            return Err(rmcp::ErrorData::resource_not_found(
+                format!("test child has no resource {uri:?}"),
+                None,
+            ));
+        };
+        Ok(rmcp::model::ReadResourceResult::new(vec![contents]).into())
     }
 
     async fn call_tool(
@@ -176,9 +290,11 @@ async fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = Cli::parse();
     let extra = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+    let extra_resource = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
     let factory = move || TestChild {
         tool_router: TestChild::tool_router(),
         extra: extra.clone(),
+        extra_resource: extra_resource.clone(),
     };
     match mcp_common::serve::run(&cli.common, factory).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
