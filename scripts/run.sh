@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the suite (release) and runs one server over stdio, the way an MCP host launches it:
 # mcp-static by default, or the one named first (`static`, `memory`, `d2`, `network`, `sandbox`
-# for sandbox-runner's MCP server). Files are readable under
+# for sandbox-runner's MCP server; add `--allow-launch` to let it start sandboxes). Files are readable under
 # the working directory unless you pass `--root DIR`; `--http 127.0.0.1:8931` serves
 # streamable HTTP instead.
 #   scripts/run.sh --root /usr/lib/x86_64-linux-gnu/wine

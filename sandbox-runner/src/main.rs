@@ -31,9 +31,10 @@ enum Cmd {
     Mcp {
         #[command(flatten)]
         common: CommonArgs,
-        /// Leave out launch and stop (the destructive tools).
+        /// Offer launch and stop, the tools that start and kill processes (destructive, so
+        /// off unless the operator enables them; status and list are always there).
         #[arg(long)]
-        read_only: bool,
+        allow_launch: bool,
     },
     #[command(name = "__stage1", hide = true)]
     Stage1 { config: String },
@@ -93,9 +94,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Mcp { common, read_only } => {
+        Cmd::Mcp {
+            common,
+            allow_launch,
+        } => {
             init_tracing();
-            serve(common, read_only)
+            serve(common, allow_launch)
         }
     }
 }
@@ -228,7 +232,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
     })
 }
 
-fn serve(common: CommonArgs, read_only: bool) -> ExitCode {
+fn serve(common: CommonArgs, allow_launch: bool) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -254,7 +258,7 @@ fn serve(common: CommonArgs, read_only: bool) -> ExitCode {
     });
     let reg = registry.clone();
     let result = rt.block_on(run(&common, move || {
-        SandboxServer::new(runner.clone(), roots.clone(), reg.clone(), read_only)
+        SandboxServer::new(runner.clone(), roots.clone(), reg.clone(), allow_launch)
     }));
     // The client is gone: nothing of ours stays running.
     registry.stop_all();

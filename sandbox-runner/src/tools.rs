@@ -1,5 +1,5 @@
 //! The MCP face: `launch`, `status`, `stop`, `list`. `launch` and `stop` change the machine
-//! (they start and kill processes) and are marked destructive; `--read-only` removes them.
+//! (they start and kill processes), are marked destructive and exist only with `--allow-launch`.
 
 use crate::attach::Proc;
 use crate::net::Isolated;
@@ -68,9 +68,9 @@ pub struct SandboxServer {
 }
 
 impl SandboxServer {
-    pub fn new(runner: Runner, roots: Roots, registry: Registry, read_only: bool) -> Self {
+    pub fn new(runner: Runner, roots: Roots, registry: Registry, allow_launch: bool) -> Self {
         let mut tool_router = Self::tool_router();
-        if read_only {
+        if !allow_launch {
             tool_router.remove_route("launch");
             tool_router.remove_route("stop");
         }

@@ -20,7 +20,16 @@ async fn start(extra: &[&str]) -> Result<Client, mcp_testkit::Error> {
         "--root".into(),
         env!("CARGO_TARGET_TMPDIR").into(),
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
+    // Every test but the one about the default wants the destructive tools.
+    if !extra.contains(&"--default") {
+        args.push("--allow-launch".into());
+    }
+    args.extend(
+        extra
+            .iter()
+            .filter(|s| **s != "--default")
+            .map(|s| s.to_string()),
+    );
     start_bin(RUNNER, &args).await
 }
 
@@ -61,7 +70,8 @@ async fn tools_annotations_and_published_schemas() -> TestResult {
         path.display()
     );
 
-    let client = start(&["--read-only"]).await?;
+    // Without --allow-launch only the read-only tools exist.
+    let client = start(&["--default"]).await?;
     let mut names: Vec<String> = client
         .list_all_tools()
         .await?

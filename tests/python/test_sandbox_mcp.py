@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def params():
-    return StdioServerParameters(command=SERVER, args=["mcp"], env={"PATH": os.environ.get("PATH", "")})
+    return StdioServerParameters(command=SERVER, args=["mcp", "--allow-launch"], env={"PATH": os.environ.get("PATH", "")})
 
 
 async def run_session():
