@@ -649,54 +649,68 @@ fn send_with_fd(msg: &Message, fd: RawFd) {
     }
 }
 
-/// Reads one message (and an fd that rides along) from the runner's end of the socket.
-pub fn receive(
-    sock: &UnixStream,
-    buf: &mut Vec<u8>,
-) -> Result<Option<(Message, Option<std::os::fd::OwnedFd>)>, String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    use std::os::fd::FromRawFd as _;
-    let mut got_fd = None;
-    loop {
-        if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let msg: Message = serde_json::from_slice(&line).map_err(|e| {
-                format!(
-                    "inside sent a bad message {:?}: {e}",
-                    String::from_utf8_lossy(&line)
+/// The runner's end of the socket: JSON lines, and the fds that ride along (the filter's
+/// notification fd). An fd arrives with whichever read takes the bytes it was sent with, which
+/// may also hold the line before, so fds are kept apart from the lines and taken by whoever
+/// expects one.
+#[derive(Default)]
+pub struct Channel {
+    buf: Vec<u8>,
+    fds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl Channel {
+    /// The next message; `None` when the inside has closed its end.
+    pub fn receive(&mut self, sock: &UnixStream) -> Result<Option<Message>, String> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use std::os::fd::FromRawFd as _;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let msg: Message = serde_json::from_slice(&line).map_err(|e| {
+                    format!(
+                        "inside sent a bad message {:?}: {e}",
+                        String::from_utf8_lossy(&line)
+                    )
+                })?;
+                return Ok(Some(msg));
+            }
+            let mut chunk = [0u8; 4096];
+            let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let (n, fds) = {
+                let r = recvmsg::<()>(
+                    sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::MSG_CMSG_CLOEXEC,
                 )
-            })?;
-            return Ok(Some((msg, got_fd)));
-        }
-        let mut chunk = [0u8; 4096];
-        let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = {
-            let r = recvmsg::<()>(
-                sock.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            )
-            .map_err(|e| format!("reading from the sandbox: {e}"))?;
-            let mut fd = None;
-            if let Ok(cmsgs) = r.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmRights(fds) = c {
-                        fd = fds.first().copied();
+                .map_err(|e| format!("reading from the sandbox: {e}"))?;
+                let mut got = Vec::new();
+                if let Ok(cmsgs) = r.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            got.extend(fds);
+                        }
                     }
                 }
+                (r.bytes, got)
+            };
+            for fd in fds {
+                // SAFETY: the kernel just gave us this fd; we own it now.
+                self.fds
+                    .push(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
             }
-            (r.bytes, fd)
-        };
-        if let Some(fd) = fd {
-            // SAFETY: the kernel just gave us this fd; we own it now.
-            got_fd = Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
         }
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The oldest fd received and not yet taken.
+    pub fn take_fd(&mut self) -> Option<std::os::fd::OwnedFd> {
+        (!self.fds.is_empty()).then(|| self.fds.remove(0))
     }
 }
 

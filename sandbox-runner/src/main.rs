@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run PROGRAM ARGS... in a sandbox and exit with its exit code (128 + signal if killed).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the sandbox tools (launch, status, stop, list) over MCP.
     Mcp {
         #[command(flatten)]
@@ -63,6 +63,11 @@ struct RunArgs {
     /// A directory writable inside at the same path (repeatable).
     #[arg(long)]
     rw: Vec<PathBuf>,
+    /// A directory shown read-only at the same path, for those the view hides (/home, /tmp,
+    /// ...; repeatable). The directories of the program and of absolute paths among its
+    /// arguments are shown without asking.
+    #[arg(long)]
+    ro: Vec<PathBuf>,
     /// A persistent home directory (kept: reuse a WINEPREFIX).
     #[arg(long)]
     home: Option<PathBuf>,
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
         Cmd::Stage1 { config } => sandbox_runner::inside::stage1(&config),
         Cmd::Run(args) => {
             init_tracing();
-            match run_cmd(args) {
+            match run_cmd(*args) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("sandbox-runner: {e}");
@@ -175,6 +180,8 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         network,
         timeout,
         rw: a.rw,
+        ro: a.ro,
+        bind_args: true,
         home: a.home,
         env,
         seccomp_log: a.seccomp_log,

@@ -55,6 +55,11 @@ pub struct Spec {
     pub network: Option<NetMode>,
     pub timeout: Option<Duration>,
     pub rw: Vec<PathBuf>,
+    /// Host directories shown read-only at the same path (for those the view hides: under
+    /// /home, /tmp, ...).
+    pub ro: Vec<PathBuf>,
+    /// Also show, read-only, the directories of the absolute paths among `args`.
+    pub bind_args: bool,
     /// A persistent home (kept after the sandbox ends: a WINEPREFIX takes 20-40 s to create).
     pub home: Option<PathBuf>,
     pub env: Vec<(String, String)>,
@@ -77,6 +82,8 @@ impl Spec {
             network: None,
             timeout: None,
             rw: Vec::new(),
+            ro: Vec::new(),
+            bind_args: true,
             home: None,
             env: Vec::new(),
             seccomp_log: false,
@@ -205,10 +212,11 @@ impl Runner {
             );
         }
         let program = resolve_program(&spec.program)?;
-        for dir in &spec.rw {
+        let asked = spec.rw.iter().map(|d| ("rw", d));
+        for (what, dir) in asked.chain(spec.ro.iter().map(|d| ("ro", d))) {
             if !dir.is_absolute() || !dir.is_dir() {
                 return Err(format!(
-                    "rw {}: not an existing absolute directory; accepted: absolute paths of directories",
+                    "{what} {}: not an existing absolute directory; accepted: absolute paths of directories",
                     dir.display()
                 ));
             }
@@ -247,19 +255,20 @@ impl Runner {
         if spec.seccomp_log {
             policy.mode = SeccompMode::Log;
         }
-        // The program's directory, read-only, when the system view would not show it.
-        let ro: Vec<PathBuf> = program
-            .parent()
-            .filter(|p| {
-                let top = p
-                    .components()
-                    .nth(1)
-                    .and_then(|c| c.as_os_str().to_str())
-                    .unwrap_or("");
-                HIDDEN.contains(&top) || ["tmp", "run", "dev", "proc"].contains(&top)
-            })
-            .map(|p| vec![p.to_path_buf()])
-            .unwrap_or_default();
+        // Read-only: the directories asked for, and, when the system view would not show
+        // them, the program's directory and those of the paths among its arguments (the
+        // game's .exe under /home, say).
+        let mut ro: Vec<PathBuf> = spec.ro.clone();
+        let wanted = std::iter::once(program.as_path())
+            .chain(spec.args.iter().map(Path::new).filter(|_| spec.bind_args));
+        for p in wanted.filter(|p| p.is_absolute() && outside_view(p)) {
+            let dir = if p.is_dir() { Some(p) } else { p.parent() };
+            if let Some(d) = dir.filter(|d| d.is_dir() && d != &Path::new("/"))
+                && !ro.iter().any(|r| d.starts_with(r))
+            {
+                ro.push(d.to_path_buf());
+            }
+        }
         let config = Config {
             program: program.clone(),
             args: spec.args.clone(),
@@ -320,7 +329,8 @@ impl Runner {
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
         drop(theirs);
-        let setup = handshake(&ours, &id, network);
+        let mut chan = inside::Channel::default();
+        let setup = handshake(&ours, &mut chan, &id, network);
         let (interface, notify, program_ns_pid) = match setup {
             Ok(x) => x,
             Err(e) => {
@@ -380,7 +390,7 @@ impl Runner {
                 monitor(
                     s2,
                     child,
-                    ours,
+                    (ours, chan),
                     supervisor,
                     sup_stop,
                     made,
@@ -391,6 +401,16 @@ impl Runner {
             .map_err(|e| format!("monitor thread: {e}"))?;
         Ok(Sandbox { shared })
     }
+}
+
+/// Whether a host path lies where the sandbox's view does not show the host's files.
+fn outside_view(p: &Path) -> bool {
+    let top = p
+        .components()
+        .nth(1)
+        .and_then(|c| c.as_os_str().to_str())
+        .unwrap_or("");
+    HIDDEN.contains(&top) || ["tmp", "run", "dev", "proc"].contains(&top)
 }
 
 /// Resolves a program name the way a shell would (PATH for bare names) and checks it can run.
@@ -449,12 +469,12 @@ fn environment(spec: &Spec) -> Vec<(String, String)> {
 /// with the fd (those two in either order).
 fn handshake(
     sock: &UnixStream,
+    chan: &mut inside::Channel,
     id: &str,
     network: NetMode,
 ) -> Result<(Option<Isolated>, OwnedFd, u32), String> {
     sock.set_read_timeout(Some(SETUP_TIMEOUT))
         .map_err(|e| format!("socket: {e}"))?;
-    let mut buf = Vec::new();
     let mut interface = None;
     let mut program = None;
     let mut notify = None;
@@ -465,10 +485,10 @@ fn handshake(
             let fd = notify.ok_or("notification fd")?;
             return Ok((interface, fd, p));
         }
-        match inside::receive(sock, &mut buf)? {
+        match chan.receive(sock)? {
             None => return Err("the sandbox ended during set-up without saying why".into()),
-            Some((Message::Error { error }, _)) => return Err(format!("sandbox set-up: {error}")),
-            Some((Message::Unshared { pid }, _)) => {
+            Some(Message::Error { error }) => return Err(format!("sandbox set-up: {error}")),
+            Some(Message::Unshared { pid }) => {
                 if network == NetMode::Isolated {
                     let seed = id
                         .bytes()
@@ -477,9 +497,14 @@ fn handshake(
                 }
                 inside::answer_go(sock)?;
             }
-            Some((Message::Started { ns_pid }, _)) => program = Some(ns_pid),
-            Some((Message::Filter, Some(fd))) => notify = Some(fd),
-            Some((other, _)) => return Err(format!("sandbox set-up: unexpected {other:?}")),
+            Some(Message::Started { ns_pid }) => program = Some(ns_pid),
+            Some(Message::Filter) => {
+                notify = Some(
+                    chan.take_fd()
+                        .ok_or("sandbox set-up: the filter came without its fd")?,
+                )
+            }
+            Some(other) => return Err(format!("sandbox set-up: unexpected {other:?}")),
         }
     }
 }
@@ -555,7 +580,7 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 fn monitor(
     shared: Arc<Shared>,
     mut child: Child,
-    sock: UnixStream,
+    (sock, mut chan): (UnixStream, inside::Channel),
     supervisor: std::thread::JoinHandle<()>,
     sup_stop: Arc<AtomicBool>,
     made: Option<Made>,
@@ -565,7 +590,6 @@ fn monitor(
     let deadline = shared.timeout.map(|t| shared.started + t);
     let pidfd = pidfd_open(child.id());
     let mut exit: Option<(Option<i32>, Option<i32>)> = None;
-    let mut buf = Vec::new();
     let mut sock_open = true;
     let mut timed_out = false;
     loop {
@@ -600,8 +624,8 @@ fn monitor(
             break;
         }
         if sock_open && fds.get(1).is_some_and(|f| f.revents != 0) {
-            match inside::receive(&sock, &mut buf) {
-                Ok(Some((Message::Exit { code, signal }, _))) => exit = Some((code, signal)),
+            match chan.receive(&sock) {
+                Ok(Some(Message::Exit { code, signal })) => exit = Some((code, signal)),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => sock_open = false,
             }
@@ -620,7 +644,7 @@ fn monitor(
     // Stage 2's exit message may still sit in the socket.
     if exit.is_none() && sock_open {
         let _ = sock.set_nonblocking(true);
-        while let Ok(Some((m, _))) = inside::receive(&sock, &mut buf) {
+        while let Ok(Some(m)) = chan.receive(&sock) {
             if let Message::Exit { code, signal } = m {
                 exit = Some((code, signal));
             }

@@ -104,6 +104,11 @@ pub struct LaunchArgs {
     /// Directories (inside the server's roots) writable inside at the same path.
     #[serde(default)]
     pub rw: Vec<String>,
+    /// Directories (inside the server's roots) shown read-only at the same path, for those
+    /// the sandbox's view hides (/home, /tmp, ...). Absolute paths among `args` that lie
+    /// inside the roots have their directories shown without asking.
+    #[serde(default)]
+    pub ro: Vec<String>,
     /// A persistent home directory (inside the roots), kept afterwards: reuse a WINEPREFIX.
     pub home: Option<String>,
     /// Record seccomp violations but let the calls run.
@@ -285,6 +290,24 @@ impl SandboxServer {
             a.rw.iter()
                 .map(|d| self.roots.resolve("rw", d))
                 .collect::<Result<Vec<_>, _>>()?;
+        // Explicit read-only directories must be inside the roots; so must argument paths
+        // to be shown (others are passed on, just not made visible).
+        let mut ro =
+            a.ro.iter()
+                .map(|d| self.roots.resolve("ro", d))
+                .collect::<Result<Vec<_>, _>>()?;
+        for arg in a.args.iter().filter(|x| x.starts_with('/')) {
+            if let Ok(p) = self.roots.resolve("args", arg) {
+                let dir = if p.is_dir() {
+                    Some(p.as_path())
+                } else {
+                    p.parent()
+                };
+                if let Some(d) = dir {
+                    ro.push(d.to_path_buf());
+                }
+            }
+        }
         let home = a
             .home
             .as_deref()
@@ -311,6 +334,8 @@ impl SandboxServer {
                 network,
                 timeout,
                 rw,
+                ro,
+                bind_args: false,
                 home,
                 env: Vec::new(),
                 seccomp_log,

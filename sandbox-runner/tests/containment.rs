@@ -246,8 +246,8 @@ fn only_the_writable_directories_can_be_written() -> TestResult {
     let rw = tempfile("-rw");
     std::fs::create_dir_all(&rw)?;
     let rw_s = rw.display().to_string();
-    let outside =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sbx-outside-{}", std::process::id()));
+    // Under /var: part of the read-only system view wherever the checkout is.
+    let outside = PathBuf::from(format!("/var/tmp/sbx-outside-{}", std::process::id()));
     for (path, expect) in [
         ("/etc/sbx-probe".to_string(), "EROFS"),
         ("/usr/sbx-probe".to_string(), "EROFS"),
@@ -265,6 +265,15 @@ fn only_the_writable_directories_can_be_written() -> TestResult {
         assert!(out.contains(&want), "{path}: {out}");
     }
     assert_eq!(std::fs::read_to_string(rw.join("inside.txt"))?, "probe\n");
+    // A path under /tmp given as an argument is shown, read-only.
+    let shown = std::env::temp_dir().join(format!("sbx-shown-{}", std::process::id()));
+    std::fs::create_dir_all(&shown)?;
+    std::fs::write(shown.join("file"), "host\n")?;
+    let target = shown.join("file").display().to_string();
+    let (out, _, _) = run(&[], &["write", &target])?;
+    assert!(out.contains("RESULT write -1 EROFS"), "{out}");
+    assert_eq!(std::fs::read_to_string(shown.join("file"))?, "host\n");
+    std::fs::remove_dir_all(&shown)?;
     assert!(!outside.exists() && !Path::new("/etc/sbx-probe").exists());
     // The sandbox's /tmp was its own.
     assert!(!Path::new("/tmp/private.txt").exists());
@@ -337,8 +346,11 @@ fn timeout_and_stop_leave_nothing_behind() -> TestResult {
         "sleep {marker} & sleep {marker} & {} forkbomb 3; wait",
         probe().display()
     );
+    // The probe is inside a script, not an argument path: its directory is shown explicitly.
+    let probe_dir = probe().parent().map(Path::to_path_buf).ok_or("probe dir")?;
     let spec = Spec {
         output: Output::Piped,
+        ro: vec![probe_dir],
         ..Spec::new(
             Profile::load("strict")?,
             "/bin/sh",
