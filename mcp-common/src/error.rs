@@ -71,12 +71,135 @@ pub async fn call_tool<S: Send + Sync + 'static>(
 ) -> Result<CallToolResponse, rmcp::ErrorData> {
     let name = request.name.to_string();
     let known = router.has_route(&name);
+    let arguments = request.arguments.clone();
     let tcc = rmcp::handler::server::tool::ToolCallContext::new(server, request, context);
+    // rmcp answers a value that does not deserialise with an isError result (or, in older
+    // paths, an INVALID_PARAMS error) quoting serde, which names the value but not the
+    // argument: find the argument through the tool's input schema.
+    let named = || {
+        router
+            .get(&name)
+            .and_then(|tool| mistyped_argument(&tool.input_schema, arguments.as_ref()))
+    };
     match router.call(tcc).await {
         Err(e) if known && e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
-            let text = format!("invalid arguments for `{name}`: {}", e.message);
+            let detail = named().unwrap_or_else(|| e.message.to_string());
+            let text = format!("invalid arguments for `{name}`: {detail}");
             Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
         }
+        Ok(CallToolResponse::Complete(r))
+            if r.is_error == Some(true) && is_deserialisation_error(&r) =>
+        {
+            match named() {
+                Some(detail) => {
+                    let text = format!("invalid arguments for `{name}`: {detail}");
+                    Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
+                }
+                None => Ok(CallToolResponse::Complete(r)),
+            }
+        }
         other => other,
+    }
+}
+
+/// Whether rmcp produced this error result because the arguments did not deserialise.
+fn is_deserialisation_error(r: &CallToolResult) -> bool {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .is_some_and(|t| t.text.starts_with("failed to deserialize parameters:"))
+}
+
+/// The JSON type names a value has, as a JSON Schema `type` would name it.
+fn json_types(v: &serde_json::Value) -> &'static [&'static str] {
+    use serde_json::Value;
+    match v {
+        Value::Null => &["null"],
+        Value::Bool(_) => &["boolean"],
+        Value::Number(n) if n.is_u64() || n.is_i64() => &["integer", "number"],
+        Value::Number(_) => &["number"],
+        Value::String(_) => &["string"],
+        Value::Array(_) => &["array"],
+        Value::Object(_) => &["object"],
+    }
+}
+
+/// The first top-level argument whose value does not have the type its schema property
+/// declares (or a negative value where the property's minimum is 0), named with the value and
+/// what is accepted.
+fn mistyped_argument(
+    schema: &serde_json::Map<String, serde_json::Value>,
+    arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Option<String> {
+    let props = schema.get("properties")?.as_object()?;
+    for (key, value) in arguments? {
+        let Some(prop) = props.get(key) else { continue };
+        let declared: Vec<&str> = match prop.get("type") {
+            Some(serde_json::Value::String(t)) => vec![t.as_str()],
+            Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
+            _ => continue,
+        };
+        let shown = {
+            let mut t = value.to_string();
+            if t.len() > 80 {
+                t.truncate(80);
+                t.push_str("...");
+            }
+            t
+        };
+        let wanted = declared
+            .iter()
+            .filter(|t| **t != "null")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" or ");
+        if !json_types(value).iter().any(|t| declared.contains(t)) {
+            return Some(format!(
+                "invalid argument `{key}`: {shown} (accepted: {wanted})"
+            ));
+        }
+        let below_min = prop
+            .get("minimum")
+            .and_then(|m| m.as_f64())
+            .zip(value.as_f64())
+            .is_some_and(|(min, v)| v < min);
+        if below_min {
+            return Some(format!(
+                "invalid argument `{key}`: {shown} (accepted: {wanted} >= {})",
+                prop.get("minimum")
+                    .map(|m| m.to_string())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mistyped_argument;
+    use serde_json::json;
+
+    #[test]
+    fn names_the_mistyped_argument() {
+        let schema = json!({"type": "object", "properties": {
+            "pid": {"type": "integer", "format": "uint32", "minimum": 0},
+            "name": {"type": ["string", "null"]},
+            "limit": {"type": ["integer", "null"], "minimum": 0}
+        }});
+        let schema = schema.as_object().cloned().unwrap_or_default();
+        let args = |v: serde_json::Value| v.as_object().cloned();
+        let m =
+            mistyped_argument(&schema, args(json!({"pid": "many"})).as_ref()).unwrap_or_default();
+        assert_eq!(m, "invalid argument `pid`: \"many\" (accepted: integer)");
+        let m = mistyped_argument(&schema, args(json!({"pid": 1, "limit": -5})).as_ref())
+            .unwrap_or_default();
+        assert_eq!(m, "invalid argument `limit`: -5 (accepted: integer >= 0)");
+        let m = mistyped_argument(&schema, args(json!({"pid": 1.5})).as_ref()).unwrap_or_default();
+        assert!(m.contains("`pid`: 1.5"), "{m}");
+        assert_eq!(
+            mistyped_argument(&schema, args(json!({"pid": 3, "name": null})).as_ref()),
+            None
+        );
     }
 }
