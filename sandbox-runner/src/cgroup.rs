@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = "/sys/fs/cgroup";
+/// The parent group sandboxes are made in, unless `$SANDBOX_RUNNER_CGROUP` names another
+/// (a group delegated to an unprivileged user, say).
 const GROUP: &str = "sandbox-runner";
 /// v1 controllers a sandbox joins; `cpuacct` only for the usage figure, when mounted apart.
 const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "freezer", "cpuacct"];
@@ -85,6 +87,24 @@ fn hint(e: &std::io::Error) -> &'static str {
     }
 }
 
+/// The parent group's name: `$SANDBOX_RUNNER_CGROUP` or [`GROUP`].
+fn group() -> Result<String, String> {
+    match std::env::var("SANDBOX_RUNNER_CGROUP") {
+        Ok(g)
+            if !g.is_empty()
+                && g.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !g.starts_with('.') =>
+        {
+            Ok(g)
+        }
+        Ok(g) => Err(format!(
+            "SANDBOX_RUNNER_CGROUP {g:?} is not a plain group name; accepted: letters, digits, - _ ."
+        )),
+        Err(_) => Ok(GROUP.to_string()),
+    }
+}
+
 /// Which cgroup version carries the memory and pids controllers here.
 pub fn detect() -> Result<Version, String> {
     let controllers = read(&Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
@@ -109,16 +129,30 @@ impl Cgroup {
     /// Creates the sandbox's cgroup and writes its limits.
     pub fn create(id: &str, limits: &Limits) -> Result<Cgroup, String> {
         let version = detect()?;
+        let group = group()?;
         let cg = match version {
             Version::V2 => {
-                let parent = Path::new(ROOT).join(GROUP);
+                let parent = Path::new(ROOT).join(&group);
                 std::fs::create_dir_all(&parent)
                     .map_err(|e| format!("cgroup: creating {}: {e}", parent.display()))?;
-                write(
+                // Enable the controllers down to the parent group; a delegated group has them
+                // already (and its user may not write the root's file), so what counts is
+                // that they are on in the end.
+                let _ = write(
                     &Path::new(ROOT).join("cgroup.subtree_control"),
                     "+memory +pids +cpu",
-                )?;
-                write(&parent.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
+                );
+                let _ = write(&parent.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                let on = read(&parent.join("cgroup.subtree_control")).unwrap_or_default();
+                for c in ["memory", "pids"] {
+                    if !on.split_whitespace().any(|x| x == c) {
+                        return Err(format!(
+                            "cgroup: the {c} controller is not enabled in {}/cgroup.subtree_control{}",
+                            parent.display(),
+                            " (the sandbox needs root, or a cgroup delegated with memory and pids)"
+                        ));
+                    }
+                }
                 let dir = parent.join(id);
                 std::fs::create_dir(&dir)
                     .map_err(|e| format!("cgroup: creating {}: {e}{}", dir.display(), hint(&e)))?;
@@ -134,7 +168,7 @@ impl Cgroup {
                     if *c == "cpuacct" && (!mount.is_dir() || mount.join("cpu.shares").exists()) {
                         continue; // not mounted, or co-mounted with cpu
                     }
-                    let dir = mount.join(own_v1_path(c)).join(GROUP).join(id);
+                    let dir = mount.join(own_v1_path(c)).join(&group).join(id);
                     if let Err(e) = std::fs::create_dir_all(&dir) {
                         let partial = Cgroup { version, dirs };
                         partial.remove();

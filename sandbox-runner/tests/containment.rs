@@ -617,3 +617,97 @@ fn no_capabilities_no_new_privs_and_a_filter_inside() -> TestResult {
     );
     Ok(())
 }
+
+/// Without root the runner adds a user namespace (its uid mapped to root inside). It still
+/// needs a cgroup it may write: here a parent group of its own, delegated to `nobody` (v1).
+#[test]
+fn an_unprivileged_user_gets_a_user_namespace() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    if sandbox_runner::cgroup::detect()? != sandbox_runner::cgroup::Version::V1 {
+        eprintln!("skipped: the delegation below is written for cgroup v1");
+        return Ok(());
+    }
+    let group = format!("sbx-test-nobody-{}", std::process::id());
+    let own = |c: &str| -> String {
+        std::fs::read_to_string("/proc/self/cgroup")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let mut p = l.splitn(3, ':');
+                let (_, names, path) = (p.next()?, p.next()?, p.next()?);
+                names
+                    .split(',')
+                    .any(|n| n == c)
+                    .then(|| path.trim_start_matches('/').to_string())
+            })
+            .unwrap_or_default()
+    };
+    let mut parents = Vec::new();
+    for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] {
+        let mount = Path::new("/sys/fs/cgroup").join(c);
+        if !mount.is_dir() || (c == "cpuacct" && mount.join("cpu.shares").exists()) {
+            continue;
+        }
+        let dir = mount.join(own(c)).join(&group);
+        std::fs::create_dir_all(&dir)?;
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534))?;
+        parents.push(dir);
+    }
+    let base = Path::new("/var/tmp").join(&group);
+    std::fs::create_dir_all(&base)?;
+    std::os::unix::fs::chown(&base, Some(65534), Some(65534))?;
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            RUNNER,
+            "run",
+            "--",
+        ])
+        .args(["/bin/cat", "/proc/self/uid_map", "/proc/self/status"])
+        .env("SANDBOX_RUNNER_CGROUP", &group)
+        .env("SANDBOX_RUNNER_DIR", &base)
+        .current_dir("/")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cleanup = || {
+        for p in &parents {
+            let _ = std::fs::remove_dir(p);
+        }
+        let _ = std::fs::remove_dir(&base);
+    };
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    let uid_line = text
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or("")
+        .to_string();
+    let left: Vec<_> = std::fs::read_dir(&base)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    cleanup();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        first,
+        ["0", "65534", "1"],
+        "uid 0 inside is nobody outside: {text}"
+    );
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "0"),
+        "{uid_line}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
+}

@@ -187,7 +187,10 @@ async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
         (with("network", json!("wifi")), "network"),
         (with("timeout", json!(-1.0)), "timeout"),
         (with("rw", json!(["/etc"])), "rw"),
-        (with("pids", json!("many")), "`pids`: \"many\" (accepted: integer)"),
+        (
+            with("pids", json!("many")),
+            "`pids`: \"many\" (accepted: integer)",
+        ),
     ] {
         let e = err(&client, "launch", args.clone()).await;
         assert!(e.contains(expect), "{args}: {e}");
