@@ -126,6 +126,29 @@ pub fn detect() -> Result<Version, String> {
 }
 
 impl Cgroup {
+    /// The directories of an existing sandbox's cgroup (those that exist), to clean up after
+    /// a runner that died.
+    pub fn existing(id: &str) -> Option<Cgroup> {
+        let version = detect().ok()?;
+        let group = group().ok()?;
+        let dirs: Vec<(String, PathBuf)> = match version {
+            Version::V2 => vec![("unified".into(), Path::new(ROOT).join(&group).join(id))],
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .map(|c| {
+                    let d = Path::new(ROOT)
+                        .join(c)
+                        .join(own_v1_path(c))
+                        .join(&group)
+                        .join(id);
+                    (c.to_string(), d)
+                })
+                .collect(),
+        };
+        let dirs: Vec<_> = dirs.into_iter().filter(|(_, d)| d.is_dir()).collect();
+        (!dirs.is_empty()).then_some(Cgroup { version, dirs })
+    }
+
     /// Creates the sandbox's cgroup and writes its limits.
     pub fn create(id: &str, limits: &Limits) -> Result<Cgroup, String> {
         let version = detect()?;

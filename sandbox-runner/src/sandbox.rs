@@ -223,6 +223,12 @@ impl Runner {
         }
         let network = spec.network.unwrap_or(spec.profile.network);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        if seq == 0 {
+            let n = sweep(&self.base_dir);
+            if n > 0 {
+                tracing::info!("removed {n} sandboxes left by runners that died");
+            }
+        }
         let id = format!("sbx-{}-{seq}", std::process::id());
         let dir = self.base_dir.join(&id);
         let root_dir = dir.join("root");
@@ -315,19 +321,25 @@ impl Runner {
                 cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             }
         }
-        // SAFETY: dup2 is async-signal-safe; the new fd 3 does not close on exec.
+        // SAFETY: dup2, prctl and getppid are async-signal-safe; the new fd 3 does not close
+        // on exec. The holder dies with the runner (the launcher thread lives as long as the
+        // runner process), and with it the whole sandbox.
+        let runner_pid = std::process::id() as libc::pid_t;
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(theirs_fd, inside::SYNC_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                if libc::getppid() != runner_pid {
+                    libc::_exit(1); // the runner is already gone
+                }
                 Ok(())
             });
         }
         let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
+        let mut child =
+            spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
         drop(theirs);
         let mut chan = inside::Channel::default();
         let setup = handshake(&ours, &mut chan, &id, network);
@@ -401,6 +413,75 @@ impl Runner {
             .map_err(|e| format!("monitor thread: {e}"))?;
         Ok(Sandbox { shared })
     }
+}
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns holders from one thread that lives as long as the runner: the holder's
+/// PR_SET_PDEATHSIG fires when the thread that forked it ends, and tokio's blocking threads
+/// (where the MCP server launches) end after a while idle.
+fn spawn_holder(cmd: Command) -> std::io::Result<Child> {
+    static LAUNCHER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> =
+        std::sync::OnceLock::new();
+    let sender = LAUNCHER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new()
+            .name("sandbox-launcher".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!("launcher thread: {e}");
+        }
+        Mutex::new(tx)
+    });
+    let (reply, answer) = std::sync::mpsc::channel();
+    sender
+        .lock()
+        .map_err(|_| std::io::Error::other("launcher poisoned"))?
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the launcher thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the launcher thread did not answer"))?
+}
+
+/// Removes what sandboxes of runners that died left in `base`: their cgroups (killing any
+/// process still in them) and directories. A sandbox id carries its runner's pid
+/// (`sbx-PID-N`); only those whose runner is gone are touched.
+pub fn sweep(base: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    let mut swept = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("sbx-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Some(cg) = Cgroup::existing(&name) {
+            if let Err(err) = cg.kill_all(Duration::from_secs(5)) {
+                tracing::warn!("sweeping {name}: {err}");
+                continue;
+            }
+            cg.remove();
+        }
+        let _ = std::fs::remove_dir(e.path().join("root"));
+        let _ = std::fs::remove_dir_all(e.path().join("home"));
+        if std::fs::remove_dir(e.path()).is_ok() {
+            swept += 1;
+        }
+    }
+    swept
 }
 
 /// Whether a host path lies where the sandbox's view does not show the host's files.

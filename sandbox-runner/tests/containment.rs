@@ -481,23 +481,7 @@ fn an_interrupted_runner_stops_its_sandbox() -> TestResult {
         .args(["sleep", &marker])
         .stdout(std::process::Stdio::null())
         .spawn()?;
-    let find = || -> Vec<u32> {
-        std::fs::read_dir("/proc")
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-                    .filter(|p| {
-                        std::fs::read(format!("/proc/{p}/cmdline"))
-                            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
-                    })
-                    .filter(|p| {
-                        std::fs::read_link(format!("/proc/{p}/exe"))
-                            .is_ok_and(|e| e.ends_with("probe"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let find = || probes_with(&marker);
     let mut inside = Vec::new();
     for _ in 0..200 {
         inside = find();
@@ -709,5 +693,81 @@ fn an_unprivileged_user_gets_a_user_namespace() -> TestResult {
         "{uid_line}"
     );
     assert!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
+}
+
+/// Host pids of probes whose command line carries `marker`.
+fn probes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
+                })
+                .filter(|p| {
+                    std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e.ends_with("probe"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A runner killed outright (no chance to clean up) takes its sandbox with it, and the next
+/// runner removes the cgroup and directory it left.
+#[test]
+fn a_killed_runner_takes_its_sandbox_along_and_is_swept_after() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let base = tempfile("-swept");
+    std::fs::create_dir_all(&base)?;
+    let marker = (4_000_000 + std::process::id()).to_string();
+    let mut child = Command::new(RUNNER)
+        .env("SANDBOX_RUNNER_DIR", &base)
+        .args(["run", "--"])
+        .arg(probe())
+        .args(["sleep", &marker])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let mut inside = Vec::new();
+    for _ in 0..200 {
+        inside = probes_with(&marker);
+        if !inside.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(inside.len(), 1, "the probe did not start");
+    let id = format!("sbx-{}-0", child.id());
+    assert!(!cgroup_dirs_of(&id).is_empty());
+    child.kill()?;
+    child.wait()?;
+    let mut alive = inside.clone();
+    for _ in 0..200 {
+        alive.retain(|p| Path::new(&format!("/proc/{p}")).exists());
+        if alive.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(alive.is_empty(), "the probe outlived its killed runner");
+    assert!(
+        base.join(&id).exists(),
+        "a killed runner cannot clean up (the sweep is tested next)"
+    );
+    let out = Command::new(RUNNER)
+        .env("SANDBOX_RUNNER_DIR", &base)
+        .args(["run", "--", "/bin/true"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!base.join(&id).exists(), "not swept");
+    assert!(cgroup_dirs_of(&id).is_empty(), "cgroup not swept");
+    std::fs::remove_dir(&base)?;
     Ok(())
 }
