@@ -21,11 +21,18 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --quiet
 cargo test --workspace 2>&1
 
+# The MCP Inspector CLI, a second outside client (pinned; needs node >= 20, else its test skips).
+inspector=target/inspector/node_modules/.bin/mcp-inspector
+if [ ! -x "$inspector" ] && command -v npm >/dev/null; then
+  npm install --prefix target/inspector --silent --no-audit --no-fund @modelcontextprotocol/inspector@2.12.0 \
+    || echo "test: could not install the MCP Inspector; its test will skip" >&2
+fi
+
 fixtures=target/python-fixtures
 bash tests/fixtures/gamedll/build.sh "$fixtures"
 bash tests/fixtures/memfix/build.sh "$fixtures/memfix"
 MCP_STATIC="$PWD/target/debug/mcp-static" FIXTURE_DIR="$PWD/$fixtures" \
 MCP_MEMORY="$PWD/target/debug/mcp-memory" MEMFIX="$PWD/$fixtures/memfix/memfix" \
 MCP_COORDINATOR="$PWD/target/debug/mcp-coordinator" MCP_TEST_CHILD="$PWD/target/debug/mcp-test-child" \
-SANDBOX_RUNNER="$PWD/target/debug/sandbox-runner" \
+SANDBOX_RUNNER="$PWD/target/debug/sandbox-runner" INSPECTOR="$PWD/$inspector" \
   .venv/bin/python -m pytest -q tests/python
