@@ -6,9 +6,36 @@
 use crate::Roots;
 use clap::Args;
 use rmcp::{ServerHandler, ServiceExt};
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// An HTTP request as the MCP endpoint receives it.
+pub type HttpRequest = hyper::Request<hyper::body::Incoming>;
+/// The body of every HTTP response (rmcp's own type).
+pub type HttpBody = http_body_util::combinators::BoxBody<hyper::body::Bytes, Infallible>;
+pub type HttpResponse = hyper::Response<HttpBody>;
+pub type HttpFuture = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
+
+/// The MCP endpoint behind a [`Gateway`]: hands it the request to answer.
+pub struct Next(Box<dyn FnOnce(HttpRequest) -> HttpFuture + Send>);
+
+impl Next {
+    pub fn run(self, request: HttpRequest) -> HttpFuture {
+        (self.0)(request)
+    }
+}
+
+/// Sits in front of the MCP endpoint over HTTP (auth, rate limits, extra routes, ...): sees
+/// every request with the peer's address and either answers it itself or passes it on with
+/// `next` (possibly with request extensions added, which reach the handler's
+/// `RequestContext.extensions` inside `http::request::Parts`).
+pub trait Gateway: Send + Sync + 'static {
+    fn handle(self: Arc<Self>, peer: SocketAddr, request: HttpRequest, next: Next) -> HttpFuture;
+}
 
 /// Flags every server accepts.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +71,19 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    run_with_gateway(args, factory, None).await
+}
+
+/// Like [`run`], with a gateway in front of the HTTP endpoint (ignored on stdio).
+pub async fn run_with_gateway<S, F>(
+    args: &CommonArgs,
+    factory: F,
+    gateway: Option<Arc<dyn Gateway>>,
+) -> Result<(), String>
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
     match args.http {
         None => {
             let service = factory()
@@ -56,11 +96,15 @@ where
                 .map_err(|e| format!("server task failed: {e}"))?;
             Ok(())
         }
-        Some(addr) => serve_http(addr, factory).await,
+        Some(addr) => serve_http(addr, factory, gateway).await,
     }
 }
 
-async fn serve_http<S, F>(addr: SocketAddr, factory: F) -> Result<(), String>
+async fn serve_http<S, F>(
+    addr: SocketAddr,
+    factory: F,
+    gateway: Option<Arc<dyn Gateway>>,
+) -> Result<(), String>
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
@@ -90,9 +134,29 @@ where
                 continue;
             }
         };
-        let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let Some(gateway) = gateway.clone() else {
+            let svc = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let service = service.clone();
+        let svc = hyper::service::service_fn(move |request: HttpRequest| {
+            let service = service.clone();
+            let next = Next(Box::new(move |request| {
+                Box::pin(async move { service.handle(request).await })
+            }));
+            let answer = gateway.clone().handle(peer, request, next);
+            async move { Ok::<_, Infallible>(answer.await) }
+        });
         tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, svc)
                 .await

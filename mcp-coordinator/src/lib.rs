@@ -7,13 +7,15 @@
 //! `resources` routes the children's resources by URI;
 //! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
 //! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
-//! in Redis).
+//! in Redis); `gateway` guards the HTTP endpoint (auth, rate limits, health, metrics,
+//! audit).
 
 pub mod cache;
 pub mod child;
 pub mod config;
 pub mod dgraph;
 pub mod findings;
+pub mod gateway;
 pub mod hosts;
 pub mod outbox;
 pub mod resources;

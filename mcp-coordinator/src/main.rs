@@ -1,12 +1,13 @@
 //! `mcp-coordinator --config PATH`: the suite behind one MCP endpoint (stdio by default).
 
 use clap::Parser;
-use mcp_common::serve::{CommonArgs, init_tracing, run};
+use mcp_common::serve::{CommonArgs, init_tracing, run_with_gateway};
 use mcp_coordinator::cache::{RedisCache, Results};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
 use mcp_coordinator::dgraph::{Credentials, Dgraph};
 use mcp_coordinator::findings::Store;
+use mcp_coordinator::gateway::{Gateway, Settings};
 use mcp_coordinator::hosts::Hosts;
 use mcp_coordinator::outbox::Shipper;
 use mcp_coordinator::tools::Coordinator;
@@ -41,6 +42,53 @@ struct Cli {
     /// process, so that they outlive the coordinator: redis://HOST:PORT/DB.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// Gateway (with --http only): serve GET /health and GET /metrics. Implied by the other
+    /// gateway flags below.
+    #[arg(long)]
+    gateway: bool,
+    /// Gateway: require `Authorization: Bearer <token>` on every HTTP request but GET
+    /// /health. FILE is TOML: [[clients]] entries, each `name` and either `token` or `sha256`
+    /// (the token's SHA-256 in hex).
+    #[arg(long, value_name = "FILE")]
+    auth_tokens: Option<PathBuf>,
+    /// Gateway: at most N requests per second per client (a token bucket, in process);
+    /// over it, 429 with Retry-After.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<f64>,
+    /// Gateway: how many requests a client may make at once before the rate applies
+    /// (default: --rate-limit rounded up).
+    #[arg(long, value_name = "N")]
+    rate_burst: Option<u32>,
+    /// Gateway: append one JSON line per tools/call over HTTP to FILE (time, client, tool,
+    /// arguments_sha256, outcome, duration_ms).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+}
+
+/// The gateway's settings when any gateway flag is given (they need --http).
+fn gateway_settings(cli: &Cli) -> Result<Option<Settings>, String> {
+    let settings = Settings {
+        auth_tokens: cli.auth_tokens.clone(),
+        rate_limit: cli.rate_limit,
+        rate_burst: cli.rate_burst,
+        audit_log: cli.audit_log.clone(),
+    };
+    let given = [
+        ("--gateway", cli.gateway),
+        ("--auth-tokens", settings.auth_tokens.is_some()),
+        ("--rate-limit", settings.rate_limit.is_some()),
+        ("--rate-burst", settings.rate_burst.is_some()),
+        ("--audit-log", settings.audit_log.is_some()),
+    ];
+    let Some((flag, _)) = given.iter().find(|(_, on)| *on) else {
+        return Ok(None);
+    };
+    if cli.common.http.is_none() {
+        return Err(format!(
+            "{flag} needs --http ADDR: the gateway guards the HTTP endpoint (stdio has none)"
+        ));
+    }
+    Ok(Some(settings))
 }
 
 /// The Dgraph client when --findings-url is given.
@@ -89,6 +137,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let gateway_settings = match gateway_settings(&cli) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let remote = match dgraph(&cli) {
         Ok(r) => r,
         Err(e) => {
@@ -132,6 +187,16 @@ async fn main() -> std::process::ExitCode {
         .into_iter()
         .map(|spec| Child::new(spec, hosts.clone()))
         .collect();
+    let children = Arc::new(children);
+    // The gateway's files are checked before any child starts.
+    let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone())) {
+        None => None,
+        Some(Ok(g)) => Some(Arc::new(g)),
+        Some(Err(e)) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     // Every child is started (or has failed) before the first tools/list is answered.
     let starts: Vec<_> = children
         .iter()
@@ -148,12 +213,19 @@ async fn main() -> std::process::ExitCode {
         tracing::error!("{e}");
         return std::process::ExitCode::from(2);
     }
-    let children = Arc::new(children);
-    match run(&cli.common, move || {
-        Coordinator::new(children.clone(), store.clone(), hosts.clone())
-            .with_shipper(shipper.clone())
-            .with_cache(cache.clone())
-    })
+    let http_gateway = gateway
+        .clone()
+        .map(|g| g as Arc<dyn mcp_common::serve::Gateway>);
+    match run_with_gateway(
+        &cli.common,
+        move || {
+            Coordinator::new(children.clone(), store.clone(), hosts.clone())
+                .with_shipper(shipper.clone())
+                .with_cache(cache.clone())
+                .with_gateway(gateway.clone())
+        },
+        http_gateway,
+    )
     .await
     {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -30,6 +30,8 @@ pub struct Coordinator {
     cache: Arc<crate::cache::Results>,
     /// Ships findings to the remote graph (Dgraph) when one is configured.
     shipper: Option<Arc<crate::outbox::Shipper>>,
+    /// Told about every tool call made over HTTP (metrics, audit) when the gateway is on.
+    gateway: Option<Arc<crate::gateway::Gateway>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -45,6 +47,7 @@ impl Coordinator {
             hosts,
             cache: Arc::default(),
             shipper: None,
+            gateway: None,
             tool_router: Self::tool_router(),
         }
     }
@@ -52,6 +55,12 @@ impl Coordinator {
     /// Where deterministic results are kept (shared by every session of this process).
     pub fn with_cache(mut self, cache: Arc<crate::cache::Results>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Tool calls over HTTP are reported to this gateway (metrics, audit log).
+    pub fn with_gateway(mut self, gateway: Option<Arc<crate::gateway::Gateway>>) -> Self {
+        self.gateway = gateway;
         self
     }
 
@@ -215,6 +224,31 @@ impl Coordinator {
             ),
             Err(CallError::Unavailable(m)) | Err(CallError::Failed(m)) => (error_result(m), None),
         })
+    }
+}
+
+impl Coordinator {
+    /// `call_tool` itself: the coordinator's own tools, else the child's.
+    async fn call_tool_inner(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.has_route(&request.name) {
+            return mcp_common::error::call_tool(&self.tool_router, self, request, context).await;
+        }
+        let name = request.name.to_string();
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|t| (context.peer.clone(), t));
+        match self.forward(request, progress).await {
+            Some(r) => Ok(r.into()),
+            None => Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?}"),
+                None,
+            )),
+        }
     }
 }
 
@@ -850,21 +884,34 @@ impl ServerHandler for Coordinator {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if self.tool_router.has_route(&request.name) {
-            return mcp_common::error::call_tool(&self.tool_router, self, request, context).await;
-        }
-        let name = request.name.to_string();
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|t| (context.peer.clone(), t));
-        match self.forward(request, progress).await {
-            Some(r) => Ok(r.into()),
-            None => Err(ErrorData::invalid_params(
-                format!("unknown tool {name:?}"),
-                None,
-            )),
-        }
+        // The gateway's client name travels in the HTTP request rmcp hands over.
+        let client = self.gateway.as_ref().and_then(|g| {
+            let parts = context.extensions.get::<hyper::http::request::Parts>()?;
+            let id = parts.extensions.get::<crate::gateway::ClientId>()?;
+            Some((g.clone(), id.clone()))
+        });
+        let Some((gateway, client)) = client else {
+            return self.call_tool_inner(request, context).await;
+        };
+        let tool = request.name.to_string();
+        let arguments = request.arguments.clone();
+        let started = std::time::Instant::now();
+        let r = self.call_tool_inner(request, context).await;
+        let outcome = match &r {
+            Err(_) => crate::gateway::Outcome::ProtocolError,
+            Ok(CallToolResponse::Complete(c)) if c.is_error == Some(true) => {
+                crate::gateway::Outcome::IsError
+            }
+            Ok(_) => crate::gateway::Outcome::Ok,
+        };
+        gateway.record_call(
+            &client,
+            &tool,
+            arguments.as_ref(),
+            outcome,
+            started.elapsed(),
+        );
+        r
     }
 
     async fn list_tools(

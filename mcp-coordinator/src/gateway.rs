@@ -1,0 +1,739 @@
+//! The API gateway in front of the coordinator's streamable HTTP endpoint: bearer-token auth,
+//! per-client rate limits (token buckets, in process), `GET /health`, `GET /metrics`
+//! (Prometheus text) and an audit log of tool calls. Every part is off unless configured;
+//! without any gateway flag the HTTP endpoint is exactly rmcp's.
+//!
+//! The client's name (from its token, or the peer's IP when auth is off) is put into the
+//! HTTP request's extensions as [`ClientId`]; rmcp passes the request's `Parts` on to the
+//! handler, where `Coordinator::call_tool` finds it and reports each call with
+//! [`Gateway::record_call`].
+
+use crate::child::{Child, State};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, StatusCode};
+use mcp_common::serve::{HttpFuture, HttpRequest, HttpResponse, Next};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Who made an HTTP request: the name its token belongs to, or the peer's IP without auth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(pub String);
+
+/// How a tool call ended, as metrics and the audit log name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A result with `isError: true`.
+    IsError,
+    /// A JSON-RPC error (unknown tool, invalid arguments, ...).
+    ProtocolError,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::IsError => "is_error",
+            Outcome::ProtocolError => "protocol_error",
+        }
+    }
+}
+
+/// What the command line configured.
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    /// The tokens file (`--auth-tokens`).
+    pub auth_tokens: Option<PathBuf>,
+    /// Requests per second per client (`--rate-limit`).
+    pub rate_limit: Option<f64>,
+    /// Bucket size (`--rate-burst`, default: the rate rounded up).
+    pub rate_burst: Option<u32>,
+    /// The audit log (`--audit-log`).
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The tokens file: TOML, `[[clients]]` with `name` and either `token` (as given) or
+/// `sha256` (the token's SHA-256 in hex).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    clients: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    token: Option<String>,
+    sha256: Option<String>,
+}
+
+/// One accepted token, kept as its SHA-256 whichever way it was given.
+struct Token {
+    client: String,
+    digest: [u8; 32],
+}
+
+/// Reads and checks a tokens file.
+fn load_tokens(path: &Path) -> Result<Vec<Token>, String> {
+    let flag = "--auth-tokens";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{flag} {}: cannot read it: {e}", path.display()))?;
+    let file: TokensFile = toml::from_str(&text).map_err(|e| {
+        format!(
+            "{flag} {}: not a valid tokens file (accepted: TOML with [[clients]] entries, \
+             each `name` and either `token` or `sha256`): {e}",
+            path.display()
+        )
+    })?;
+    if file.clients.is_empty() {
+        return Err(format!(
+            "{flag} {}: no [[clients]] entry: give at least one",
+            path.display()
+        ));
+    }
+    let mut out: Vec<Token> = Vec::new();
+    for (i, c) in file.clients.into_iter().enumerate() {
+        let at = format!("{flag} {}: clients[{i}]", path.display());
+        if c.name.trim().is_empty() {
+            return Err(format!("{at}: empty name"));
+        }
+        if out.iter().any(|t| t.client == c.name) {
+            return Err(format!("{at}: the name {:?} appears twice", c.name));
+        }
+        let digest = match (c.token, c.sha256) {
+            (Some(t), None) => {
+                if t.is_empty() {
+                    return Err(format!("{at} ({}): empty token", c.name));
+                }
+                Sha256::digest(t.as_bytes()).into()
+            }
+            (None, Some(h)) => parse_sha256(&h).ok_or_else(|| {
+                format!(
+                    "{at} ({}): sha256 must be 64 hex digits (the SHA-256 of the token)",
+                    c.name
+                )
+            })?,
+            _ => {
+                return Err(format!(
+                    "{at} ({}): give exactly one of `token` and `sha256`",
+                    c.name
+                ));
+            }
+        };
+        out.push(Token {
+            client: c.name,
+            digest,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Equal in time independent of where the digests differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A token bucket: `tokens` refill at `rate` per second up to `burst`.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Limiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl Limiter {
+    /// `Err(seconds)` to wait before a request would be allowed.
+    fn take(&self, client: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = lock(&self.buckets);
+        if buckets.len() > 10_000 {
+            // Full buckets are the same as absent ones.
+            let (rate, burst) = (self.rate, self.burst);
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+        }
+        let b = buckets.entry(client.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        b.tokens =
+            (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - b.tokens) / self.rate).ceil();
+            Err((wait as u64).max(1))
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the call latency histogram.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Tool names kept apart in the metrics; more are counted as `tool="other"`.
+const MAX_TOOLS: usize = 1000;
+
+#[derive(Default)]
+struct ToolStats {
+    calls: u64,
+    is_error: u64,
+    protocol_error: u64,
+    /// Cumulative count per bucket of `BUCKETS`.
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Metrics {
+    /// (client, status) -> requests.
+    requests: BTreeMap<(String, u16), u64>,
+    tools: BTreeMap<String, ToolStats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct Gateway {
+    tokens: Option<Vec<Token>>,
+    limiter: Option<Limiter>,
+    audit: Option<(PathBuf, Mutex<std::fs::File>)>,
+    metrics: Mutex<Metrics>,
+    children: Arc<Vec<Arc<Child>>>,
+}
+
+impl Gateway {
+    /// Checks the settings and opens what they name; errors name the flag.
+    pub fn new(settings: &Settings, children: Arc<Vec<Arc<Child>>>) -> Result<Self, String> {
+        let tokens = settings
+            .auth_tokens
+            .as_deref()
+            .map(load_tokens)
+            .transpose()?;
+        let limiter = match (settings.rate_limit, settings.rate_burst) {
+            (None, Some(_)) => {
+                return Err("--rate-burst needs --rate-limit N (requests per second)".into());
+            }
+            (None, None) => None,
+            (Some(rate), burst) => {
+                if !rate.is_finite() || rate <= 0.0 {
+                    return Err(format!(
+                        "--rate-limit {rate}: accepted: a number of requests per second \
+                         per client greater than 0 (e.g. 10 or 0.5)"
+                    ));
+                }
+                let burst = match burst {
+                    Some(0) => {
+                        return Err("--rate-burst 0: accepted: a whole number of 1 or more".into());
+                    }
+                    Some(b) => f64::from(b),
+                    None => rate.ceil().max(1.0),
+                };
+                Some(Limiter {
+                    rate,
+                    burst,
+                    buckets: Mutex::default(),
+                })
+            }
+        };
+        let audit = match &settings.audit_log {
+            None => None,
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        format!(
+                            "--audit-log {}: cannot open it for appending: {e}",
+                            path.display()
+                        )
+                    })?;
+                Some((path.clone(), Mutex::new(file)))
+            }
+        };
+        Ok(Self {
+            tokens,
+            limiter,
+            audit,
+            metrics: Mutex::default(),
+            children,
+        })
+    }
+
+    /// Reports a tool call made over HTTP (metrics, audit log). Never fails.
+    pub fn record_call(
+        &self,
+        client: &ClientId,
+        tool: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        {
+            let mut m = lock(&self.metrics);
+            let key = if m.tools.contains_key(tool) || m.tools.len() < MAX_TOOLS {
+                tool.to_string()
+            } else {
+                "other".to_string()
+            };
+            let s = m.tools.entry(key).or_default();
+            s.calls += 1;
+            match outcome {
+                Outcome::Ok => {}
+                Outcome::IsError => s.is_error += 1,
+                Outcome::ProtocolError => s.protocol_error += 1,
+            }
+            for (i, le) in BUCKETS.iter().enumerate() {
+                if seconds <= *le {
+                    s.buckets[i] += 1;
+                }
+            }
+            s.sum += seconds;
+        }
+        if let Some((path, file)) = &self.audit {
+            let line = json!({
+                "time": rfc3339(SystemTime::now()),
+                "client": client.0,
+                "tool": tool,
+                "arguments_sha256": arguments_sha256(arguments),
+                "outcome": outcome.as_str(),
+                "duration_ms": (seconds * 1000.0 * 1000.0).round() / 1000.0,
+            })
+            .to_string()
+                + "\n";
+            let mut f = lock(file);
+            if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.flush()) {
+                tracing::error!(path = %path.display(), error = %e, "audit log write failed");
+            }
+        }
+    }
+
+    fn count(&self, client: &str, status: StatusCode) {
+        *lock(&self.metrics)
+            .requests
+            .entry((client.to_string(), status.as_u16()))
+            .or_default() += 1;
+    }
+
+    /// Who sent the request, or the 401 to answer.
+    fn authenticate(
+        &self,
+        request: &HttpRequest,
+        peer: SocketAddr,
+    ) -> Result<String, Box<HttpResponse>> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(peer.ip().to_string());
+        };
+        let unauthorized = |error: &str, message: &str| {
+            let mut r = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": error, "message": message}),
+            );
+            let challenge = if error == "invalid_token" {
+                "Bearer realm=\"mcp-coordinator\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"mcp-coordinator\""
+            };
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            Box::new(r)
+        };
+        let Some(header) = request.headers().get(AUTHORIZATION) else {
+            return Err(unauthorized(
+                "missing_token",
+                "missing the Authorization header: send `Authorization: Bearer <token>`",
+            ));
+        };
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                let (scheme, token) = h.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty());
+        let Some(presented) = presented else {
+            return Err(unauthorized(
+                "missing_token",
+                "the Authorization header has no bearer token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Every token is compared, so the time taken does not say which one matched.
+        let mut found: Option<&str> = None;
+        for t in tokens {
+            if same_digest(&t.digest, &digest) {
+                found = Some(&t.client);
+            }
+        }
+        found.map(str::to_string).ok_or_else(|| {
+            unauthorized(
+                "invalid_token",
+                "the bearer token is not one this coordinator accepts",
+            )
+        })
+    }
+
+    fn health(&self) -> HttpResponse {
+        let servers: Vec<Value> = self
+            .children
+            .iter()
+            .map(|c| {
+                let s = c.status();
+                json!({
+                    "name": s.name,
+                    "state": s.state,
+                    "restarts": s.restarts,
+                    "last_error": s.last_error,
+                })
+            })
+            .collect();
+        let all_up = self
+            .children
+            .iter()
+            .all(|c| c.status().state == State::Running);
+        let (status, code) = if all_up {
+            ("ok", StatusCode::OK)
+        } else {
+            ("degraded", StatusCode::SERVICE_UNAVAILABLE)
+        };
+        json_response(code, &json!({"status": status, "servers": servers}))
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let m = lock(&self.metrics);
+        out.push_str(
+            "# HELP mcp_gateway_http_requests_total HTTP requests by client and status.\n\
+             # TYPE mcp_gateway_http_requests_total counter\n",
+        );
+        for ((client, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "mcp_gateway_http_requests_total{{client=\"{}\",status=\"{status}\"}} {n}",
+                escape(client)
+            );
+        }
+        out.push_str(
+            "# HELP mcp_tool_calls_total tools/call requests over HTTP by tool.\n\
+             # TYPE mcp_tool_calls_total counter\n",
+        );
+        for (tool, s) in &m.tools {
+            let _ = writeln!(
+                out,
+                "mcp_tool_calls_total{{tool=\"{}\"}} {}",
+                escape(tool),
+                s.calls
+            );
+        }
+        out.push_str(
+            "# HELP mcp_tool_call_errors_total Failed tool calls by tool and outcome \
+             (is_error: an error result; protocol_error: a JSON-RPC error).\n\
+             # TYPE mcp_tool_call_errors_total counter\n",
+        );
+        for (tool, s) in &m.tools {
+            for (outcome, n) in [
+                ("is_error", s.is_error),
+                ("protocol_error", s.protocol_error),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "mcp_tool_call_errors_total{{tool=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(tool)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP mcp_tool_call_duration_seconds Tool call latency by tool.\n\
+             # TYPE mcp_tool_call_duration_seconds histogram\n",
+        );
+        for (tool, s) in &m.tools {
+            let tool = escape(tool);
+            for (le, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "mcp_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "mcp_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {}\n\
+                 mcp_tool_call_duration_seconds_sum{{tool=\"{tool}\"}} {}\n\
+                 mcp_tool_call_duration_seconds_count{{tool=\"{tool}\"}} {}",
+                s.calls, s.sum, s.calls
+            );
+        }
+        drop(m);
+        let statuses: Vec<_> = self.children.iter().map(|c| c.status()).collect();
+        out.push_str(
+            "# HELP mcp_child_restarts_total Restarts of each child server.\n\
+             # TYPE mcp_child_restarts_total counter\n",
+        );
+        for s in &statuses {
+            let _ = writeln!(
+                out,
+                "mcp_child_restarts_total{{server=\"{}\"}} {}",
+                escape(&s.name),
+                s.restarts
+            );
+        }
+        out.push_str(
+            "# HELP mcp_child_state Each child server's state (1 for the current one).\n\
+             # TYPE mcp_child_state gauge\n",
+        );
+        for s in &statuses {
+            for state in [
+                State::Starting,
+                State::Running,
+                State::Restarting,
+                State::Failed,
+            ] {
+                let name = serde_json::to_value(state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "mcp_child_state{{server=\"{}\",state=\"{name}\"}} {}",
+                    escape(&s.name),
+                    u8::from(s.state == state)
+                );
+            }
+        }
+        out
+    }
+}
+
+impl mcp_common::serve::Gateway for Gateway {
+    fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        mut request: HttpRequest,
+        next: Next,
+    ) -> HttpFuture {
+        Box::pin(async move {
+            let path = request.uri().path().to_string();
+            let get = request.method() == Method::GET;
+            if get && path == "/health" {
+                let r = self.health();
+                self.count(&peer.ip().to_string(), r.status());
+                return r;
+            }
+            let client = match self.authenticate(&request, peer) {
+                Ok(c) => c,
+                Err(r) => {
+                    self.count("unauthenticated", r.status());
+                    return *r;
+                }
+            };
+            if let Some(limiter) = &self.limiter
+                && let Err(wait) = limiter.take(&client)
+            {
+                let mut r = json_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &json!({
+                        "error": "rate_limited",
+                        "message": format!(
+                            "more than {} requests per second (burst {}) from {client}",
+                            limiter.rate, limiter.burst
+                        ),
+                        "retry_after_s": wait,
+                    }),
+                );
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait));
+                self.count(&client, r.status());
+                return r;
+            }
+            if get && path == "/metrics" {
+                let mut r = text_response(StatusCode::OK, self.metrics_text());
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                self.count(&client, r.status());
+                return r;
+            }
+            request.extensions_mut().insert(ClientId(client.clone()));
+            let r = next.run(request).await;
+            self.count(&client, r.status());
+            r
+        })
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    let mut r = text_response(status, body.to_string());
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn text_response(status: StatusCode, body: String) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// SHA-256 (hex) of the arguments as compact JSON with every object's keys sorted; no
+/// arguments count as `{}`.
+pub fn arguments_sha256(arguments: Option<&serde_json::Map<String, Value>>) -> String {
+    let mut text = String::new();
+    match arguments {
+        Some(a) => canonical_object(a, &mut text),
+        None => text.push_str("{}"),
+    }
+    to_hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(o) => canonical_object(o, out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn canonical_object(o: &serde_json::Map<String, Value>, out: &mut String) {
+    let mut keys: Vec<&String> = o.keys().collect();
+    keys.sort();
+    out.push('{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(k.clone()).to_string());
+        out.push(':');
+        if let Some(v) = o.get(k) {
+            canonical(v, out);
+        }
+    }
+    out.push('}');
+}
+
+/// `2026-11-29T13:21:40.123Z`.
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+    }
+
+    #[test]
+    fn canonical_arguments_ignore_key_order() -> Result<(), serde_json::Error> {
+        let a: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"b": [1, {"y": 2, "x": "s"}], "a": null}"#)?;
+        let b: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"a": null, "b": [1, {"x": "s", "y": 2}]}"#)?;
+        assert_eq!(arguments_sha256(Some(&a)), arguments_sha256(Some(&b)));
+        let mut text = String::new();
+        canonical_object(&a, &mut text);
+        assert_eq!(text, r#"{"a":null,"b":[1,{"x":"s","y":2}]}"#);
+        assert_eq!(arguments_sha256(None), to_hex(&Sha256::digest(b"{}")));
+        Ok(())
+    }
+
+    #[test]
+    fn buckets_refill_at_the_rate() {
+        let l = Limiter {
+            rate: 2.0,
+            burst: 2.0,
+            buckets: Mutex::default(),
+        };
+        assert!(l.take("a").is_ok());
+        assert!(l.take("a").is_ok());
+        assert_eq!(l.take("a"), Err(1));
+        assert!(l.take("b").is_ok());
+    }
+
+    #[test]
+    fn sha256_hex_parses() {
+        let d: [u8; 32] = Sha256::digest(b"x").into();
+        assert_eq!(parse_sha256(&to_hex(&d)), Some(d));
+        assert_eq!(parse_sha256("zz"), None);
+    }
+}

@@ -1,0 +1,530 @@
+//! The coordinator's HTTP gateway, with the real binary on 127.0.0.1 and mcp-test-child as
+//! its child: bearer auth (401 without or with a wrong token), rate limits (429 with
+//! Retry-After, then allowed again), GET /health (200, 503 when a child cannot start),
+//! GET /metrics (calls counted per tool), the audit log (one line per call, no raw
+//! arguments), clear errors for bad flags, and `--http` alone unchanged.
+
+use mcp_testkit::*;
+use rmcp::ServiceExt;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn tmp(tag: &str) -> Result<PathBuf, Error> {
+    let d =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// A config with the test child as `child` (and a child that cannot start as `ghost`).
+fn config(dir: &Path, ghost: bool) -> Result<PathBuf, Error> {
+    let mut servers = json!({"child": {"command": env!("CARGO_BIN_EXE_mcp-test-child")}});
+    if ghost {
+        servers["ghost"] = json!({"command": "/nonexistent/mcp-server"});
+    }
+    let path = dir.join("c.json");
+    std::fs::write(&path, json!({ "mcpServers": servers }).to_string())?;
+    Ok(path)
+}
+
+fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The coordinator over HTTP with these extra flags, listening when this returns.
+async fn coordinator(
+    dir: &Path,
+    cfg: &Path,
+    extra: &[&str],
+) -> Result<(tokio::process::Child, String), Error> {
+    let port = free_port()?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-coordinator"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the coordinator exited: {status}").into());
+        }
+        if Instant::now() > deadline {
+            return Err("the coordinator never listened".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+/// An MCP client over streamable HTTP, with a bearer token if given.
+async fn connect(base: &str, token: Option<&str>) -> Result<Client, Error> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{base}/"));
+    if let Some(t) = token {
+        config = config.auth_header(t);
+    }
+    Ok(
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await?,
+    )
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// A raw initialize POST, with this Authorization header if given.
+async fn post_init(base: &str, authorization: Option<&str>) -> Result<reqwest::Response, Error> {
+    let mut r = reqwest::Client::new()
+        .post(format!("{base}/"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT);
+    if let Some(a) = authorization {
+        r = r.header("authorization", a);
+    }
+    Ok(r.send().await?)
+}
+
+async fn get(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, reqwest::header::HeaderMap, String), Error> {
+    let mut r = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    let r = r.send().await?;
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    Ok((status, headers, r.text().await?))
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn tokens_metrics_and_audit() -> TestResult {
+    let dir = tmp("gw-auth")?;
+    let cfg = config(&dir, false)?;
+    let tokens = dir.join("tokens.toml");
+    let bob_hash = Sha256::digest(b"bob-secret")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    std::fs::write(
+        &tokens,
+        format!(
+            "[[clients]]\nname = \"alice\"\ntoken = \"alice-secret\"\n\n\
+             [[clients]]\nname = \"bob\"\nsha256 = \"{bob_hash}\"\n"
+        ),
+    )?;
+    let audit = dir.join("audit.jsonl");
+    let (_coord, base) = coordinator(
+        &dir,
+        &cfg,
+        &[
+            "--auth-tokens",
+            &tokens.display().to_string(),
+            "--audit-log",
+            &audit.display().to_string(),
+        ],
+    )
+    .await?;
+
+    // No token, a token of another scheme, a wrong token: 401 with a challenge.
+    for (auth, error) in [
+        (None, "missing_token"),
+        (Some("Basic YWxpY2U6eA=="), "missing_token"),
+        (Some("Bearer wrong"), "invalid_token"),
+        (Some("Bearer bob-secret-not"), "invalid_token"),
+    ] {
+        let r = post_init(&base, auth).await?;
+        assert_eq!(r.status().as_u16(), 401, "{auth:?}");
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+        let body: Value = r.json().await?;
+        assert_eq!(body["error"], error, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Authorization") || m.contains("token")),
+            "{body}"
+        );
+    }
+    let (status, _, _) = get(&base, "/metrics", None).await?;
+    assert_eq!(status, 401);
+    assert!(connect(&base, Some("wrong")).await.is_err());
+
+    // /health needs no token.
+    let (status, _, body) = get(&base, "/health", None).await?;
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["servers"][0]["name"], "child");
+    assert_eq!(health["servers"][0]["state"], "running");
+    assert_eq!(health["servers"][0]["restarts"], 0);
+    assert!(health["servers"][0]["last_error"].is_null());
+
+    // The right tokens (as given, and as a SHA-256): tools work.
+    let alice = connect(&base, Some("alice-secret")).await?;
+    let bob = connect(&base, Some("bob-secret")).await?;
+    assert!(
+        alice
+            .list_all_tools()
+            .await?
+            .iter()
+            .any(|t| t.name == "child__echo")
+    );
+    let secret = "a-raw-argument-value-7f3a";
+    for client in [&alice, &alice, &bob] {
+        let r = ok(client, "child__echo", json!({"text": secret})).await;
+        assert_eq!(r["text"], secret, "{r}");
+    }
+    // An error result and a protocol error.
+    let e = call(&alice, "servers_restart", json!({"name": "nobody"})).await;
+    assert!(e.is_error, "{}", e.text);
+    assert!(
+        alice
+            .call_tool(rmcp::model::CallToolRequestParams::new("nobody__nothing"))
+            .await
+            .is_err()
+    );
+
+    // /metrics: calls per tool, errors, latency, requests per client, the child.
+    let (status, headers, text) = get(&base, "/metrics", Some("alice-secret")).await?;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{headers:?}"
+    );
+    assert_eq!(
+        metric(&text, "mcp_tool_calls_total{tool=\"child__echo\"}"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "mcp_tool_calls_total{tool=\"servers_restart\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_tool_call_errors_total{tool=\"servers_restart\",outcome=\"is_error\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_tool_call_errors_total{tool=\"nobody__nothing\",outcome=\"protocol_error\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_tool_call_errors_total{tool=\"child__echo\",outcome=\"is_error\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_tool_call_duration_seconds_bucket{tool=\"child__echo\",le=\"+Inf\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_tool_call_duration_seconds_count{tool=\"child__echo\"}"
+        ),
+        Some(3.0)
+    );
+    assert!(
+        text.contains("# TYPE mcp_tool_call_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "mcp_gateway_http_requests_total{client=\"alice\",status=\"200\"}"
+        )
+        .is_some_and(|n| n >= 4.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "mcp_gateway_http_requests_total{client=\"bob\",status=\"200\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "mcp_gateway_http_requests_total{client=\"unauthenticated\",status=\"401\"}"
+        )
+        .is_some_and(|n| n >= 5.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "mcp_child_restarts_total{server=\"child\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "mcp_child_state{server=\"child\",state=\"running\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&text, "mcp_child_state{server=\"child\",state=\"failed\"}"),
+        Some(0.0)
+    );
+
+    // The audit log: one line per call, the arguments only as a hash.
+    let log = std::fs::read_to_string(&audit)?;
+    assert!(!log.contains(secret), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 5, "{log}");
+    let expected_hash = Sha256::digest(json!({"text": secret}).to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    for (line, (client, tool, outcome)) in lines.iter().zip([
+        ("alice", "child__echo", "ok"),
+        ("alice", "child__echo", "ok"),
+        ("bob", "child__echo", "ok"),
+        ("alice", "servers_restart", "is_error"),
+        ("alice", "nobody__nothing", "protocol_error"),
+    ]) {
+        assert_eq!(line["client"], client, "{line}");
+        assert_eq!(line["tool"], tool, "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert!(
+            line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0),
+            "{line}"
+        );
+        let time = line["time"].as_str().unwrap_or_default();
+        assert!(
+            time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{line}"
+        );
+        let hash = line["arguments_sha256"].as_str().unwrap_or_default();
+        assert_eq!(hash.len(), 64, "{line}");
+        if tool == "child__echo" {
+            assert_eq!(hash, expected_hash, "{line}");
+        }
+        let keys: Vec<&String> = line
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys.len(), 6, "{line}");
+    }
+    alice.cancel().await?;
+    bob.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_then_allow_again() -> TestResult {
+    let dir = tmp("gw-rate")?;
+    let cfg = config(&dir, false)?;
+    let (_coord, base) =
+        coordinator(&dir, &cfg, &["--rate-limit", "1", "--rate-burst", "2"]).await?;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..3 {
+        let (status, headers, body) = get(&base, "/metrics", None).await?;
+        statuses.push(status);
+        if status == 429 {
+            limited = Some((headers, body));
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let (headers, body) = limited.ok_or("no 429")?;
+    let retry: u64 = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Retry-After")?
+        .parse()?;
+    assert_eq!(retry, 1);
+    let body: Value = serde_json::from_str(&body)?;
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    // /health is never limited.
+    assert_eq!(get(&base, "/health", None).await?.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, _, text) = get(&base, "/metrics", None).await?;
+    assert_eq!(status, 200);
+    // Without auth the client is the peer's IP.
+    assert_eq!(
+        metric(
+            &text,
+            "mcp_gateway_http_requests_total{client=\"127.0.0.1\",status=\"429\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_is_503_when_a_child_cannot_start() -> TestResult {
+    let dir = tmp("gw-health")?;
+    let cfg = config(&dir, true)?;
+    let (_coord, base) = coordinator(&dir, &cfg, &["--gateway"]).await?;
+    let (status, _, body) = get(&base, "/health", None).await?;
+    assert_eq!(status, 503, "{body}");
+    let health: Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "degraded");
+    let servers = health["servers"].as_array().ok_or("no servers")?;
+    let ghost = servers
+        .iter()
+        .find(|s| s["name"] == "ghost")
+        .ok_or("no ghost")?;
+    assert_eq!(ghost["state"], "failed", "{ghost}");
+    assert!(ghost["last_error"].as_str().is_some_and(|e| !e.is_empty()));
+    let child = servers
+        .iter()
+        .find(|s| s["name"] == "child")
+        .ok_or("no child")?;
+    assert_eq!(child["state"], "running");
+    let (status, _, text) = get(&base, "/metrics", None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(&text, "mcp_child_state{server=\"ghost\",state=\"failed\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn plain_http_is_unchanged() -> TestResult {
+    let dir = tmp("gw-plain")?;
+    let cfg = config(&dir, true)?;
+    let (_coord, base) = coordinator(&dir, &cfg, &[]).await?;
+    // No gateway: no token needed, no /health or /metrics of its own.
+    let client = connect(&base, None).await?;
+    let r = ok(&client, "child__echo", json!({"text": "hi"})).await;
+    assert_eq!(r["text"], "hi");
+    let (status, _, body) = get(&base, "/health", None).await?;
+    assert!(!body.contains("\"servers\""), "{status} {body}");
+    let (_, _, body) = get(&base, "/metrics", None).await?;
+    assert!(!body.contains("mcp_tool_calls_total"), "{body}");
+    client.cancel().await?;
+    Ok(())
+}
+
+/// Runs the coordinator expecting it to refuse to start; its stderr.
+fn refused(dir: &Path, cfg: &Path, extra: &[&str]) -> Result<String, Error> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-coordinator"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    assert!(!out.status.success(), "{extra:?} was accepted");
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_gateway_flags_are_refused_at_start() -> TestResult {
+    let dir = tmp("gw-flags")?;
+    let cfg = config(&dir, false)?;
+    let port = free_port()?;
+    let http = format!("127.0.0.1:{port}");
+    let tokens = dir.join("tokens.toml");
+
+    let e = refused(&dir, &cfg, &["--audit-log", "/tmp/x.jsonl"])?;
+    assert!(e.contains("--audit-log needs --http"), "{e}");
+    let e = refused(&dir, &cfg, &["--http", &http, "--rate-limit", "0"])?;
+    assert!(e.contains("--rate-limit") && e.contains("accepted"), "{e}");
+    let e = refused(&dir, &cfg, &["--http", &http, "--rate-limit", "x"])?;
+    assert!(e.contains("--rate-limit"), "{e}");
+    let e = refused(&dir, &cfg, &["--http", &http, "--rate-burst", "3"])?;
+    assert!(e.contains("--rate-burst needs --rate-limit"), "{e}");
+    let e = refused(
+        &dir,
+        &cfg,
+        &["--http", &http, "--auth-tokens", "/nonexistent/tokens"],
+    )?;
+    assert!(
+        e.contains("--auth-tokens") && e.contains("cannot read"),
+        "{e}"
+    );
+    for (text, expect) in [
+        ("clients = []", "no [[clients]]"),
+        ("[[clients]]\nname = \"a\"\n", "exactly one of"),
+        ("[[clients]]\nname = \"a\"\nsha256 = \"abc\"\n", "64 hex"),
+        (
+            "[[clients]]\nname = \"a\"\ntoken = \"x\"\n[[clients]]\nname = \"a\"\ntoken = \"y\"\n",
+            "twice",
+        ),
+        (
+            "[[clients]]\nname = \"a\"\ntokn = \"x\"\n",
+            "accepted: TOML",
+        ),
+    ] {
+        std::fs::write(&tokens, text)?;
+        let e = refused(
+            &dir,
+            &cfg,
+            &[
+                "--http",
+                &http,
+                "--auth-tokens",
+                &tokens.display().to_string(),
+            ],
+        )?;
+        assert!(
+            e.contains("--auth-tokens") && e.contains(expect),
+            "{text}: {e}"
+        );
+    }
+    let e = refused(
+        &dir,
+        &cfg,
+        &[
+            "--http",
+            &http,
+            "--audit-log",
+            "/nonexistent/dir/audit.jsonl",
+        ],
+    )?;
+    assert!(
+        e.contains("--audit-log") && e.contains("cannot open"),
+        "{e}"
+    );
+    Ok(())
+}
