@@ -8,6 +8,10 @@
 //! `MCP_PROXY=/path/to/mcp-proxy cargo bench -p mcp-coordinator --bench http_bench`. Without
 //! MCP_PROXY only (1) and (2) are measured.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{child_config, free_port};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -25,12 +29,6 @@ fn args() -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
     m.insert("text".into(), "x".into());
     m
-}
-
-fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Starts a server process and waits until its port accepts connections.
@@ -130,11 +128,7 @@ async fn main() -> Result<(), Error> {
     let child = env!("CARGO_BIN_EXE_mcp-test-child");
     let dir = std::env::temp_dir().join(format!("http-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[[servers]]\nname = \"child\"\ncommand = \"{child}\"\n"),
-    )?;
+    let cfg = child_config(&dir)?;
 
     let p_direct = free_port()?;
     let _direct_server = start(

@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo bench -p mcp-coordinator --bench proxy_bench`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{TEST_CHILD, child_config, coordinator};
 use mcp_testkit::{Client, Error, start_bin};
 use rmcp::model::CallToolRequestParams;
 use std::time::{Duration, Instant};
@@ -53,25 +57,10 @@ async fn throughput(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let child = env!("CARGO_BIN_EXE_mcp-test-child");
     let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[[servers]]\nname = \"child\"\ncommand = \"{child}\"\n"),
-    )?;
-    let direct = start_bin(child, &[]).await?;
-    let proxied = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
+    let direct = start_bin(TEST_CHILD, &[]).await?;
+    let proxied = coordinator(&child_config(&dir)?, &[]).await?;
     // Warm up both.
     latencies(&direct, "echo", 200).await?;
     latencies(&proxied, "child__echo", 200).await?;

@@ -1,26 +1,18 @@
 //! `analyze_character` end to end: the coordinator with the real mcp-d2 and mcp-memory
 //! children against the fixture game of `tests/fixtures/d2game` (native build).
 
+mod common;
+
+use common::{coordinator, server, sibling, tmp, write_config};
 use mcp_testkit::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
 #[tokio::test]
 async fn analyze_character_links_character_inventory_and_snapshot() -> TestResult {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let game_dir = build_fixtures(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
-        &tmp,
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
         "d2game-coordinator",
         "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
     );
@@ -28,28 +20,11 @@ async fn analyze_character_links_character_inventory_and_snapshot() -> TestResul
     cmd.arg(game_dir.join("D2Client.dll"));
     let game = LineProcess::spawn(cmd);
     let pid = game.pid();
-    let dir = tmp.join(format!("coord-analyze-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"d2\"\ncommand = \"{}\"\n[[servers]]\nname = \"memory\"\ncommand = \"{}\"\n",
-            sibling("mcp-d2").display(),
-            sibling("mcp-memory").display()
-        ),
-    )?;
-    let client = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
+    let dir = tmp("coord-analyze")?;
+    let config = server("d2", sibling("mcp-d2")?.display())
+        + &server("memory", sibling("mcp-memory")?.display());
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let client = coordinator(&cfg, &[]).await?;
     let a = ok(&client, "analyze_character", json!({"pid": pid})).await;
     assert_eq!(a["character"]["result"]["name"], "FixtureHero", "{a}");
     assert_eq!(a["inventory"]["result"]["count"], 3);

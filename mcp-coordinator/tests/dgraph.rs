@@ -7,6 +7,9 @@
 //! each exactly once even when an answer is lost after the commit. And, when DGRAPH_URL is
 //! set, the same client against a real Dgraph.
 
+mod common;
+
+use common::{child_config, free_port, tmp};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use mcp_coordinator::dgraph::{Credentials, Dgraph, DgraphError, schema};
@@ -14,7 +17,7 @@ use mcp_coordinator::findings::{Finding, Link, Query};
 use mcp_testkit::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -576,41 +579,9 @@ async fn every_request_has_the_shape_dgraph_documents() -> TestResult {
     Ok(())
 }
 
-fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn tmp(tag: &str) -> PathBuf {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    let _ = std::fs::create_dir_all(&d);
-    d
-}
-
+/// The coordinator with the test child, shipping its findings to `url`.
 async fn coordinator(dir: &Path, url: &str) -> Result<Client, Error> {
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"child\"\ncommand = \"{}\"\n",
-            env!("CARGO_BIN_EXE_mcp-test-child")
-        ),
-    )?;
-    start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-            "--findings-url".into(),
-            url.into(),
-        ],
-    )
-    .await
+    common::coordinator(&child_config(dir)?, &["--findings-url", url]).await
 }
 
 /// Polls findings_status until `done` holds (or the deadline passes): the last status.
@@ -627,7 +598,7 @@ async fn status_until(client: &Client, within: Duration, done: impl Fn(&Value) -
 
 #[tokio::test]
 async fn the_outbox_keeps_findings_while_dgraph_is_away_and_ships_each_once() -> TestResult {
-    let dir = tmp("coord-outbox");
+    let dir = tmp("coord-outbox")?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
 

@@ -4,6 +4,9 @@
 //! GET /metrics (calls counted per tool), the audit log (one line per call, no raw
 //! arguments), clear errors for bad flags, and `--http` alone unchanged.
 
+mod common;
+
+use common::{COORDINATOR, TEST_CHILD, free_port, spawn_listening, tmp};
 use mcp_testkit::*;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -11,31 +14,17 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-fn tmp(tag: &str) -> Result<PathBuf, Error> {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
+use std::time::Duration;
 
 /// A config with the test child as `child` (and a child that cannot start as `ghost`).
 fn config(dir: &Path, ghost: bool) -> Result<PathBuf, Error> {
-    let mut servers = json!({"child": {"command": env!("CARGO_BIN_EXE_mcp-test-child")}});
+    let mut servers = json!({"child": {"command": TEST_CHILD}});
     if ghost {
         servers["ghost"] = json!({"command": "/nonexistent/mcp-server"});
     }
     let path = dir.join("c.json");
     std::fs::write(&path, json!({ "mcpServers": servers }).to_string())?;
     Ok(path)
-}
-
-fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The coordinator over HTTP with these extra flags, listening when this returns.
@@ -45,30 +34,20 @@ async fn coordinator(
     extra: &[&str],
 ) -> Result<(tokio::process::Child, String), Error> {
     let port = free_port()?;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-coordinator"))
-        .arg("--config")
-        .arg(cfg)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if let Some(status) = child.try_wait()? {
-            return Err(format!("the coordinator exited: {status}").into());
-        }
-        if Instant::now() > deadline {
-            return Err("the coordinator never listened".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let child = spawn_listening(
+        tokio::process::Command::new(COORDINATOR)
+            .arg("--config")
+            .arg(cfg)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(extra),
+        port,
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        "the coordinator",
+    )
+    .await?;
     Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
@@ -446,7 +425,7 @@ async fn plain_http_is_unchanged() -> TestResult {
 
 /// Runs the coordinator expecting it to refuse to start; its stderr.
 fn refused(dir: &Path, cfg: &Path, extra: &[&str]) -> Result<String, Error> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-coordinator"))
+    let out = std::process::Command::new(COORDINATOR)
         .arg("--config")
         .arg(cfg)
         .arg("--data-dir")

@@ -5,43 +5,28 @@
 //! two calls rejects the old session id (404): the coordinator opens a new session and the
 //! next call succeeds.
 
+mod common;
+
+use common::{
+    TEST_CHILD, coordinator, free_port, sibling, spawn_listening, tmp, unnamed, write_config,
+};
 use mcp_testkit::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn sibling(name: &str) -> Result<PathBuf, Error> {
-    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
-    if !p.exists() {
-        return Err(format!(
-            "{} is missing: build the workspace first (scripts/test.sh does)",
-            p.display()
-        )
-        .into());
-    }
-    Ok(p)
-}
 
 /// mcp-static over HTTP on `port`, ready when this returns (killed when dropped).
 async fn http_static(port: u16, root: &Path) -> Result<tokio::process::Child, Error> {
-    let child = tokio::process::Command::new(sibling("mcp-static")?)
-        .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
-        .arg(root)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            return Err("mcp-static --http never listened".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(child)
+    spawn_listening(
+        tokio::process::Command::new(sibling("mcp-static")?)
+            .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(root),
+        port,
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "mcp-static --http",
+    )
+    .await
 }
 
 fn state(status: &Value) -> String {
@@ -55,30 +40,17 @@ fn state(status: &Value) -> String {
 
 #[tokio::test]
 async fn a_url_child_is_proxied_like_a_stdio_one() -> TestResult {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("coord-http-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::copy(env!("CARGO_BIN_EXE_mcp-test-child"), dir.join("bin"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let dir = tmp("coord-http")?;
+    std::fs::copy(TEST_CHILD, dir.join("bin"))?;
+    let port = free_port()?;
     let mut server = http_static(port, &dir).await?;
-    let cfg = dir.join("c.json");
-    std::fs::write(
-        &cfg,
-        json!({"mcpServers": {"remote": {"url": format!("http://127.0.0.1:{port}/")}}}).to_string(),
+    let cfg = write_config(
+        &dir,
+        "c.json",
+        &json!({"mcpServers": {"remote": {"url": format!("http://127.0.0.1:{port}/")}}})
+            .to_string(),
     )?;
-    let c = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
+    let c = coordinator(&cfg, &[]).await?;
     let direct = start_bin(
         sibling("mcp-static")?.to_str().unwrap_or_default(),
         &["--root".into(), dir.display().to_string()],
@@ -100,10 +72,7 @@ async fn a_url_child_is_proxied_like_a_stdio_one() -> TestResult {
             .iter()
             .find(|t| t.name == format!("remote__{}", d.name))
             .ok_or(format!("remote__{} missing", d.name))?;
-        let (mut dj, mut pj) = (serde_json::to_value(d)?, serde_json::to_value(p)?);
-        dj["name"] = Value::Null;
-        pj["name"] = Value::Null;
-        assert_eq!(dj, pj);
+        assert_eq!(unnamed(d)?, unnamed(p)?);
     }
     let path = dir.join("bin").display().to_string();
     let a = ok(&direct, "binary_info", json!({"path": path})).await;
@@ -145,23 +114,14 @@ async fn a_url_child_is_proxied_like_a_stdio_one() -> TestResult {
 
 /// mcp-test-child over HTTP on `port`, ready when this returns (killed when dropped).
 async fn http_test_child(port: u16) -> Result<tokio::process::Child, Error> {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-test-child"))
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            return Err("mcp-test-child --http never listened".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(child)
+    spawn_listening(
+        tokio::process::Command::new(TEST_CHILD).args(["--http", &format!("127.0.0.1:{port}")]),
+        port,
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        "mcp-test-child --http",
+    )
+    .await
 }
 
 /// Opens a session of our own (initialize over raw HTTP) and gives its id.
@@ -214,30 +174,16 @@ fn remote(status: &Value) -> Value {
 /// session, so that the next call succeeds and reaches the new process.
 #[tokio::test]
 async fn an_expired_http_session_is_replaced_by_a_new_one() -> TestResult {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("coord-http-session-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let dir = tmp("coord-http-session")?;
+    let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}/");
     let mut server = http_test_child(port).await?;
-    let cfg = dir.join("c.json");
-    std::fs::write(
-        &cfg,
-        json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
+    let cfg = write_config(
+        &dir,
+        "c.json",
+        &json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
     )?;
-    let c = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
+    let c = coordinator(&cfg, &[]).await?;
     let first = ok(&c, "remote__echo", json!({"text": "one"})).await;
     let first_pid = first["pid"].as_u64().ok_or("no pid")?;
     assert_eq!(u64::from(server.id().unwrap_or_default()), first_pid);

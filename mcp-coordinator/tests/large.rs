@@ -2,34 +2,17 @@
 //! a 1 MiB text answered by mcp-test-child equals the one the child gives directly, and so
 //! does a 1 MiB argument sent to it.
 
+mod common;
+
+use common::{TEST_CHILD, child_config, coordinator, tmp};
 use mcp_testkit::*;
 use serde_json::json;
-use std::path::PathBuf;
 
 #[tokio::test]
 async fn a_one_mebibyte_result_passes_through_intact() -> TestResult {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("coord-big-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"child\"\ncommand = \"{}\"\n",
-            env!("CARGO_BIN_EXE_mcp-test-child")
-        ),
-    )?;
-    let c = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
-    let direct = start_bin(env!("CARGO_BIN_EXE_mcp-test-child"), &[]).await?;
+    let dir = tmp("coord-big")?;
+    let c = coordinator(&child_config(&dir)?, &[]).await?;
+    let direct = start_bin(TEST_CHILD, &[]).await?;
 
     // 16 distinct bytes x 65536 = 1 MiB, so a lost or repeated chunk changes the text.
     let unit = "0123456789abcdef";

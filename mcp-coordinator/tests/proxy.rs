@@ -1,26 +1,18 @@
 //! The coordinator with real children: mcp-static (built by the workspace build that
 //! scripts/test.sh runs first) and mcp-test-child (echo, sleep, progress, crash on command).
 
+mod common;
+
+use common::{coordinator, sibling, tmp, unnamed, write_config};
 use mcp_testkit::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn sibling(name: &str) -> PathBuf {
-    let me = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator"));
-    let p = me.with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
 fn config(dir: &Path) -> Result<PathBuf, Error> {
     let fixtures = dir.join("files");
     std::fs::create_dir_all(&fixtures)?;
-    std::fs::copy(sibling("mcp-test-child"), fixtures.join("some-binary"))?;
+    std::fs::copy(sibling("mcp-test-child")?, fixtures.join("some-binary"))?;
     let text = format!(
         r#"
 [coordinator]
@@ -41,35 +33,11 @@ command = "{child}"
 [servers.tool_timeouts]
 sleep = 1
 "#,
-        static_bin = sibling("mcp-static").display(),
+        static_bin = sibling("mcp-static")?.display(),
         root = fixtures.display(),
         child = env!("CARGO_BIN_EXE_mcp-test-child"),
     );
-    let path = dir.join("coordinator.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
-fn tmp(tag: &str) -> PathBuf {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&d);
-    d
-}
-
-/// Starts the coordinator with the config; its findings store lives beside the config.
-async fn coordinator(cfg: &Path) -> Result<Client, Error> {
-    let data = cfg.parent().unwrap_or(Path::new(".")).join("data");
-    start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-        ],
-    )
-    .await
+    write_config(dir, "coordinator.toml", &text)
 }
 
 fn child_pid(status: &Value, name: &str) -> Option<u64> {
@@ -82,9 +50,9 @@ fn child_pid(status: &Value, name: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
-    let dir = tmp("coord-ns");
+    let dir = tmp("coord-ns")?;
     let cfg = config(&dir)?;
-    let client = coordinator(&cfg).await?;
+    let client = coordinator(&cfg, &[]).await?;
     let tools = client.list_all_tools().await?;
     let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
     for n in [
@@ -110,7 +78,7 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
 
     // Definitions and results equal those of the child called directly.
     let direct = start_bin(
-        sibling("mcp-static").to_str().unwrap_or_default(),
+        sibling("mcp-static")?.to_str().unwrap_or_default(),
         &["--root".into(), dir.join("files").display().to_string()],
     )
     .await?;
@@ -123,10 +91,7 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
         .iter()
         .find(|t| t.name == "static__binary_info")
         .ok_or("no proxied binary_info")?;
-    let (mut dj, mut pj) = (serde_json::to_value(d)?, serde_json::to_value(p)?);
-    dj["name"] = Value::Null;
-    pj["name"] = Value::Null;
-    assert_eq!(dj, pj);
+    assert_eq!(unnamed(d)?, unnamed(p)?);
     let path = dir.join("files/some-binary").display().to_string();
     let a = ok(&direct, "binary_info", json!({"path": path})).await;
     let b = ok(&client, "static__binary_info", json!({"path": path})).await;
@@ -206,9 +171,9 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
 
 #[tokio::test]
 async fn kill_timeout_and_crash_loop_are_survived() -> TestResult {
-    let dir = tmp("coord-sup");
+    let dir = tmp("coord-sup")?;
     let cfg = config(&dir)?;
-    let client = coordinator(&cfg).await?;
+    let client = coordinator(&cfg, &[]).await?;
     let st = ok(&client, "servers_status", json!({})).await;
     let pid = child_pid(&st, "child").ok_or("no child pid")?;
 
@@ -320,7 +285,7 @@ async fn kill_timeout_and_crash_loop_are_survived() -> TestResult {
 
 #[tokio::test]
 async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
-    let dir = tmp("coord-bad");
+    let dir = tmp("coord-bad")?;
     let cfg = dir.join("c.json");
     std::fs::write(
         &cfg,
@@ -330,7 +295,7 @@ async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
         }})
         .to_string(),
     )?;
-    let client = coordinator(&cfg).await?;
+    let client = coordinator(&cfg, &[]).await?;
     let st = ok(&client, "servers_status", json!({})).await;
     let ghost = st["servers"]
         .as_array()
@@ -352,12 +317,12 @@ async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
 
 #[tokio::test]
 async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> TestResult {
-    let dir = tmp("coord-findings");
+    let dir = tmp("coord-findings")?;
     let _ = std::fs::remove_dir_all(dir.join("data"));
     let cfg = config(&dir)?;
     let path = dir.join("files/some-binary").display().to_string();
     let (call_id, note_id) = {
-        let client = coordinator(&cfg).await?;
+        let client = coordinator(&cfg, &[]).await?;
         ok(&client, "static__binary_info", json!({"path": path})).await;
         let _ = call(
             &client,
@@ -406,7 +371,7 @@ async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> Test
         (call_id, note_id)
     };
     // A new coordinator on the same data directory still has them.
-    let client = coordinator(&cfg).await?;
+    let client = coordinator(&cfg, &[]).await?;
     let g = ok(&client, "findings_get", json!({"id": note_id})).await;
     assert_eq!(g["finding"]["title"], "the fixture is a PE");
     assert_eq!(g["links"][0]["to"], call_id.as_str());

@@ -3,21 +3,14 @@
 //! real mcp-static is cached with the default static-analysis TTL (7 days) and answered from
 //! Redis by a new coordinator process, whose fresh mcp-static child never sees the call.
 
+mod common;
+
+use common::{
+    COORDINATOR, TEST_CHILD, free_port, server, server_with_args, sibling, tmp, write_config,
+};
 use mcp_testkit::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-
-fn sibling(name: &str) -> Result<PathBuf, Error> {
-    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
-    if !p.exists() {
-        return Err(format!(
-            "{} is missing: build the workspace first (scripts/test.sh does)",
-            p.display()
-        )
-        .into());
-    }
-    Ok(p)
-}
+use std::path::Path;
 
 fn static_calls(status: &Value) -> u64 {
     status["servers"]
@@ -27,19 +20,19 @@ fn static_calls(status: &Value) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-async fn coordinator(cfg: &Path, data: &Path, redis: &str) -> Result<Client, Error> {
-    start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--redis-url".into(),
-            redis.into(),
-        ],
-    )
-    .await
+/// The coordinator with its data beside the config, caching in this Redis.
+async fn coordinator(cfg: &Path, redis: &str) -> Result<Client, Error> {
+    common::coordinator(cfg, &["--redis-url", redis]).await
+}
+
+/// The real mcp-static serving `root`, as `static`.
+fn static_server(root: &Path) -> Result<String, Error> {
+    let root = root.display().to_string();
+    Ok(server_with_args(
+        "static",
+        sibling("mcp-static")?.display(),
+        &["--root", &root],
+    ))
 }
 
 #[tokio::test]
@@ -52,32 +45,18 @@ async fn a_redis_hit_after_a_coordinator_restart() -> TestResult {
         );
         return Ok(());
     };
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("coord-redis-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = tmp("coord-redis")?;
     let files = dir.join("files");
     std::fs::create_dir_all(&files)?;
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_mcp-test-child"),
-        files.join("some-binary"),
-    )?;
+    std::fs::copy(TEST_CHILD, files.join("some-binary"))?;
     // No [servers.cache]: mcp-static's results are cached by default, for 7 days.
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"static\"\ncommand = \"{}\"\nargs = [\"--root\", \"{}\"]\n\
-             [[servers]]\nname = \"child\"\ncommand = \"{}\"\n",
-            sibling("mcp-static")?.display(),
-            files.display(),
-            env!("CARGO_BIN_EXE_mcp-test-child"),
-        ),
-    )?;
+    let config = static_server(&files)? + &server("child", TEST_CHILD);
+    let cfg = write_config(&dir, "c.toml", &config)?;
     let path = files.join("some-binary").display().to_string();
     let args = json!({"path": path});
 
     let first = {
-        let c = coordinator(&cfg, &dir.join("data"), &redis_url).await?;
+        let c = coordinator(&cfg, &redis_url).await?;
         let r = ok(&c, "static__binary_info", args.clone()).await;
         assert_eq!(static_calls(&ok(&c, "servers_status", json!({})).await), 1);
         // A child without cache configuration (not one of the suite's) is never cached.
@@ -108,7 +87,7 @@ async fn a_redis_hit_after_a_coordinator_restart() -> TestResult {
     );
 
     // A new coordinator (a new mcp-static) answers from Redis: the child never sees it.
-    let c = coordinator(&cfg, &dir.join("data"), &redis_url).await?;
+    let c = coordinator(&cfg, &redis_url).await?;
     let again = ok(&c, "static__binary_info", args.clone()).await;
     assert_eq!(again, first);
     assert_eq!(static_calls(&ok(&c, "servers_status", json!({})).await), 0);
@@ -129,29 +108,11 @@ async fn a_redis_hit_after_a_coordinator_restart() -> TestResult {
 
 #[tokio::test]
 async fn a_redis_that_is_down_is_a_miss_not_an_error() -> TestResult {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("coord-redis-down-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::copy(env!("CARGO_BIN_EXE_mcp-test-child"), dir.join("bin"))?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"static\"\ncommand = \"{}\"\nargs = [\"--root\", \"{}\"]\n",
-            sibling("mcp-static")?.display(),
-            dir.display(),
-        ),
-    )?;
-    let c = coordinator(
-        &cfg,
-        &dir.join("data"),
-        &format!("redis://127.0.0.1:{port}/"),
-    )
-    .await?;
+    let port = free_port()?;
+    let dir = tmp("coord-redis-down")?;
+    std::fs::copy(TEST_CHILD, dir.join("bin"))?;
+    let cfg = write_config(&dir, "c.toml", &static_server(&dir)?)?;
+    let c = coordinator(&cfg, &format!("redis://127.0.0.1:{port}/")).await?;
     let args = json!({"path": dir.join("bin").display().to_string()});
     let a = ok(&c, "static__binary_info", args.clone()).await;
     let b = ok(&c, "static__binary_info", args).await;
@@ -159,7 +120,7 @@ async fn a_redis_that_is_down_is_a_miss_not_an_error() -> TestResult {
     assert_eq!(static_calls(&ok(&c, "servers_status", json!({})).await), 2);
     c.cancel().await?;
     let bad = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
+        COORDINATOR,
         &[
             "--config".into(),
             cfg.display().to_string(),

@@ -5,6 +5,11 @@
 //! at start-up. Children: mcp-test-child and the real mcp-d2 (its `d2://save/{path}` read on
 //! a real save of ../shared/fixtures/d2s when that folder is there).
 
+mod common;
+
+use common::{
+    COORDINATOR, TEST_CHILD, coordinator, server, server_with_args, sibling, tmp, write_config,
+};
 use mcp_testkit::*;
 use rmcp::model::{ReadResourceRequestParams, ReadResourceResult};
 use rmcp::service::ServiceError;
@@ -12,45 +17,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn sibling(name: &str) -> Result<PathBuf, Error> {
-    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
-    if !p.exists() {
-        return Err(format!(
-            "{} is missing: build the workspace first (scripts/test.sh does)",
-            p.display()
-        )
-        .into());
-    }
-    Ok(p)
-}
-
-fn tmp(tag: &str) -> Result<PathBuf, Error> {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
 /// The real saves, when the shared fixtures are there.
 fn saves() -> Option<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/d2s");
     let d = d.canonicalize().ok()?;
     d.join("d2v113c.d2s").exists().then_some(d)
-}
-
-async fn coordinator(cfg: &Path) -> Result<Client, Error> {
-    let data = cfg.parent().unwrap_or(Path::new(".")).join("data");
-    start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            data.display().to_string(),
-        ],
-    )
-    .await
 }
 
 async fn read(c: &Client, uri: &str) -> Result<ReadResourceResult, ServiceError> {
@@ -87,20 +58,13 @@ async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestRe
         );
     }
     let root = root.unwrap_or_else(|| dir.clone());
-    let child_bin = env!("CARGO_BIN_EXE_mcp-test-child");
     let d2_bin = sibling("mcp-d2")?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"child\"\ncommand = \"{child_bin}\"\n\
-             [[servers]]\nname = \"d2\"\ncommand = \"{}\"\nargs = [\"--root\", \"{}\"]\n",
-            d2_bin.display(),
-            root.display()
-        ),
-    )?;
-    let c = coordinator(&cfg).await?;
-    let child = start_bin(child_bin, &[]).await?;
+    let root_arg = root.display().to_string();
+    let config = server("child", TEST_CHILD)
+        + &server_with_args("d2", d2_bin.display(), &["--root", &root_arg]);
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let c = coordinator(&cfg, &[]).await?;
+    let child = start_bin(TEST_CHILD, &[]).await?;
     let d2 = start_bin(
         d2_bin.to_str().unwrap_or_default(),
         &["--root".into(), root.display().to_string()],
@@ -238,16 +202,9 @@ async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestRe
 #[tokio::test]
 async fn a_uri_offered_by_two_children_is_a_start_up_error() -> TestResult {
     let dir = tmp("coord-res-clash")?;
-    let child_bin = env!("CARGO_BIN_EXE_mcp-test-child");
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"one\"\ncommand = \"{child_bin}\"\n\
-             [[servers]]\nname = \"two\"\ncommand = \"{child_bin}\"\n"
-        ),
-    )?;
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-coordinator"))
+    let config = server("one", TEST_CHILD) + &server("two", TEST_CHILD);
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let run = tokio::process::Command::new(COORDINATOR)
         .args(["--config".as_ref(), cfg.as_os_str()])
         .arg("--data-dir")
         .arg(dir.join("data"))

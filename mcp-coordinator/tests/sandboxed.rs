@@ -4,20 +4,13 @@
 //! is stopped and nothing of the game is left. Needs root and cgroups (sandbox-runner);
 //! skips with a message otherwise.
 
+mod common;
+
+use common::{coordinator, server, server_with_args, sibling, tmp, write_config};
 use mcp_testkit::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_mcp-coordinator")).with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
 
 fn root_with_cgroups() -> bool {
     let uid = std::process::Command::new("id")
@@ -38,38 +31,22 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
         eprintln!("skipped: the sandbox needs root and cgroups");
         return Ok(());
     }
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let game_dir = build_fixtures(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
-        &tmp,
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
         "d2game-sandboxed",
         "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
     );
-    let dir = tmp.join(format!("coord-sandboxed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let cfg = dir.join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[servers]]\nname = \"sandbox\"\ncommand = \"{}\"\nargs = [\"mcp\", \"--allow-launch\", \"--root\", \"{}\"]\n\
-             [[servers]]\nname = \"d2\"\ncommand = \"{}\"\n[[servers]]\nname = \"memory\"\ncommand = \"{}\"\n",
-            sibling("sandbox-runner").display(),
-            game_dir.display(),
-            sibling("mcp-d2").display(),
-            sibling("mcp-memory").display()
-        ),
-    )?;
-    let client = start_bin(
-        env!("CARGO_BIN_EXE_mcp-coordinator"),
-        &[
-            "--config".into(),
-            cfg.display().to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-        ],
-    )
-    .await?;
+    let dir = tmp("coord-sandboxed")?;
+    let root = game_dir.display().to_string();
+    let config = server_with_args(
+        "sandbox",
+        sibling("sandbox-runner")?.display(),
+        &["mcp", "--allow-launch", "--root", &root],
+    ) + &server("d2", sibling("mcp-d2")?.display())
+        + &server("memory", sibling("mcp-memory")?.display());
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let client = coordinator(&cfg, &[]).await?;
     // The game waits for commands on stdin; a pipe that never delivers keeps it running.
     let script = format!(
         "sleep 600 | {} {}",

@@ -1,0 +1,122 @@
+//! Setup shared by the coordinator's integration tests (`mod common;` in each): the
+//! workspace binaries next to the coordinator, a fresh directory per test, configs of
+//! `[[servers]]`, the coordinator started over stdio with its data beside the config, a free
+//! loopback port and a server process waited for until it listens there.
+//!
+//! Each test file is its own crate and uses only some of these helpers.
+#![allow(dead_code)]
+
+use mcp_testkit::{Client, Error, start_bin};
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The coordinator binary under test.
+pub const COORDINATOR: &str = env!("CARGO_BIN_EXE_mcp-coordinator");
+/// The tiny MCP server the tests drive as a child (echo, sleep, progress, crash).
+pub const TEST_CHILD: &str = env!("CARGO_BIN_EXE_mcp-test-child");
+
+/// A workspace binary (mcp-static, mcp-d2, ...) next to the coordinator's.
+pub fn sibling(name: &str) -> Result<PathBuf, Error> {
+    let p = Path::new(COORDINATOR).with_file_name(name);
+    if !p.exists() {
+        return Err(format!(
+            "{} is missing: build the workspace first (scripts/test.sh does)",
+            p.display()
+        )
+        .into());
+    }
+    Ok(p)
+}
+
+/// A fresh, empty directory `TAG-PID` under the target's tmp dir.
+pub fn tmp(tag: &str) -> Result<PathBuf, Error> {
+    let d =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// A port on 127.0.0.1 nothing listens on (now).
+pub fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The TOML `[[servers]]` entry of the child `name` run as `command`.
+pub fn server(name: &str, command: impl Display) -> String {
+    format!("[[servers]]\nname = \"{name}\"\ncommand = \"{command}\"\n")
+}
+
+/// [`server`] with these `args`.
+pub fn server_with_args(name: &str, command: impl Display, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+    format!("{}args = [{}]\n", server(name, command), args.join(", "))
+}
+
+/// Writes `text` as the config file `name` in `dir`: its path.
+pub fn write_config(dir: &Path, name: &str, text: &str) -> Result<PathBuf, Error> {
+    let cfg = dir.join(name);
+    std::fs::write(&cfg, text)?;
+    Ok(cfg)
+}
+
+/// `dir/c.toml` with the test child as `child`: its path.
+pub fn child_config(dir: &Path) -> Result<PathBuf, Error> {
+    write_config(dir, "c.toml", &server("child", TEST_CHILD))
+}
+
+/// The coordinator over stdio with this config and these extra flags; its data directory
+/// (findings store, outbox) is `data` beside the config.
+pub async fn coordinator(cfg: &Path, extra: &[&str]) -> Result<Client, Error> {
+    let data = cfg.parent().unwrap_or(Path::new(".")).join("data");
+    let mut args = vec![
+        "--config".into(),
+        cfg.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start_bin(COORDINATOR, &args).await
+}
+
+/// Spawns `cmd` (no stdin, no stderr, killed when dropped) and waits until it accepts
+/// connections on 127.0.0.1:`port`, polling every `poll` for at most `within`. `what` names
+/// it in the errors: it exited, or it never listened.
+pub async fn spawn_listening(
+    cmd: &mut tokio::process::Command,
+    port: u16,
+    within: Duration,
+    poll: Duration,
+    what: &str,
+) -> Result<tokio::process::Child, Error> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + within;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("{what} exited: {status}").into());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{what} never listened").into());
+        }
+        tokio::time::sleep(poll).await;
+    }
+    Ok(child)
+}
+
+/// A tool's definition as JSON without its name, to compare a proxied tool with the
+/// child's own.
+pub fn unnamed<T: serde::Serialize>(tool: &T) -> Result<serde_json::Value, Error> {
+    let mut v = serde_json::to_value(tool)?;
+    v["name"] = serde_json::Value::Null;
+    Ok(v)
+}
