@@ -1,0 +1,108 @@
+//! The `isolated` network's promise: the sandboxed program reaches only the host end of its
+//! veth pair, and mcp-network captures that traffic on the host-side interface the sandbox
+//! reports. mcp-network runs as the real server over MCP. Needs root and cgroups, and the
+//! workspace built (scripts/test.sh builds it); skips without root.
+
+mod common;
+use common::{probe, usable};
+use mcp_testkit::{TestResult, ok, start_bin};
+use sandbox_runner::profile::{NetMode, Profile};
+use sandbox_runner::sandbox::{Output, Runner, Spec};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[tokio::test]
+async fn mcp_network_captures_the_sandbox_on_its_host_interface() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let network = Path::new(env!("CARGO_BIN_EXE_sandbox-runner")).with_file_name("mcp-network");
+    if !network.exists() {
+        return Err(format!(
+            "{} is missing: build the workspace first (scripts/test.sh does)",
+            network.display()
+        )
+        .into());
+    }
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sbx-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&out)?;
+    let port = 5000 + (std::process::id() % 1000) as u16;
+    let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-runner")));
+    let spec = Spec {
+        network: Some(NetMode::Isolated),
+        timeout: Some(Duration::from_secs(60)),
+        output: Output::Piped,
+        ..Spec::new(
+            Profile::load("strict")?,
+            probe().display().to_string(),
+            vec!["peer".into(), port.to_string()],
+        )
+    };
+    let sandbox = runner.launch(spec)?;
+    let iface = sandbox
+        .status()
+        .interface
+        .ok_or("isolated mode without an interface")?;
+
+    let out_s = out.display().to_string();
+    let client = start_bin(
+        &network.display().to_string(),
+        &["--root".into(), out_s.clone(), "--output-dir".into(), out_s],
+    )
+    .await?;
+    let cap = ok(
+        &client,
+        "capture_start",
+        json!({"interface": iface.interface, "bpf_filter": format!("tcp port {port}"), "max_seconds": 60}),
+    )
+    .await;
+    let id = cap["capture_id"]
+        .as_str()
+        .ok_or("no capture id")?
+        .to_string();
+
+    // The host end answers the probe (which retries for 5 s) and sends it a greeting.
+    let listener = std::net::TcpListener::bind((iface.host_address.as_str(), port))?;
+    let (mut conn, from) = listener.accept()?;
+    assert_eq!(from.ip().to_string(), iface.sandbox_address);
+    conn.write_all(b"hello from the host\n")?;
+    drop(conn);
+    let (_, stdout) = sandbox.take_stdio();
+    let mut text = String::new();
+    stdout.ok_or("no stdout")?.read_to_string(&mut text)?;
+    assert!(text.contains("RESULT peer 0 OK"), "{text}");
+    let report = sandbox
+        .wait(Some(Duration::from_secs(20)))
+        .ok_or("no report")?;
+    assert_eq!(report.exit_code, Some(0));
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = ok(&client, "capture_stop", json!({"capture_id": id})).await;
+    assert!(
+        st["packets"].as_u64().unwrap_or(0) >= 4,
+        "handshake, data, close: {st}"
+    );
+    let flows = ok(&client, "list_flows", json!({"source": id})).await;
+    assert_eq!(flows["total"], 1, "{flows}");
+    let flow = &flows["items"][0];
+    let client_end = flow["client"].as_str().unwrap_or("");
+    assert!(
+        client_end.starts_with(&format!("{}:", iface.sandbox_address)),
+        "{flow}"
+    );
+    assert_eq!(
+        flow["server"],
+        format!("{}:{port}", iface.host_address),
+        "{flow}"
+    );
+    assert_eq!(
+        flow["client_known"], true,
+        "the SYN from the sandbox was seen"
+    );
+    client.cancel().await?;
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
