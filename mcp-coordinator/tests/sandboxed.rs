@@ -1,8 +1,9 @@
 //! The seed's flow end to end through the coordinator: sandbox-runner starts the fixture game
-//! (tests/fixtures/d2game, native build) in a sandbox, and `analyze_character` reads it from
-//! outside through mcp-d2 and mcp-memory by the host pid the sandbox reports; then the sandbox
-//! is stopped and nothing of the game is left. Needs root and cgroups (sandbox-runner);
-//! skips with a message otherwise.
+//! (tests/fixtures/d2game) in a sandbox, natively and as a Windows .exe under Wine with the
+//! `wine` profile, and `analyze_character` reads it from outside through mcp-d2 and
+//! mcp-memory by the host pid the sandbox reports; then the sandbox is stopped and nothing of
+//! the game is left. Needs root and cgroups (sandbox-runner), and wine for the second; skips
+//! with a message otherwise.
 
 mod common;
 
@@ -25,19 +26,33 @@ fn root_with_cgroups() -> bool {
     root && cgroups
 }
 
-#[tokio::test]
-async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
-    if !root_with_cgroups() {
-        eprintln!("skipped: the sandbox needs root and cgroups");
-        return Ok(());
-    }
-    let game_dir = build_fixtures(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
-        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
-        "d2game-sandboxed",
-        "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
-    );
-    let dir = tmp("coord-sandboxed")?;
+/// The fixture game, built once for both tests of this binary (they run in parallel).
+fn game_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        build_fixtures(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+            "d2game-sandboxed",
+            "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+        )
+    })
+    .clone()
+}
+
+/// Starts the coordinator with sandbox-runner, mcp-d2 and mcp-memory; launches `script` in a
+/// sandbox with `profile` and `env`; waits for the game process (`is_game` on status's pid
+/// entries); analyses it through the coordinator; stops the sandbox.
+async fn analyse_sandboxed(
+    tag: &str,
+    profile: &str,
+    script: String,
+    env: Value,
+    is_game: impl Fn(&Value) -> bool,
+    wait_s: u64,
+) -> TestResult {
+    let game_dir = game_dir();
+    let dir = tmp(tag)?;
     let root = game_dir.display().to_string();
     let config = server_with_args(
         "sandbox",
@@ -47,16 +62,13 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
         + &server("memory", sibling("mcp-memory")?.display());
     let cfg = write_config(&dir, "c.toml", &config)?;
     let client = coordinator(&cfg, &[]).await?;
-    // The game waits for commands on stdin; a pipe that never delivers keeps it running.
-    let script = format!(
-        "sleep 600 | {} {}",
-        game_dir.join("d2game").display(),
-        game_dir.join("D2Client.dll").display()
-    );
+    let script = script
+        .replace("{dir}", &root)
+        .replace("{game}", &game_dir.join("d2game").display().to_string());
     let launched = ok(
         &client,
         "sandbox__launch",
-        json!({"profile": "strict", "program": "/bin/sh", "args": ["-c", script], "ro": [game_dir.display().to_string()], "timeout": 120}),
+        json!({"profile": profile, "program": "/bin/sh", "args": ["-c", script], "ro": [root], "env": env, "timeout": 300}),
     )
     .await;
     let id = launched["sandbox_id"]
@@ -64,17 +76,18 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
         .ok_or("no sandbox id")?
         .to_string();
     let mut game: Option<Value> = None;
-    for _ in 0..100 {
-        let st = ok(&client, "sandbox__status", json!({"sandbox_id": id})).await;
-        game = st["pids"]
+    let mut last = Value::Null;
+    for _ in 0..wait_s * 10 {
+        last = ok(&client, "sandbox__status", json!({"sandbox_id": id})).await;
+        game = last["pids"]
             .as_array()
-            .and_then(|a| a.iter().find(|p| p["name"] == "d2game").cloned());
-        if game.is_some() {
+            .and_then(|a| a.iter().find(|p| is_game(p)).cloned());
+        if game.is_some() || last["state"] == "exited" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let game = game.ok_or("the game did not start in the sandbox")?;
+    let game = game.ok_or_else(|| format!("the game did not start in the sandbox: {last}"))?;
     let pid = game["pid"].as_u64().ok_or("no host pid")?;
     assert_ne!(
         game["ns_pid"].as_u64(),
@@ -83,12 +96,13 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
     );
     // The game prints before it is ready for readers; give it a moment to lay out its units.
     let mut analysis = Value::Null;
-    for _ in 0..40 {
+    for _ in 0..100 {
         let a = call(&client, "analyze_character", json!({"pid": pid})).await;
         if !a.is_error && a.data["character"]["result"]["name"] == "FixtureHero" {
             analysis = a.data;
             break;
         }
+        analysis = json!(a.text);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
@@ -98,6 +112,16 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
     assert_eq!(analysis["inventory"]["result"]["count"], 3, "{analysis}");
     let report = ok(&client, "sandbox__stop", json!({"sandbox_id": id})).await;
     assert_eq!(report["stopped"], true);
+    let killed: Vec<String> = report["seccomp_violations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|v| v["action"] == "killed")
+                .map(|v| v.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(killed.is_empty(), "{killed:?}");
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),
         "the game survived the stop"
@@ -105,4 +129,48 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
     client.cancel().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[tokio::test]
+async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
+    if !root_with_cgroups() {
+        eprintln!("skipped: the sandbox needs root and cgroups");
+        return Ok(());
+    }
+    // The game waits for commands on stdin; a pipe that never delivers keeps it running.
+    analyse_sandboxed(
+        "coord-sandboxed",
+        "strict",
+        "sleep 600 | {game} {dir}/D2Client.dll".into(),
+        json!({}),
+        |p| p["name"] == "d2game",
+        10,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
+    let wine = std::process::Command::new("wine")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !root_with_cgroups() || !wine {
+        eprintln!("skipped: needs root, cgroups and wine");
+        return Ok(());
+    }
+    // A fresh WINEPREFIX in the sandbox's home: the first start takes 10-40 s.
+    analyse_sandboxed(
+        "coord-sandboxed-wine",
+        "wine",
+        "cd {dir} && sleep 600 | wine d2game.exe".into(),
+        json!({"WINEDLLOVERRIDES": "mscoree,mshtml="}),
+        |p| {
+            p["exe_mappings"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "d2game.exe"))
+        },
+        120,
+    )
+    .await
 }

@@ -114,6 +114,9 @@ pub struct LaunchArgs {
     /// Record seccomp violations but let the calls run.
     #[serde(default)]
     pub seccomp_log: bool,
+    /// Environment variables set inside (over the profile's), e.g. WINEDLLOVERRIDES.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -317,6 +320,18 @@ impl SandboxServer {
         let registry = self.registry.clone();
         let (program, args, seccomp_log, pids, cpus) =
             (a.program, a.args, a.seccomp_log, a.pids, a.cpus);
+        if let Some(k) = a
+            .env
+            .keys()
+            .find(|k| k.is_empty() || k.contains(['=', '\0']))
+        {
+            return Err(ToolError::invalid(
+                "env",
+                format!("{k:?}"),
+                "variable names that are not empty and have no '=' or NUL",
+            ));
+        }
+        let env: Vec<(String, String)> = a.env.into_iter().collect();
         blocking(move || {
             let _ = std::fs::create_dir_all(&runner.base_dir);
             // One output file per sandbox, removed when the server exits (see stop_all).
@@ -337,7 +352,7 @@ impl SandboxServer {
                 ro,
                 bind_args: false,
                 home,
-                env: Vec::new(),
+                env,
                 seccomp_log,
                 output: Output::File(log),
                 report: None,
