@@ -187,6 +187,7 @@ async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
         (with("network", json!("wifi")), "network"),
         (with("timeout", json!(-1.0)), "timeout"),
         (with("rw", json!(["/etc"])), "rw"),
+        (with("env", json!({"A=B": "x"})), "env"),
         (
             with("pids", json!("many")),
             "`pids`: \"many\" (accepted: integer)",
