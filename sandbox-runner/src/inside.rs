@@ -12,7 +12,7 @@
 //! Messages to the runner are JSON lines on one socket (fd [`SYNC_FD`]); any failure before the
 //! program starts is sent as `{"error": ...}` and the stage exits with 127.
 
-use crate::profile::{NetMode, SeccompPolicy};
+use crate::profile::NetMode;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -46,7 +46,9 @@ pub struct Config {
     pub net: NetMode,
     pub user_ns: bool,
     pub hostname: String,
-    pub policy: SeccompPolicy,
+    /// The compiled filter: not in the JSON argument, it arrives with the runner's `go`.
+    #[serde(skip)]
+    pub filter: Vec<u8>,
     pub rlimits: Vec<(u32, u64)>,
 }
 
@@ -94,7 +96,7 @@ fn cstr(p: &Path) -> Result<CString, String> {
 
 /// Entry point of `__stage1`: never returns.
 pub fn stage1(config_json: &str) -> ! {
-    let cfg: Config = match serde_json::from_str(config_json) {
+    let mut cfg: Config = match serde_json::from_str(config_json) {
         Ok(c) => c,
         Err(e) => fail(format!("inside: bad configuration: {e}")),
     };
@@ -139,8 +141,12 @@ pub fn stage1(config_json: &str) -> ! {
     let mut line = String::new();
     let go = std::io::BufReader::new(&sock).read_line(&mut line);
     std::mem::forget(sock);
-    if go.is_err() || line.trim() != "go" {
-        fail(format!("runner did not answer go (got {:?})", line.trim()));
+    match (go, line.trim().strip_prefix("go ")) {
+        (Ok(_), Some(hex)) => match decode_hex(hex) {
+            Some(bpf) => cfg.filter = bpf,
+            None => fail("the runner's filter is not hex".into()),
+        },
+        _ => fail(format!("runner did not answer go (got {:?})", line.trim())),
     }
     // SAFETY: fork in a single-threaded process.
     let child = unsafe { libc::fork() };
@@ -615,21 +621,13 @@ fn stage3(cfg: &Config) -> ! {
     if let Err(e) = drop_capabilities() {
         fail(e);
     }
-    let filter = match crate::seccomp::build(&cfg.policy) {
-        Ok(f) => f,
-        Err(e) => fail(e),
-    };
-    if let Err(e) = filter.load() {
-        fail(format!("loading the seccomp filter: {e}"));
-    }
-    let notify = match filter.get_notify_fd() {
+    let notify = match crate::seccomp::load(&cfg.filter) {
         Ok(fd) => fd,
-        Err(e) => fail(format!("seccomp notification fd: {e}")),
+        Err(e) => fail(e),
     };
     send_with_fd(&Message::Filter, notify);
     // SAFETY: our copy of the notification fd; the runner holds its own.
     unsafe { libc::close(notify) };
-    drop(filter);
     // SAFETY: NUL-terminated arrays of valid C strings.
     unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     fail(errno(&format!("exec {}", cfg.program.display())))
@@ -714,8 +712,24 @@ impl Channel {
     }
 }
 
-/// Sends the runner's `go` to stage 1.
-pub fn answer_go(mut sock: &UnixStream) -> Result<(), String> {
-    sock.write_all(b"go\n")
+/// Sends the runner's `go` to stage 1, with the compiled filter (hex) on the same line.
+pub fn answer_go(mut sock: &UnixStream, bpf: &[u8]) -> Result<(), String> {
+    let mut line = String::with_capacity(4 + bpf.len() * 2);
+    line.push_str("go ");
+    for b in bpf {
+        line.push_str(&format!("{b:02x}"));
+    }
+    line.push('\n');
+    sock.write_all(line.as_bytes())
         .map_err(|e| format!("answering the sandbox: {e}"))
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -291,7 +291,7 @@ impl Runner {
             // SAFETY: geteuid has no preconditions.
             user_ns: unsafe { libc::geteuid() } != 0,
             hostname: "sandbox".into(),
-            policy: policy.clone(),
+            filter: Vec::new(),
             rlimits: spec
                 .profile
                 .rlimits
@@ -341,8 +341,17 @@ impl Runner {
         let mut child =
             spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
         drop(theirs);
+        // Compiled (or taken from the cache) while the inside starts up.
+        let bpf = match seccomp::compile(&policy) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         let mut chan = inside::Channel::default();
-        let setup = handshake(&ours, &mut chan, &id, network);
+        let setup = handshake(&ours, &mut chan, &id, network, &bpf);
         let (interface, notify, program_ns_pid) = match setup {
             Ok(x) => x,
             Err(e) => {
@@ -553,6 +562,7 @@ fn handshake(
     chan: &mut inside::Channel,
     id: &str,
     network: NetMode,
+    bpf: &[u8],
 ) -> Result<(Option<Isolated>, OwnedFd, u32), String> {
     sock.set_read_timeout(Some(SETUP_TIMEOUT))
         .map_err(|e| format!("socket: {e}"))?;
@@ -576,7 +586,7 @@ fn handshake(
                         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
                     interface = Some(net::wire(seed, pid)?);
                 }
-                inside::answer_go(sock)?;
+                inside::answer_go(sock, bpf)?;
             }
             Some(Message::Started { ns_pid }) => program = Some(ns_pid),
             Some(Message::Filter) => {

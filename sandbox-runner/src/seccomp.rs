@@ -112,6 +112,78 @@ pub fn build(policy: &SeccompPolicy) -> Result<ScmpFilterContext, String> {
     Ok(ctx)
 }
 
+/// The filter as classic BPF, ready for seccomp(2): compiled once per policy in this process
+/// (libseccomp takes a few milliseconds for the two architectures), in the runner, while the
+/// sandbox is starting.
+pub fn compile(policy: &SeccompPolicy) -> Result<Arc<Vec<u8>>, String> {
+    use std::collections::HashMap;
+    use std::io::Read;
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> =
+        std::sync::OnceLock::new();
+    let key = serde_json::to_string(policy).map_err(|e| format!("seccomp policy: {e}"))?;
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(hit);
+    }
+    let ctx = build(policy)?;
+    // libseccomp 2.5 exports to a file descriptor only: a pipe holds the few KB.
+    let (mut rx, tx) = std::io::pipe().map_err(|e| format!("seccomp export pipe: {e}"))?;
+    ctx.export_bpf(&tx)
+        .map_err(|e| format!("seccomp export: {e}"))?;
+    drop(tx);
+    let mut bpf = Vec::new();
+    rx.read_to_end(&mut bpf)
+        .map_err(|e| format!("seccomp export: {e}"))?;
+    if bpf.is_empty() || !bpf.len().is_multiple_of(8) || bpf.len() / 8 > usize::from(u16::MAX) {
+        return Err(format!(
+            "seccomp export: {} bytes is not a BPF program",
+            bpf.len()
+        ));
+    }
+    let bpf = Arc::new(bpf);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, bpf.clone());
+    }
+    Ok(bpf)
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const u8,
+}
+
+/// Loads a compiled filter on the calling thread (no_new_privs first, as an unprivileged
+/// filter requires) and returns the user-notification fd. Used inside, just before exec.
+pub fn load(bpf: &[u8]) -> Result<std::os::fd::RawFd, String> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+    let prog = SockFprog {
+        len: (bpf.len() / 8) as u16,
+        filter: bpf.as_ptr(),
+    };
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: prog points at `bpf`, alive for the call; the kernel copies the program.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const SockFprog,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "loading the seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd as std::os::fd::RawFd)
+}
+
 /// One call the policy did not allow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Violation {
