@@ -5,6 +5,14 @@
 //! With a remote graph (Dgraph) the store is also an outbox: a finding or link commits here
 //! first, together with an outbox row in the same transaction, and `outbox::Shipper` sends
 //! the rows in order and deletes each once the remote has it.
+//!
+//! Catching up (`Backfill`): the table `shipped` lists, per remote URL, each finding and
+//! link that remote confirmed (written in the transaction that deletes its outbox row). At
+//! every start with a remote, the shipper's task walks `findings` and `links` in batches
+//! and enqueues each one that remote has neither confirmed nor has waiting in the outbox:
+//! what was recorded without `--findings-url`, or for another URL, reaches it once, and a
+//! restart with nothing new enqueues nothing. (Rows shipped before `shipped` existed are
+//! sent once more; upserts keyed by id make that harmless.)
 
 use rusqlite::{Connection, OptionalExtension, params};
 use schemars::JsonSchema;
@@ -65,6 +73,20 @@ pub struct Query {
     pub since: Option<f64>,
 }
 
+/// Where the start-up backfill is: the last rowid looked at in `findings`, then in `links`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backfill {
+    Findings(i64),
+    Links(i64),
+    Done,
+}
+
+impl Default for Backfill {
+    fn default() -> Self {
+        Self::Findings(i64::MIN)
+    }
+}
+
 /// One row of the outbox: what to ship, in the order it was recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
@@ -88,6 +110,10 @@ pub struct Store {
     /// Set when a remote graph is configured: records also go to the outbox, and the
     /// shipper is woken.
     outbox: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// The remote's URL, the key of what `shipped` says it has.
+    remote: Option<String>,
+    /// Findings and links the start-up backfill has still to look at.
+    backfill_left: std::sync::atomic::AtomicU64,
     /// Findings recorded by this session: ids are `f-<session>-<n>`.
     recorded: std::sync::atomic::AtomicU64,
     pub session: String,
@@ -124,25 +150,132 @@ impl Store {
                  time REAL NOT NULL, PRIMARY KEY (from_id, to_id, relation));
              CREATE TABLE IF NOT EXISTS outbox (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
-                 item TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
+                 item TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+             CREATE INDEX IF NOT EXISTS outbox_item ON outbox(kind, item);
+             CREATE TABLE IF NOT EXISTS shipped (
+                 url TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL,
+                 PRIMARY KEY (url, kind, item)) WITHOUT ROWID;",
         )
         .map_err(sql)?;
         let session = format!("{:x}-{:x}", (now() * 1000.0) as u64, std::process::id());
         Ok(Self {
             conn: Mutex::new(conn),
             outbox: None,
+            remote: None,
+            backfill_left: std::sync::atomic::AtomicU64::new(0),
             recorded: std::sync::atomic::AtomicU64::new(0),
             session,
             path: path.display().to_string(),
         })
     }
 
-    /// From now on every finding and link also goes to the outbox; the returned signal
-    /// fires after each one.
-    pub fn enable_outbox(&mut self) -> std::sync::Arc<tokio::sync::Notify> {
+    /// From now on every finding and link also goes to the outbox, for the remote at `url`
+    /// (what it confirms is kept per URL, see `Backfill`); the returned signal fires after
+    /// each one.
+    pub fn enable_outbox(&mut self, url: &str) -> std::sync::Arc<tokio::sync::Notify> {
         let signal = std::sync::Arc::new(tokio::sync::Notify::new());
         self.outbox = Some(signal.clone());
+        self.remote = Some(url.to_string());
         signal
+    }
+
+    /// Starts the backfill's count: every finding and link is still to be looked at.
+    pub fn backfill_begin(&self) -> Result<(), String> {
+        let (findings, links, _) = self.counts()?;
+        self.backfill_left
+            .store(findings + links, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The backfill stopped early (it runs again at the next start).
+    pub fn backfill_abandon(&self) {
+        self.backfill_left
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Findings and links the backfill has still to look at.
+    pub fn backfill_left(&self) -> u64 {
+        self.backfill_left
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One step of the backfill: looks at up to `limit` findings (then links) after `at`,
+    /// in one transaction, and enqueues each that the remote has not confirmed and that is
+    /// not waiting already. Returns where to go on from and how many were enqueued.
+    pub fn backfill_step(&self, at: Backfill, limit: usize) -> Result<(Backfill, usize), String> {
+        let Some(url) = &self.remote else {
+            return Ok((Backfill::Done, 0));
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        // (rowid, kind, item) of the next rows.
+        let rows: Vec<(i64, &str, String)> = match at {
+            Backfill::Done => return Ok((Backfill::Done, 0)),
+            Backfill::Findings(after) => tx
+                .prepare("SELECT rowid, id FROM findings WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")
+                .map_err(sql)?
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get(0)?, "finding", r.get(1)?))
+                })
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?,
+            Backfill::Links(after) => tx
+                .prepare(
+                    "SELECT rowid, from_id, relation, to_id FROM links WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                )
+                .map_err(sql)?
+                .query_map(params![after, limit as i64], |r| {
+                    let (from, relation, to): (String, String, String) =
+                        (r.get(1)?, r.get(2)?, r.get(3)?);
+                    Ok((
+                        r.get(0)?,
+                        "link",
+                        serde_json::json!([from, relation, to]).to_string(),
+                    ))
+                })
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?,
+        };
+        let mut enqueued = 0;
+        for (_, kind, item) in &rows {
+            let known: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM shipped WHERE url = ?1 AND kind = ?2 AND item = ?3)
+                         OR EXISTS (SELECT 1 FROM outbox WHERE kind = ?2 AND item = ?3)",
+                    params![url, kind, item],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            if !known {
+                tx.execute(
+                    "INSERT INTO outbox (kind, item) VALUES (?1, ?2)",
+                    params![kind, item],
+                )
+                .map_err(sql)?;
+                enqueued += 1;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        drop(conn);
+        let looked = rows.len() as u64;
+        let _ = self.backfill_left.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| Some(n.saturating_sub(looked)),
+        );
+        if enqueued > 0 {
+            self.signal();
+        }
+        let last = rows.last().map(|r| r.0);
+        let next = match (at, last) {
+            (Backfill::Findings(_), Some(l)) if rows.len() == limit => Backfill::Findings(l),
+            (Backfill::Findings(_), _) => Backfill::Links(i64::MIN),
+            (Backfill::Links(_), Some(l)) if rows.len() == limit => Backfill::Links(l),
+            _ => Backfill::Done,
+        };
+        Ok((next, enqueued))
     }
 
     fn enqueue(&self, conn: &Connection, kind: &str, item: &str) -> Result<(), String> {
@@ -211,11 +344,21 @@ impl Store {
         Ok(out)
     }
 
-    /// The remote has the row's item: it leaves the outbox.
+    /// The remote has the row's item: it leaves the outbox, and `shipped` notes that this
+    /// remote has it (both or neither).
     pub fn outbox_done(&self, seq: i64) -> Result<(), String> {
-        self.conn()
-            .execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql)?;
+        if let Some(url) = &self.remote {
+            tx.execute(
+                "INSERT OR IGNORE INTO shipped (url, kind, item) SELECT ?2, kind, item FROM outbox WHERE seq = ?1",
+                params![seq, url],
+            )
             .map_err(sql)?;
+        }
+        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
         Ok(())
     }
 
@@ -230,11 +373,12 @@ impl Store {
         Ok(())
     }
 
-    /// Rows waiting in the outbox.
+    /// Rows waiting in the outbox, plus the findings and links the backfill has still to
+    /// look at (each may have to be shipped).
     pub fn backlog(&self) -> Result<u64, String> {
         self.conn()
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
+            .map(|n| n as u64 + self.backfill_left())
             .map_err(sql)
     }
 
@@ -630,7 +774,7 @@ mod tests {
         let mut s = Store::open(&dir)?;
         let plain = s.record("note", "before", None, None, None, None, None, None)?;
         assert_eq!(s.backlog()?, 0, "no outbox without a remote");
-        let _signal = s.enable_outbox();
+        let _signal = s.enable_outbox("http://a:8080");
         let a = s.record("note", "a", None, None, None, None, None, None)?;
         s.link(&a.id, &plain.id, "next_to")?;
         s.link(&a.id, &plain.id, "next_to")?;
@@ -648,6 +792,81 @@ mod tests {
         assert_eq!(s.outbox_peek(1)?[0].attempts, 1);
         s.outbox_done(rows[0].seq)?;
         assert_eq!(s.backlog()?, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    /// Runs the backfill to its end in steps of `limit`: (steps, enqueued).
+    fn backfill(s: &Store, limit: usize) -> Result<(usize, usize), String> {
+        s.backfill_begin()?;
+        let (mut at, mut steps, mut enqueued) = (Backfill::default(), 0, 0);
+        while at != Backfill::Done {
+            let (next, n) = s.backfill_step(at, limit)?;
+            (at, steps, enqueued) = (next, steps + 1, enqueued + n);
+        }
+        Ok((steps, enqueued))
+    }
+
+    #[test]
+    fn the_backfill_enqueues_what_a_remote_never_had_once() -> Result<(), String> {
+        let dir = std::env::temp_dir().join(format!("findings-backfill-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = {
+            let s = Store::open(&dir)?;
+            let a = s.record("note", "a", None, None, None, None, None, None)?;
+            let b = s.record("note", "b", None, None, None, None, None, None)?;
+            s.link(&b.id, &a.id, "about")?;
+            (a, b)
+        };
+        let mut s = Store::open(&dir)?;
+        let _signal = s.enable_outbox("http://a:8080");
+        s.backfill_begin()?;
+        assert_eq!(s.backlog()?, 3, "the backfill's rows count as waiting");
+        let (mut at, mut steps) = (Backfill::default(), 0);
+        while at != Backfill::Done {
+            (at, _) = s.backfill_step(at, 1)?;
+            steps += 1;
+            assert!(steps < 10, "the backfill does not end");
+        }
+        assert_eq!(
+            steps, 5,
+            "one row per step, and an empty step per table end"
+        );
+        assert_eq!(s.backlog()?, 3);
+        assert_eq!(backfill(&s, 64)?.1, 0, "what waits is not enqueued twice");
+        let rows = s.outbox_peek(10)?;
+        assert!(matches!(&rows[0].item, Item::Finding(f) if *f == a));
+        assert!(matches!(&rows[1].item, Item::Finding(f) if f.id == b.id));
+        assert!(
+            matches!(&rows[2].item, Item::Link(l, _) if l.from == b.id && l.to == a.id && l.relation == "about")
+        );
+        for r in &rows {
+            s.outbox_done(r.seq)?;
+        }
+        assert_eq!(s.backlog()?, 0);
+        drop(s);
+        // The same remote again: nothing; another one: everything, once.
+        let mut s = Store::open(&dir)?;
+        let _signal = s.enable_outbox("http://a:8080");
+        assert_eq!(backfill(&s, 2)?.1, 0);
+        assert_eq!(s.backlog()?, 0);
+        let c = s.record("note", "c", None, None, None, None, None, None)?;
+        assert_eq!(
+            backfill(&s, 2)?.1,
+            0,
+            "recorded with the remote: waits already"
+        );
+        drop(s);
+        let mut s = Store::open(&dir)?;
+        let _signal = s.enable_outbox("http://b:8080");
+        // c's row from before waits still (for whichever remote is configured): 3 more.
+        assert_eq!(backfill(&s, 2)?, (3, 3));
+        assert_eq!(backfill(&s, 2)?.1, 0);
+        assert!(
+            s.outbox_peek(10)?
+                .iter()
+                .any(|r| matches!(&r.item, Item::Finding(f) if f.id == c.id))
+        );
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

@@ -158,7 +158,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let signal = remote.as_ref().map(|_| store.enable_outbox());
+    let signal = remote.as_ref().map(|r| store.enable_outbox(r.url()));
     let store = Arc::new(store);
     let shipper = remote.zip(signal).map(|(remote, signal)| {
         let s = Shipper::new(store.clone(), Arc::new(remote), signal);

@@ -4,9 +4,13 @@
 //! trying again, so nothing is lost while the remote is down or the coordinator restarts;
 //! every send is an upsert keyed by id, so a row sent twice (an answer lost after the
 //! commit) is still one node.
+//!
+//! Before shipping, the task catches up (`findings::Backfill`): in batches, it enqueues
+//! every finding and link this remote URL has not confirmed and that is not waiting, such as
+//! those recorded while the coordinator ran without `--findings-url`.
 
 use crate::dgraph::{Dgraph, DgraphError};
-use crate::findings::{Item, Outgoing, Store};
+use crate::findings::{Backfill, Item, Outgoing, Store};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,9 @@ use tokio::sync::Notify;
 
 /// Rows read from the outbox at once.
 const BATCH: usize = 64;
+
+/// Findings (or links) the backfill looks at in one transaction.
+const BACKFILL_BATCH: usize = 256;
 
 /// What `findings_status` reports about the remote graph.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
@@ -35,6 +42,9 @@ pub struct RemoteStatus {
     pub last_shipped: Option<f64>,
     /// Current wait between attempts, in seconds (0 while the remote answers).
     pub backoff_s: f64,
+    /// Findings and links the start-up backfill has still to look at (each is enqueued
+    /// unless this remote has it or it waits already); counted in the backlog.
+    pub backfill: u64,
 }
 
 pub struct Shipper {
@@ -83,7 +93,9 @@ impl Shipper {
     }
 
     pub fn status(&self) -> RemoteStatus {
-        self.lock().clone()
+        let mut s = self.lock().clone();
+        s.backfill = self.store.backfill_left();
+        s
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RemoteStatus> {
@@ -116,7 +128,40 @@ impl Shipper {
         .map_err(|e| e.to_string())
     }
 
+    /// Enqueues, in batches, what this remote has never had; a failure of the store
+    /// stops it until the next start.
+    async fn backfill(&self) {
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.backfill_begin()).await {
+            tracing::warn!(error = %e, "the outbox backfill did not start");
+            self.lock().last_error = Some(format!("backfilling the outbox: {e}"));
+            return;
+        }
+        let (mut at, mut enqueued) = (Backfill::default(), 0);
+        while at != Backfill::Done {
+            let store = self.store.clone();
+            match blocking(move || store.backfill_step(at, BACKFILL_BATCH)).await {
+                Ok((next, n)) => (at, enqueued) = (next, enqueued + n),
+                Err(e) => {
+                    self.store.backfill_abandon();
+                    tracing::warn!(error = %e, "the outbox backfill stopped");
+                    self.lock().last_error = Some(format!("backfilling the outbox: {e}"));
+                    return;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        if enqueued > 0 {
+            tracing::info!(
+                enqueued,
+                url = self.remote.url(),
+                "findings and links this remote never had are queued for it"
+            );
+        }
+    }
+
     async fn run(self: Arc<Self>) {
+        self.backfill().await;
         let mut backoff = self.min_backoff;
         let schema = crate::dgraph::schema();
         let mut schema_done = false;

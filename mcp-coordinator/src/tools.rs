@@ -396,7 +396,8 @@ pub struct StoreStatus {
     pub findings: u64,
     pub links: u64,
     pub sessions: u64,
-    /// Findings and links waiting in the outbox to be shipped to the remote graph.
+    /// Findings and links waiting in the outbox to be shipped to the remote graph, plus
+    /// those the start-up backfill has still to look at (`remote.backfill`).
     pub backlog: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<crate::outbox::RemoteStatus>,

@@ -4,8 +4,9 @@
 //! the shapes Dgraph's HTTP API documents. It keeps the graph the upserts describe, so that
 //! a duplicate node would be seen. Then the outbox through the real coordinator: findings
 //! kept while nothing listens and while the server answers 503, all shipped once it is back,
-//! each exactly once even when an answer is lost after the commit. And, when DGRAPH_URL is
-//! set, the same client against a real Dgraph.
+//! each exactly once even when an answer is lost after the commit; findings recorded before
+//! any --findings-url reach the remote once when it is configured, and not again. And, when
+//! DGRAPH_URL is set, the same client against a real Dgraph.
 
 mod common;
 
@@ -736,6 +737,92 @@ async fn the_outbox_keeps_findings_while_dgraph_is_away_and_ships_each_once() ->
     )
     .await;
     assert!(e.contains("`text`") && e.contains("3"), "{e}");
+    c.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn findings_recorded_without_a_remote_reach_it_once_when_it_is_configured() -> TestResult {
+    let dir = tmp("coord-backfill")?;
+
+    // No --findings-url: findings and a link in SQLite only.
+    let (echo_id, note_id) = {
+        let c = common::coordinator(&child_config(&dir)?, &[]).await?;
+        ok(&c, "child__echo", json!({"text": "one"})).await;
+        let q = ok(&c, "findings_query", json!({"tool": "child__echo"})).await;
+        let echo_id = q["items"][0]["id"].as_str().unwrap_or_default().to_string();
+        let r = ok(
+            &c,
+            "findings_record",
+            json!({"kind": "note", "title": "before Dgraph", "target": {"process": 7},
+                   "links": [{"to": echo_id, "relation": "derived_from"}]}),
+        )
+        .await;
+        let note_id = r["finding"]["id"].as_str().unwrap_or_default().to_string();
+        let st = ok(&c, "findings_status", json!({})).await;
+        assert_eq!(st["store"], "sqlite");
+        assert_eq!(
+            (st["findings"].clone(), st["links"].clone()),
+            (json!(2), json!(1))
+        );
+        c.cancel().await?;
+        (echo_id, note_id)
+    };
+
+    // With Dgraph: the earlier findings and link are shipped, each once, with what is new.
+    let fake = Fake::default();
+    let url = fake_on(0, fake.clone()).await?;
+    let c = coordinator(&dir, &url).await?;
+    ok(&c, "child__echo", json!({"text": "two"})).await;
+    let st = status_until(&c, Duration::from_secs(10), |st| {
+        st["backlog"] == 0 && st["remote"]["shipped"] == 4
+    })
+    .await;
+    assert_eq!(st["backlog"], 0, "{st}");
+    assert_eq!(st["remote"]["shipped"], 4, "{st}");
+    assert_eq!(st["remote"]["backfill"], 0, "{st}");
+    let local = ok(&c, "findings_query", json!({"limit": 100})).await;
+    let mut ids: Vec<String> = local["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    assert_eq!(ids.len(), 3);
+    {
+        let s = fake.lock();
+        let remote: Vec<String> = s.findings.keys().cloned().collect();
+        assert_eq!(remote, ids);
+        assert!(s.findings.values().all(|f| f["dgraph.type"] == "Finding"));
+        assert_eq!(s.findings[&note_id]["finding.title"], "before Dgraph");
+        assert_eq!(s.links.len(), 1);
+        let link = s.links.values().next().cloned().unwrap_or_default();
+        assert_eq!(link["link.from"], note_id.as_str());
+        assert_eq!(link["link.to"], echo_id.as_str());
+        assert_eq!(link["link.relation"], "derived_from");
+        assert_eq!(s.created.len(), 4, "{:?}", s.created);
+        let mutations = s.seen.iter().filter(|r| r.path == "/mutate").count();
+        assert_eq!(mutations, 4, "each finding and link exactly once");
+    }
+    c.cancel().await?;
+
+    // The same URL again, nothing new: nothing enqueued, nothing sent.
+    let c = coordinator(&dir, &url).await?;
+    let st = status_until(&c, Duration::from_secs(10), |st| {
+        st["remote"]["schema_applied"] == true && st["remote"]["backfill"] == 0
+    })
+    .await;
+    assert_eq!(st["remote"]["schema_applied"], true, "{st}");
+    assert_eq!(fake.seen("/alter").len(), 2);
+    // The backfill ends before the schema is posted; give the shipper time to show itself.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = ok(&c, "findings_status", json!({})).await;
+    assert_eq!(st["backlog"], 0, "{st}");
+    assert_eq!(st["remote"]["shipped"], 0, "{st}");
+    assert_eq!(fake.seen("/mutate").len(), 4);
     c.cancel().await?;
     Ok(())
 }
