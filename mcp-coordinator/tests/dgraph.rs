@@ -586,6 +586,23 @@ async fn coordinator(dir: &Path, url: &str) -> Result<Client, Error> {
 }
 
 /// Polls findings_status until `done` holds (or the deadline passes): the last status.
+/// Two findings and a link: a call of the child's echo (recorded by the coordinator), and an
+/// agent's note about process `pid` derived from it. Returns both ids.
+async fn echo_and_note(c: &Client, title: &str, pid: u32) -> (String, String) {
+    ok(c, "child__echo", json!({"text": "one"})).await;
+    let q = ok(c, "findings_query", json!({"tool": "child__echo"})).await;
+    let echo_id = q["items"][0]["id"].as_str().unwrap_or_default().to_string();
+    let r = ok(
+        c,
+        "findings_record",
+        json!({"kind": "note", "title": title, "target": {"process": pid},
+               "links": [{"to": echo_id, "relation": "derived_from"}]}),
+    )
+    .await;
+    let note_id = r["finding"]["id"].as_str().unwrap_or_default().to_string();
+    (echo_id, note_id)
+}
+
 async fn status_until(client: &Client, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -606,17 +623,7 @@ async fn the_outbox_keeps_findings_while_dgraph_is_away_and_ships_each_once() ->
     // Nothing listens: findings are recorded and wait.
     let (echo_id, note_id) = {
         let c = coordinator(&dir, &url).await?;
-        ok(&c, "child__echo", json!({"text": "one"})).await;
-        let q = ok(&c, "findings_query", json!({"tool": "child__echo"})).await;
-        let echo_id = q["items"][0]["id"].as_str().unwrap_or_default().to_string();
-        let r = ok(
-            &c,
-            "findings_record",
-            json!({"kind": "note", "title": "echo works", "target": {"process": 42},
-                   "links": [{"to": echo_id, "relation": "derived_from"}]}),
-        )
-        .await;
-        let note_id = r["finding"]["id"].as_str().unwrap_or_default().to_string();
+        let (echo_id, note_id) = echo_and_note(&c, "echo works", 42).await;
         let st = status_until(&c, Duration::from_secs(5), |st| {
             st["remote"]["last_error"].is_string()
         })
@@ -748,17 +755,7 @@ async fn findings_recorded_without_a_remote_reach_it_once_when_it_is_configured(
     // No --findings-url: findings and a link in SQLite only.
     let (echo_id, note_id) = {
         let c = common::coordinator(&child_config(&dir)?, &[]).await?;
-        ok(&c, "child__echo", json!({"text": "one"})).await;
-        let q = ok(&c, "findings_query", json!({"tool": "child__echo"})).await;
-        let echo_id = q["items"][0]["id"].as_str().unwrap_or_default().to_string();
-        let r = ok(
-            &c,
-            "findings_record",
-            json!({"kind": "note", "title": "before Dgraph", "target": {"process": 7},
-                   "links": [{"to": echo_id, "relation": "derived_from"}]}),
-        )
-        .await;
-        let note_id = r["finding"]["id"].as_str().unwrap_or_default().to_string();
+        let (echo_id, note_id) = echo_and_note(&c, "before Dgraph", 7).await;
         let st = ok(&c, "findings_status", json!({})).await;
         assert_eq!(st["store"], "sqlite");
         assert_eq!(

@@ -4,13 +4,11 @@
 //! workspace built (scripts/test.sh builds it); skips without root.
 
 mod common;
-use common::{probe, usable};
+use common::usable;
 use mcp_testkit::{TestResult, ok, start_bin};
-use sandbox_runner::profile::{NetMode, Profile};
-use sandbox_runner::sandbox::{Output, Runner, Spec};
 use serde_json::json;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 #[tokio::test]
@@ -30,18 +28,7 @@ async fn mcp_network_captures_the_sandbox_on_its_host_interface() -> TestResult 
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sbx-capture-{}", std::process::id()));
     std::fs::create_dir_all(&out)?;
     let port = 5000 + (std::process::id() % 1000) as u16;
-    let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-runner")));
-    let spec = Spec {
-        network: Some(NetMode::Isolated),
-        timeout: Some(Duration::from_secs(60)),
-        output: Output::Piped,
-        ..Spec::new(
-            Profile::load("strict")?,
-            probe().display().to_string(),
-            vec!["peer".into(), port.to_string()],
-        )
-    };
-    let sandbox = runner.launch(spec)?;
+    let sandbox = common::launch_peer_probe(port, Duration::from_secs(60))?;
     let iface = sandbox
         .status()
         .interface

@@ -196,21 +196,8 @@ fn isolated_network_reaches_only_the_veth_peer() -> TestResult {
     if !usable() {
         return Ok(());
     }
-    use sandbox_runner::profile::{NetMode, Profile};
-    use sandbox_runner::sandbox::{Output, Runner, Spec};
-    let runner = Runner::new(PathBuf::from(RUNNER));
     let port = 4000 + (std::process::id() % 1000) as u16;
-    let spec = Spec {
-        network: Some(NetMode::Isolated),
-        timeout: Some(std::time::Duration::from_secs(30)),
-        output: Output::Piped,
-        ..Spec::new(
-            Profile::load("strict")?,
-            probe().display().to_string(),
-            vec!["peer".into(), port.to_string()],
-        )
-    };
-    let sandbox = runner.launch(spec)?;
+    let sandbox = common::launch_peer_probe(port, std::time::Duration::from_secs(30))?;
     let status = sandbox.status();
     let iface = status
         .interface

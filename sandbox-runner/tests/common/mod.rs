@@ -27,3 +27,26 @@ pub fn probe() -> PathBuf {
     })
     .join("probe")
 }
+
+/// Launches the probe's `peer PORT` (connect to the host end of the veth, retried for 5 s) in
+/// an `isolated` sandbox, output piped to the caller. (Not every test binary uses it.)
+#[allow(dead_code)]
+pub fn launch_peer_probe(
+    port: u16,
+    timeout: std::time::Duration,
+) -> Result<sandbox_runner::sandbox::Sandbox, String> {
+    use sandbox_runner::profile::{NetMode, Profile};
+    use sandbox_runner::sandbox::{Output, Runner, Spec};
+    let runner = Runner::new(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-runner")));
+    let spec = Spec {
+        network: Some(NetMode::Isolated),
+        timeout: Some(timeout),
+        output: Output::Piped,
+        ..Spec::new(
+            Profile::load("strict")?,
+            probe().display().to_string(),
+            vec!["peer".into(), port.to_string()],
+        )
+    };
+    runner.launch(spec)
+}
