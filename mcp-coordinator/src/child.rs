@@ -349,12 +349,70 @@ impl Child {
                 hosts.resources_changed().await;
             });
         }
+        if let Some(period) = spec.relist_every {
+            let me = self.clone();
+            tokio::spawn(async move { me.relist_periodically(generation, period).await });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let reason = service.waiting().await;
             me.exited(generation, format!("the process ended ({reason:?})"));
         });
         Ok(())
+    }
+
+    /// Lists a streamable-HTTP child's tools and resources every `period` while `generation`
+    /// runs, and tells the hosts when they changed: the server may have restarted behind the
+    /// same URL (rmcp opens a new session by itself) with other tools and said nothing.
+    async fn relist_periodically(self: Arc<Self>, generation: u64, period: Duration) {
+        loop {
+            tokio::time::sleep(period).await;
+            let peer = {
+                let i = self.lock();
+                if i.generation != generation || i.state != Some(State::Running) {
+                    return;
+                }
+                i.peer.clone()
+            };
+            let Some(peer) = peer else { return };
+            if let Ok(tools) = peer.list_all_tools().await {
+                let changed = {
+                    let mut i = self.lock();
+                    let changed = i.generation == generation
+                        && serde_json::to_value(&i.tools).ok() != serde_json::to_value(&tools).ok();
+                    if changed {
+                        i.tools = tools;
+                    }
+                    changed
+                };
+                if changed {
+                    tracing::info!(server = %self.spec.name, "the HTTP child's tools changed");
+                    self.hosts.tools_changed().await;
+                }
+            }
+            if let Ok((resources, templates)) = list_resources(&peer).await {
+                let changed = {
+                    let mut i = self.lock();
+                    let now = (
+                        serde_json::to_value(&i.resources).ok(),
+                        serde_json::to_value(&i.templates).ok(),
+                    );
+                    let new = (
+                        serde_json::to_value(&resources).ok(),
+                        serde_json::to_value(&templates).ok(),
+                    );
+                    let changed = i.generation == generation && now != new;
+                    if changed {
+                        i.resources = resources;
+                        i.templates = templates;
+                    }
+                    changed
+                };
+                if changed {
+                    self.hosts.resources_changed().await;
+                }
+            }
+        }
     }
 
     /// Called when the process of `generation` ends: restart with backoff, or open the

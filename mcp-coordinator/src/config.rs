@@ -95,6 +95,10 @@ pub struct ChildSpec {
     /// kept for `cache_ttl`. Empty: nothing cached (live memory and network never should be).
     pub cache_tools: Vec<String>,
     pub cache_ttl: Duration,
+    /// For a streamable-HTTP child: how often its tools and resources are listed again. Such
+    /// a server can restart behind the same URL (a new session opens by itself) with other
+    /// tools and no `list_changed`. `None`: never (stdio children, or `relist_s = 0`).
+    pub relist_every: Option<Duration>,
 }
 
 impl ChildSpec {
@@ -161,6 +165,8 @@ struct TomlServer {
     tool_timeouts: BTreeMap<String, u64>,
     #[serde(default)]
     cache: Option<TomlCache>,
+    /// Streamable-HTTP children only: re-list every this many seconds (default 30, 0 = never).
+    relist_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +194,16 @@ struct JsonServer {
 }
 
 const DEFAULT_CALL: u64 = 60;
+/// How often a streamable-HTTP child is listed again unless its config says otherwise.
+const DEFAULT_RELIST: u64 = 30;
+
+/// The re-list period of a child: only streamable-HTTP children have one.
+fn relist_every(is_url: bool, relist_s: Option<u64>) -> Option<Duration> {
+    match (is_url, relist_s.unwrap_or(DEFAULT_RELIST)) {
+        (true, s) if s > 0 => Some(Duration::from_secs(s)),
+        _ => None,
+    }
+}
 const DEFAULT_START: u64 = 20;
 
 /// A tool name as MCP hosts accept it.
@@ -232,6 +248,7 @@ impl Config {
                     ),
                     None => kind.default_cache(),
                 };
+                let relist = relist_every(url.is_some(), s.relist_s);
                 Ok(ChildSpec {
                     prefix: s.prefix.unwrap_or_else(|| s.name.clone()),
                     name: s.name,
@@ -246,6 +263,7 @@ impl Config {
                     call_timeout: Duration::from_secs(s.call_timeout_s.unwrap_or(call)),
                     cache_tools,
                     cache_ttl,
+                    relist_every: relist,
                     tool_timeouts: s
                         .tool_timeouts
                         .into_iter()
@@ -266,6 +284,7 @@ impl Config {
                 let (command, url) = child_command(&name, s.command, s.url)?;
                 let kind = Kind::of(&command);
                 let (cache_tools, cache_ttl) = kind.default_cache();
+                let relist = relist_every(url.is_some(), None);
                 Ok(ChildSpec {
                     command,
                     url,
@@ -281,6 +300,7 @@ impl Config {
                     tool_timeouts: BTreeMap::new(),
                     cache_tools,
                     cache_ttl,
+                    relist_every: relist,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;

@@ -114,8 +114,15 @@ async fn a_url_child_is_proxied_like_a_stdio_one() -> TestResult {
 
 /// mcp-test-child over HTTP on `port`, ready when this returns (killed when dropped).
 async fn http_test_child(port: u16) -> Result<tokio::process::Child, Error> {
+    http_test_child_with(port, &[]).await
+}
+
+/// [`http_test_child`] with extra flags (`--with-extra`: one more tool).
+async fn http_test_child_with(port: u16, extra: &[&str]) -> Result<tokio::process::Child, Error> {
     spawn_listening(
-        tokio::process::Command::new(TEST_CHILD).args(["--http", &format!("127.0.0.1:{port}")]),
+        tokio::process::Command::new(TEST_CHILD)
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(extra),
         port,
         Duration::from_secs(10),
         Duration::from_millis(20),
@@ -252,5 +259,47 @@ async fn an_expired_http_session_is_replaced_by_a_new_one() -> TestResult {
     eprintln!("session expiry after an idle time: servers_status {st}");
     c.cancel().await?;
     drop(server);
+    Ok(())
+}
+
+/// A server restarted behind the same URL with another tool list, and no `list_changed`: the
+/// coordinator's periodic re-list (`relist_s`) finds the new tool and tells the hosts.
+#[tokio::test]
+async fn an_http_child_back_with_other_tools_is_listed_again() -> TestResult {
+    let dir = tmp("coord-http-relist")?;
+    let port = free_port()?;
+    let mut server = http_test_child(port).await?;
+    let cfg = write_config(
+        &dir,
+        "c.toml",
+        &format!(
+            "[[servers]]\nname = \"remote\"\nurl = \"http://127.0.0.1:{port}/\"\nrelist_s = 1\n"
+        ),
+    )?;
+    let c = coordinator(&cfg, &[]).await?;
+    let names = |tools: &[rmcp::model::Tool]| -> Vec<String> {
+        tools.iter().map(|t| t.name.to_string()).collect()
+    };
+    let before = names(&c.list_all_tools().await?);
+    assert!(before.contains(&"remote__echo".to_string()), "{before:?}");
+    assert!(!before.contains(&"remote__extra".to_string()), "{before:?}");
+
+    server.kill().await?;
+    let _server = http_test_child_with(port, &["--with-extra"]).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut now = before.clone();
+    while Instant::now() < deadline {
+        now = names(&c.list_all_tools().await?);
+        if now.contains(&"remote__extra".to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        now.contains(&"remote__extra".to_string()),
+        "never re-listed: {now:?}"
+    );
+    c.cancel().await?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

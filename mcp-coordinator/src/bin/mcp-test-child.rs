@@ -283,13 +283,16 @@ impl ServerHandler for TestChild {
 struct Cli {
     #[command(flatten)]
     common: mcp_common::serve::CommonArgs,
+    /// Start with the `extra` tool already listed (a server that comes back with other tools).
+    #[arg(long)]
+    with_extra: bool,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = Cli::parse();
-    let extra = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+    let extra = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(cli.with_extra));
     let extra_resource = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
     let factory = move || TestChild {
         tool_router: TestChild::tool_router(),
