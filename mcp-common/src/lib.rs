@@ -6,6 +6,7 @@
 //! same way for the host.
 
 pub mod address;
+pub mod bytes;
 pub mod error;
 pub mod output;
 pub mod paging;

@@ -129,8 +129,7 @@ impl Results {
 /// argument objects; Redis keys stay short and printable).
 pub fn redis_key(key: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = mcp_common::bytes::to_hex(&Sha256::digest(key.as_bytes()));
     format!("mcp-coordinator:result:{hex}")
 }
 

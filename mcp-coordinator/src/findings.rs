@@ -672,11 +672,7 @@ pub fn sha256_of_file(path: &str) -> Option<String> {
         }
         hasher.update(&buf[..n]);
     }
-    let sha: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = mcp_common::bytes::to_hex(&hasher.finalize());
     let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
     if c.len() > 4096 {
         c.clear();

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, StatusCode};
+use mcp_common::bytes::to_hex;
 use mcp_common::serve::{HttpFuture, HttpRequest, HttpResponse, Next};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -140,22 +141,7 @@ fn load_tokens(path: &Path) -> Result<Vec<Token>, String> {
 }
 
 fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    mcp_common::bytes::from_hex(hex.trim())?.try_into().ok()
 }
 
 /// Equal in time independent of where the digests differ.
@@ -623,49 +609,14 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// SHA-256 (hex) of the arguments as compact JSON with every object's keys sorted; no
-/// arguments count as `{}`.
+/// SHA-256 (hex) of the arguments as compact JSON with every object's keys sorted (serde_json's
+/// maps are ordered, as the result cache's keys rely on too); no arguments count as `{}`.
 pub fn arguments_sha256(arguments: Option<&serde_json::Map<String, Value>>) -> String {
-    let mut text = String::new();
-    match arguments {
-        Some(a) => canonical_object(a, &mut text),
-        None => text.push_str("{}"),
-    }
+    let text = arguments.map_or_else(
+        || "{}".to_string(),
+        |a| Value::Object(a.clone()).to_string(),
+    );
     to_hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(o) => canonical_object(o, out),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn canonical_object(o: &serde_json::Map<String, Value>, out: &mut String) {
-    let mut keys: Vec<&String> = o.keys().collect();
-    keys.sort();
-    out.push('{');
-    for (i, k) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&Value::String(k.clone()).to_string());
-        out.push(':');
-        if let Some(v) = o.get(k) {
-            canonical(v, out);
-        }
-    }
-    out.push('}');
 }
 
 /// `2026-11-29T13:21:40.123Z`.
@@ -710,9 +661,11 @@ mod tests {
         let b: serde_json::Map<String, Value> =
             serde_json::from_str(r#"{"a": null, "b": [1, {"x": "s", "y": 2}]}"#)?;
         assert_eq!(arguments_sha256(Some(&a)), arguments_sha256(Some(&b)));
-        let mut text = String::new();
-        canonical_object(&a, &mut text);
-        assert_eq!(text, r#"{"a":null,"b":[1,{"x":"s","y":2}]}"#);
+        let text = r#"{"a":null,"b":[1,{"x":"s","y":2}]}"#;
+        assert_eq!(
+            arguments_sha256(Some(&a)),
+            to_hex(&Sha256::digest(text.as_bytes()))
+        );
         assert_eq!(arguments_sha256(None), to_hex(&Sha256::digest(b"{}")));
         Ok(())
     }

@@ -142,7 +142,7 @@ pub fn stage1(config_json: &str) -> ! {
     let go = std::io::BufReader::new(&sock).read_line(&mut line);
     std::mem::forget(sock);
     match (go, line.trim().strip_prefix("go ")) {
-        (Ok(_), Some(hex)) => match decode_hex(hex) {
+        (Ok(_), Some(hex)) => match mcp_common::bytes::from_hex(hex) {
             Some(bpf) => cfg.filter = bpf,
             None => fail("the runner's filter is not hex".into()),
         },
@@ -714,22 +714,7 @@ impl Channel {
 
 /// Sends the runner's `go` to stage 1, with the compiled filter (hex) on the same line.
 pub fn answer_go(mut sock: &UnixStream, bpf: &[u8]) -> Result<(), String> {
-    let mut line = String::with_capacity(4 + bpf.len() * 2);
-    line.push_str("go ");
-    for b in bpf {
-        line.push_str(&format!("{b:02x}"));
-    }
-    line.push('\n');
+    let line = format!("go {}\n", mcp_common::bytes::to_hex(bpf));
     sock.write_all(line.as_bytes())
         .map_err(|e| format!("answering the sandbox: {e}"))
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
