@@ -228,14 +228,21 @@ impl Child {
         })
     }
 
-    /// Lists the child's tools again and tells the hosts.
+    /// Lists the child's tools again and tells the hosts when they changed.
     pub async fn relist(&self) {
         let peer = self.lock().peer.clone();
         let Some(peer) = peer else { return };
         match peer.list_all_tools().await {
             Ok(tools) => {
-                self.lock().tools = tools;
-                self.hosts.tools_changed().await;
+                let changed = {
+                    let mut i = self.lock();
+                    let changed = i.tools != tools;
+                    i.tools = tools;
+                    changed
+                };
+                if changed {
+                    self.hosts.tools_changed().await;
+                }
             }
             Err(e) => {
                 tracing::warn!(server = %self.spec.name, error = %e, "re-listing tools failed")
@@ -243,18 +250,22 @@ impl Child {
         }
     }
 
-    /// Lists the child's resources and templates again and tells the hosts.
+    /// Lists the child's resources and templates again and tells the hosts when they changed.
     pub async fn relist_resources(&self) {
         let peer = self.lock().peer.clone();
         let Some(peer) = peer else { return };
         match list_resources(&peer).await {
             Ok((resources, templates)) => {
-                {
+                let changed = {
                     let mut i = self.lock();
+                    let changed = i.resources != resources || i.templates != templates;
                     i.resources = resources;
                     i.templates = templates;
+                    changed
+                };
+                if changed {
+                    self.hosts.resources_changed().await;
                 }
-                self.hosts.resources_changed().await;
             }
             Err(e) => {
                 tracing::warn!(server = %self.spec.name, error = %e, "re-listing resources failed")
@@ -362,56 +373,19 @@ impl Child {
     }
 
     /// Lists a streamable-HTTP child's tools and resources every `period` while `generation`
-    /// runs, and tells the hosts when they changed: the server may have restarted behind the
-    /// same URL (rmcp opens a new session by itself) with other tools and said nothing.
+    /// runs (the hosts hear of changes): the server may have restarted behind the same URL
+    /// (rmcp opens a new session by itself) with other tools and said nothing.
     async fn relist_periodically(self: Arc<Self>, generation: u64, period: Duration) {
         loop {
             tokio::time::sleep(period).await;
-            let peer = {
+            {
                 let i = self.lock();
                 if i.generation != generation || i.state != Some(State::Running) {
                     return;
                 }
-                i.peer.clone()
-            };
-            let Some(peer) = peer else { return };
-            if let Ok(tools) = peer.list_all_tools().await {
-                let changed = {
-                    let mut i = self.lock();
-                    let changed = i.generation == generation
-                        && serde_json::to_value(&i.tools).ok() != serde_json::to_value(&tools).ok();
-                    if changed {
-                        i.tools = tools;
-                    }
-                    changed
-                };
-                if changed {
-                    tracing::info!(server = %self.spec.name, "the HTTP child's tools changed");
-                    self.hosts.tools_changed().await;
-                }
             }
-            if let Ok((resources, templates)) = list_resources(&peer).await {
-                let changed = {
-                    let mut i = self.lock();
-                    let now = (
-                        serde_json::to_value(&i.resources).ok(),
-                        serde_json::to_value(&i.templates).ok(),
-                    );
-                    let new = (
-                        serde_json::to_value(&resources).ok(),
-                        serde_json::to_value(&templates).ok(),
-                    );
-                    let changed = i.generation == generation && now != new;
-                    if changed {
-                        i.resources = resources;
-                        i.templates = templates;
-                    }
-                    changed
-                };
-                if changed {
-                    self.hosts.resources_changed().await;
-                }
-            }
+            self.relist().await;
+            self.relist_resources().await;
         }
     }
 
