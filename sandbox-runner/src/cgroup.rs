@@ -125,27 +125,38 @@ pub fn detect() -> Result<Version, String> {
     ))
 }
 
+/// Where a sandbox's cgroup lives: one directory on v2; on v1 one per controller, under the
+/// runner's own cgroup (`cpuacct` only when mounted apart from `cpu`).
+fn v1_or_v2_dirs(version: Version, group: &str, id: &str) -> Vec<(String, PathBuf)> {
+    match version {
+        Version::V2 => vec![("unified".into(), Path::new(ROOT).join(group).join(id))],
+        Version::V1 => V1_CONTROLLERS
+            .iter()
+            .filter(|c| {
+                let mount = Path::new(ROOT).join(c);
+                **c != "cpuacct" || (mount.is_dir() && !mount.join("cpu.shares").exists())
+            })
+            .map(|c| {
+                let d = Path::new(ROOT)
+                    .join(c)
+                    .join(own_v1_path(c))
+                    .join(group)
+                    .join(id);
+                (c.to_string(), d)
+            })
+            .collect(),
+    }
+}
+
 impl Cgroup {
     /// The directories of an existing sandbox's cgroup (those that exist), to clean up after
     /// a runner that died.
     pub fn existing(id: &str) -> Option<Cgroup> {
         let version = detect().ok()?;
-        let group = group().ok()?;
-        let dirs: Vec<(String, PathBuf)> = match version {
-            Version::V2 => vec![("unified".into(), Path::new(ROOT).join(&group).join(id))],
-            Version::V1 => V1_CONTROLLERS
-                .iter()
-                .map(|c| {
-                    let d = Path::new(ROOT)
-                        .join(c)
-                        .join(own_v1_path(c))
-                        .join(&group)
-                        .join(id);
-                    (c.to_string(), d)
-                })
-                .collect(),
-        };
-        let dirs: Vec<_> = dirs.into_iter().filter(|(_, d)| d.is_dir()).collect();
+        let dirs: Vec<_> = v1_or_v2_dirs(version, &group().ok()?, id)
+            .into_iter()
+            .filter(|(_, d)| d.is_dir())
+            .collect();
         (!dirs.is_empty()).then_some(Cgroup { version, dirs })
     }
 
@@ -186,12 +197,7 @@ impl Cgroup {
             }
             Version::V1 => {
                 let mut dirs = Vec::new();
-                for c in V1_CONTROLLERS {
-                    let mount = Path::new(ROOT).join(c);
-                    if *c == "cpuacct" && (!mount.is_dir() || mount.join("cpu.shares").exists()) {
-                        continue; // not mounted, or co-mounted with cpu
-                    }
-                    let dir = mount.join(own_v1_path(c)).join(&group).join(id);
+                for (c, dir) in v1_or_v2_dirs(version, &group, id) {
                     if let Err(e) = std::fs::create_dir_all(&dir) {
                         let partial = Cgroup { version, dirs };
                         partial.remove();
@@ -201,7 +207,7 @@ impl Cgroup {
                             hint(&e)
                         ));
                     }
-                    dirs.push((c.to_string(), dir));
+                    dirs.push((c, dir));
                 }
                 Cgroup { version, dirs }
             }

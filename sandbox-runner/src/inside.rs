@@ -20,6 +20,9 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+/// Top-level directories the sandbox gets fresh instances of instead of the host's.
+pub const OWN_MOUNTS: &[&str] = &["proc", "dev", "tmp", "run"];
+
 /// The fd the sync socket is given inside (set up by the runner before exec).
 pub const SYNC_FD: RawFd = 3;
 
@@ -371,12 +374,11 @@ fn build_view(cfg: &Config) -> Result<(), String> {
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=0755"),
     )?;
-    const OWN: &[&str] = &["proc", "dev", "tmp", "run"];
     let entries = std::fs::read_dir("/").map_err(|e| format!("reading /: {e}"))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if OWN.contains(&name) || cfg.hide.iter().any(|h| h == name) {
+        if OWN_MOUNTS.contains(&name) || cfg.hide.iter().any(|h| h == name) {
             continue;
         }
         let host = Path::new("/").join(name);

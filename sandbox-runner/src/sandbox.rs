@@ -500,7 +500,7 @@ fn outside_view(p: &Path) -> bool {
         .nth(1)
         .and_then(|c| c.as_os_str().to_str())
         .unwrap_or("");
-    HIDDEN.contains(&top) || ["tmp", "run", "dev", "proc"].contains(&top)
+    HIDDEN.contains(&top) || inside::OWN_MOUNTS.contains(&top)
 }
 
 /// Resolves a program name the way a shell would (PATH for bare names) and checks it can run.
