@@ -603,6 +603,21 @@ async fn echo_and_note(c: &Client, title: &str, pid: u32) -> (String, String) {
     (echo_id, note_id)
 }
 
+/// The ids of every finding in the coordinator's local store, sorted.
+async fn local_ids(c: &Client) -> Vec<String> {
+    let local = ok(c, "findings_query", json!({"limit": 100})).await;
+    let mut ids: Vec<String> = local["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
 async fn status_until(client: &Client, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -664,16 +679,7 @@ async fn the_outbox_keeps_findings_while_dgraph_is_away_and_ships_each_once() ->
     assert_eq!(st["backlog"], 0, "never shipped: {st}");
     assert_eq!(st["remote"]["shipped"], 4);
     assert_eq!(st["remote"]["schema_applied"], true);
-    let local = ok(&c, "findings_query", json!({"limit": 100})).await;
-    let mut ids: Vec<String> = local["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
+    let ids = local_ids(&c).await;
     {
         let s = fake.lock();
         let mut created = s.created.clone();
@@ -778,16 +784,7 @@ async fn findings_recorded_without_a_remote_reach_it_once_when_it_is_configured(
     assert_eq!(st["backlog"], 0, "{st}");
     assert_eq!(st["remote"]["shipped"], 4, "{st}");
     assert_eq!(st["remote"]["backfill"], 0, "{st}");
-    let local = ok(&c, "findings_query", json!({"limit": 100})).await;
-    let mut ids: Vec<String> = local["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
+    let ids = local_ids(&c).await;
     assert_eq!(ids.len(), 3);
     {
         let s = fake.lock();
