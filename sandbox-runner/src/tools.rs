@@ -335,7 +335,9 @@ impl SandboxServer {
         blocking(move || {
             let _ = std::fs::create_dir_all(&runner.base_dir);
             // One output file per sandbox, removed when the server exits (see stop_all).
-            let n = registry.0.lock().map(|m| m.len()).unwrap_or(0);
+            // A counter, not the registry's size: two launches at once get two files.
+            static OUTPUTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = OUTPUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let log = runner
                 .base_dir
                 .join(format!("output-{}-{n}.log", std::process::id()));
