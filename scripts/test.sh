@@ -7,8 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-# A private redis-server on a free loopback port for the coordinator's cache tests; stopped on exit.
+# A one-off build gains nothing from incremental caches, which doubled the target's size.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The build and tests need about 8 GiB under target/; say so plainly instead of dying in the linker.
 mkdir -p target
+free_kib=$(df -Pk target | awk 'NR==2 {print $4}')
+if [ "${free_kib:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  echo "test: only $((free_kib / 1024)) MiB free under $PWD/target; the suite needs about 8 GiB" >&2
+  exit 1
+fi
+
+# A private redis-server on a free loopback port for the coordinator's cache tests; stopped on exit.
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --daemonize no \
   >target/redis-test.log 2>&1 &

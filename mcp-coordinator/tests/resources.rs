@@ -57,7 +57,7 @@ async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestRe
              test child's resources still are)"
         );
     }
-    let root = root.unwrap_or_else(|| dir.clone());
+    let root = root.unwrap_or_else(|| dir.to_path_buf());
     let d2_bin = sibling("mcp-d2")?;
     let root_arg = root.display().to_string();
     let config = server("child", TEST_CHILD)

@@ -127,7 +127,6 @@ async fn analyse_sandboxed(
         "the game survived the stop"
     );
     client.cancel().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

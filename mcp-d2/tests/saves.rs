@@ -149,13 +149,6 @@ async fn fixture_saves_and_stashes_parse_as_their_readme_says() -> TestResult {
     Ok(())
 }
 
-fn tmp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&d);
-    d
-}
-
 #[tokio::test]
 async fn a_written_save_parses_back_bit_exact() -> TestResult {
     let tables = Tables::load()?;
@@ -191,7 +184,8 @@ async fn a_written_save_parses_back_bit_exact() -> TestResult {
         skills,
     };
     let bytes = write_save(&spec, &tables)?;
-    let dir = tmp_dir("written");
+    let dir =
+        mcp_testkit::TestDir::new(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "written")?;
     let path = dir.join("Writer.d2s");
     std::fs::write(&path, &bytes)?;
     let client = start(&[&dir]).await?;
@@ -246,7 +240,6 @@ async fn a_written_save_parses_back_bit_exact() -> TestResult {
     let again = ok(&client, "parse_save", json!({"path": "Writer.d2s"})).await;
     assert_eq!(again["header"]["name"], "Writer");
     client.cancel().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -151,7 +151,7 @@ async fn capture_in_namespaces_decodes_like_the_file_and_agrees_with_tshark() ->
         return Ok(());
     }
     let ns = Netns::create()?;
-    let out = tmp_dir("net-live");
+    let out = tmp_dir("net-live")?;
     let client = start(&[&dir, &out], &out, Some(&ns.a)).await?;
     let cap = ok(
         &client,

@@ -8,7 +8,7 @@ use serde_json::json;
 #[tokio::test]
 async fn raw_d2gs_stream_decodes_to_the_readme_counts() -> TestResult {
     let Some(dir) = d2gs_dir() else { return Ok(()) };
-    let out = tmp_dir("net-out");
+    let out = tmp_dir("net-out")?;
     let client = start(&[&dir], &out, None).await?;
     let src = dir.join("d2gs_sc.dump").display().to_string();
     let msgs = all_messages(&client, json!({"source": src})).await;
@@ -98,7 +98,7 @@ async fn raw_d2gs_stream_decodes_to_the_readme_counts() -> TestResult {
 
 #[tokio::test]
 async fn bad_sources_and_arguments_are_clear_errors() -> TestResult {
-    let out = tmp_dir("net-bad");
+    let out = tmp_dir("net-bad")?;
     let client = start(&[&out], &out, None).await?;
     // A pcap with one good record, then a record that claims more bytes than the file has.
     let mut pcap = Vec::new();
@@ -196,7 +196,7 @@ async fn bad_sources_and_arguments_are_clear_errors() -> TestResult {
 /// (`UPDATE_SCHEMAS=1 cargo test -p mcp-network --test tools` rewrites it).
 #[tokio::test]
 async fn tools_are_listed_and_published_schemas_are_current() -> TestResult {
-    let out = tmp_dir("net-schema");
+    let out = tmp_dir("net-schema")?;
     let client = start(&[&out], &out, None).await?;
     let mut tools = client.list_all_tools().await?;
     client.cancel().await?;

@@ -6,7 +6,7 @@
 //! Each test file is its own crate and uses only some of these helpers.
 #![allow(dead_code)]
 
-use mcp_testkit::{Client, Error, start_bin};
+use mcp_testkit::{Client, Error, TestDir, start_bin};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,13 +29,9 @@ pub fn sibling(name: &str) -> Result<PathBuf, Error> {
     Ok(p)
 }
 
-/// A fresh, empty directory `TAG-PID` under the target's tmp dir.
-pub fn tmp(tag: &str) -> Result<PathBuf, Error> {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+/// A fresh, empty directory `TAG-PID` under the target's tmp dir, removed when dropped.
+pub fn tmp(tag: &str) -> Result<TestDir, Error> {
+    Ok(TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), tag)?)
 }
 
 /// A port on 127.0.0.1 nothing listens on (now).

@@ -19,11 +19,9 @@ pub fn d2gs_dir() -> Option<PathBuf> {
     }
 }
 
-pub fn tmp_dir(tag: &str) -> PathBuf {
-    let d =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&d);
-    d
+/// A fresh directory `TAG-PID` under the target's tmp dir, removed when dropped.
+pub fn tmp_dir(tag: &str) -> Result<TestDir, Error> {
+    Ok(TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), tag)?)
 }
 
 /// Starts `mcp-network` with roots and an output directory; inside `netns` when given.

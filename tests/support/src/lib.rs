@@ -234,3 +234,42 @@ pub fn build_fixtures(
     }
     out
 }
+
+/// A fresh, empty directory `TAG-PID` under a test crate's `CARGO_TARGET_TMPDIR`, removed
+/// with everything in it when dropped, so repeated runs do not fill the disk. Set
+/// `KEEP_TEST_DIRS=1` to keep it for a look after a failure.
+pub struct TestDir(std::path::PathBuf);
+
+impl TestDir {
+    pub fn new(target_tmp: &std::path::Path, tag: &str) -> std::io::Result<Self> {
+        let d = target_tmp.join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d)?;
+        Ok(Self(d))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
