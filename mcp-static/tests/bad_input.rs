@@ -5,20 +5,22 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::Path;
 
-/// A fresh directory per test (tests of one binary run at once in one process).
-fn scratch(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("root")).unwrap_or_else(|e| panic!("{e}"));
-    dir
+/// A fresh directory per test with an empty `root` in it (tests of one binary run at once in
+/// one process); removed when dropped.
+fn scratch(test: &str) -> Result<TestDir, Error> {
+    let dir = TestDir::new(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        &format!("bad-input-{test}"),
+    )?;
+    std::fs::create_dir_all(dir.join("root"))?;
+    Ok(dir)
 }
 
 #[tokio::test]
 async fn bad_paths_and_arguments_are_clear_errors() -> TestResult {
-    let dir = scratch("paths");
+    let dir = scratch("paths")?;
     let root = dir.join("root");
     std::fs::write(dir.join("outside.dll"), b"MZ")?;
     std::fs::copy(fixture("D2Client.dll"), root.join("D2Client.dll"))?;
@@ -178,7 +180,7 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[tokio::test]
 async fn truncated_random_and_corrupted_files_never_kill_the_server() -> TestResult {
-    let dir = scratch("files");
+    let dir = scratch("files")?;
     let root = dir.join("root");
     let good = std::fs::read(fixture("D2Client.dll"))?;
     let client = start(&[&root]).await?;
