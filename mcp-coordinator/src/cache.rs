@@ -5,10 +5,11 @@
 //! modification time, so a changed file is a miss. A Redis that is down is a miss, never a
 //! failed call.
 
+use crate::shared::SharedRedis;
 use rmcp::model::CallToolResult;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most results kept; the oldest go first.
@@ -135,77 +136,17 @@ pub fn redis_key(key: &str) -> String {
 
 /// Results in Redis, one string key each holding the result's JSON, expiring by itself.
 pub struct RedisCache {
-    conn: redis::aio::ConnectionManager,
-    /// After a failure Redis is left alone for a while, so a Redis that is down costs the
-    /// calls nothing but the misses.
-    resting_until: Mutex<Option<Instant>>,
+    redis: Arc<SharedRedis>,
 }
 
-/// How long Redis is left alone after a failure.
-const REST: Duration = Duration::from_secs(5);
-
 impl RedisCache {
-    /// Connects lazily: a Redis that is not up yet is a miss until it is.
-    pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url)
-            .map_err(|e| format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)"))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(2);
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| format!("--redis-url {url:?}: {e}"))?;
-        Ok(Self {
-            conn,
-            resting_until: Mutex::new(None),
-        })
-    }
-
-    fn resting(&self) -> bool {
-        let mut r = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
-        match *r {
-            Some(t) if t > Instant::now() => true,
-            Some(_) => {
-                *r = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn failed(&self, what: &str, e: &redis::RedisError) {
-        tracing::warn!(error = %e, "Redis {what} failed: not used for {} s", REST.as_secs());
-        *self.resting_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + REST);
-    }
-
-    /// PING, for a start-up check.
-    pub async fn ping(&self) -> Result<(), String> {
-        let mut c = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    pub fn new(redis: Arc<SharedRedis>) -> Self {
+        Self { redis }
     }
 
     async fn get(&self, key: &str) -> Option<CallToolResult> {
-        if self.resting() {
-            return None;
-        }
-        let mut c = self.conn.clone();
-        let text: Option<String> = match redis::cmd("GET")
-            .arg(redis_key(key))
-            .query_async(&mut c)
-            .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                self.failed("GET", &e);
-                return None;
-            }
-        };
-        let text = text?;
+        let cmd = redis::cmd("GET").arg(redis_key(key)).to_owned();
+        let text: String = self.redis.query::<Option<String>>("GET", &cmd).await??;
         match serde_json::from_str(&text) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -216,22 +157,15 @@ impl RedisCache {
     }
 
     async fn put(&self, key: &str, ttl: Duration, result: &CallToolResult) {
-        if self.resting() {
-            return;
-        }
         let Ok(text) = serde_json::to_string(result) else {
             return;
         };
-        let mut c = self.conn.clone();
-        let done: Result<(), _> = redis::cmd("SET")
+        let cmd = redis::cmd("SET")
             .arg(redis_key(key))
             .arg(text)
             .arg("EX")
             .arg(ttl.as_secs().max(1))
-            .query_async(&mut c)
-            .await;
-        if let Err(e) = done {
-            self.failed("SET", &e);
-        }
+            .to_owned();
+        let _: Option<()> = self.redis.query("SET", &cmd).await;
     }
 }

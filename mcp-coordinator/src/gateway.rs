@@ -1,5 +1,5 @@
 //! The API gateway in front of the coordinator's streamable HTTP endpoint: bearer-token auth,
-//! per-client rate limits (token buckets, in process), `GET /health`, `GET /metrics`
+//! per-client rate limits (token buckets, in process or shared in Redis), `GET /health`, `GET /metrics`
 //! (Prometheus text) and an audit log of tool calls. Every part is off unless configured;
 //! without any gateway flag the HTTP endpoint is exactly rmcp's.
 //!
@@ -9,6 +9,7 @@
 //! [`Gateway::record_call`].
 
 use crate::child::{Child, State};
+use crate::shared::SharedRedis;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -160,11 +161,34 @@ struct Limiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Buckets shared by every coordinator using this Redis; the in-process ones serve while
+    /// it is unreachable.
+    shared: Option<Arc<SharedRedis>>,
 }
+
+/// The shared token bucket (a Lua script, so that take-a-token is atomic in Redis).
+const SHARED_BUCKET: &str = include_str!("rate_bucket.lua");
 
 impl Limiter {
     /// `Err(seconds)` to wait before a request would be allowed.
-    fn take(&self, client: &str) -> Result<(), u64> {
+    async fn take(&self, client: &str) -> Result<(), u64> {
+        if let Some(redis) = &self.shared {
+            let cmd = redis::cmd("EVAL")
+                .arg(SHARED_BUCKET)
+                .arg(1)
+                .arg(format!("mcp-coordinator:rate:{client}"))
+                .arg(self.rate)
+                .arg(self.burst)
+                .to_owned();
+            if let Some(wait) = redis.query::<u64>("rate-limit bucket", &cmd).await {
+                return if wait == 0 { Ok(()) } else { Err(wait) };
+            }
+        }
+        self.take_here(client)
+    }
+
+    /// The bucket in this process.
+    fn take_here(&self, client: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = lock(&self.buckets);
         if buckets.len() > 10_000 {
@@ -228,8 +252,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Checks the settings and opens what they name; errors name the flag.
-    pub fn new(settings: &Settings, children: Arc<Vec<Arc<Child>>>) -> Result<Self, String> {
+    /// Checks the settings and opens what they name; errors name the flag. With `shared`
+    /// (`--redis-url`) the rate-limit buckets live in that Redis.
+    pub fn new(
+        settings: &Settings,
+        children: Arc<Vec<Arc<Child>>>,
+        shared: Option<Arc<SharedRedis>>,
+    ) -> Result<Self, String> {
         let tokens = settings
             .auth_tokens
             .as_deref()
@@ -258,6 +287,7 @@ impl Gateway {
                     rate,
                     burst,
                     buckets: Mutex::default(),
+                    shared,
                 })
             }
         };
@@ -555,7 +585,7 @@ impl mcp_common::serve::Gateway for Gateway {
                 }
             };
             if let Some(limiter) = &self.limiter
-                && let Err(wait) = limiter.take(&client)
+                && let Err(wait) = limiter.take(&client).await
             {
                 let mut r = json_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -676,11 +706,12 @@ mod tests {
             rate: 2.0,
             burst: 2.0,
             buckets: Mutex::default(),
+            shared: None,
         };
-        assert!(l.take("a").is_ok());
-        assert!(l.take("a").is_ok());
-        assert_eq!(l.take("a"), Err(1));
-        assert!(l.take("b").is_ok());
+        assert!(l.take_here("a").is_ok());
+        assert!(l.take_here("a").is_ok());
+        assert_eq!(l.take_here("a"), Err(1));
+        assert!(l.take_here("b").is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `resources` routes the children's resources by URI;
 //! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
 //! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
-//! in Redis); `gateway` guards the HTTP endpoint (auth, rate limits, health, metrics,
+//! in Redis); `shared` is the Redis several coordinators share; `gateway` guards the HTTP endpoint (auth, rate limits, health, metrics,
 //! audit).
 
 pub mod cache;
@@ -19,4 +19,5 @@ pub mod gateway;
 pub mod hosts;
 pub mod outbox;
 pub mod resources;
+pub mod shared;
 pub mod tools;

@@ -10,6 +10,7 @@ use mcp_coordinator::findings::Store;
 use mcp_coordinator::gateway::{Gateway, Settings};
 use mcp_coordinator::hosts::Hosts;
 use mcp_coordinator::outbox::Shipper;
+use mcp_coordinator::shared::SharedRedis;
 use mcp_coordinator::tools::Coordinator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,8 +39,9 @@ struct Cli {
     /// Dgraph ACL password (default: $DGRAPH_PASSWORD, which keeps it out of `ps`).
     #[arg(long, value_name = "PASSWORD")]
     findings_password: Option<String>,
-    /// Keep deterministic results (static analysis, saves) in this Redis instead of in
-    /// process, so that they outlive the coordinator: redis://HOST:PORT/DB.
+    /// Keep deterministic results (static analysis, saves) and the gateway's rate-limit
+    /// buckets in this Redis instead of in process, so that they outlive the coordinator and
+    /// every coordinator using it shares them: redis://HOST:PORT/DB.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// Gateway (with --http only): serve GET /health and GET /metrics. Implied by the other
@@ -51,8 +53,8 @@ struct Cli {
     /// (the token's SHA-256 in hex).
     #[arg(long, value_name = "FILE")]
     auth_tokens: Option<PathBuf>,
-    /// Gateway: at most N requests per second per client (a token bucket, in process);
-    /// over it, 429 with Retry-After.
+    /// Gateway: at most N requests per second per client (a token bucket, in Redis with
+    /// --redis-url, else in process); over it, 429 with Retry-After.
     #[arg(long, value_name = "N")]
     rate_limit: Option<f64>,
     /// Gateway: how many requests a client may make at once before the rate applies
@@ -165,20 +167,21 @@ async fn main() -> std::process::ExitCode {
         s.spawn();
         s
     });
-    let cache = match &cli.redis_url {
+    let shared = match cli.redis_url.as_deref().map(SharedRedis::new).transpose() {
+        Ok(s) => s.map(Arc::new),
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(redis) = &shared
+        && let Err(e) = redis.ping().await
+    {
+        tracing::warn!(error = %e, "Redis does not answer yet: cache misses and in-process rate limits until it does");
+    }
+    let cache = match &shared {
         None => Results::default(),
-        Some(url) => match RedisCache::new(url) {
-            Ok(r) => {
-                if let Err(e) = r.ping().await {
-                    tracing::warn!(error = %e, "Redis does not answer yet: cache misses until it does");
-                }
-                Results::Redis(r)
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                return std::process::ExitCode::from(2);
-            }
-        },
+        Some(redis) => Results::Redis(RedisCache::new(redis.clone())),
     };
     let cache = Arc::new(cache);
     let hosts = Arc::new(Hosts::default());
@@ -189,7 +192,8 @@ async fn main() -> std::process::ExitCode {
         .collect();
     let children = Arc::new(children);
     // The gateway's files are checked before any child starts.
-    let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone())) {
+    let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone(), shared.clone()))
+    {
         None => None,
         Some(Ok(g)) => Some(Arc::new(g)),
         Some(Err(e)) => {

@@ -507,3 +507,97 @@ fn bad_gateway_flags_are_refused_at_start() -> TestResult {
     );
     Ok(())
 }
+
+/// GET /metrics with this token from each base in turn: the statuses and the last Retry-After.
+async fn metrics_round(bases: &[&str], token: &str, rounds: usize) -> Result<Vec<u16>, Error> {
+    let mut statuses = Vec::new();
+    for i in 0..rounds {
+        statuses.push(
+            get(bases[i % bases.len()], "/metrics", Some(token))
+                .await?
+                .0,
+        );
+    }
+    Ok(statuses)
+}
+
+/// Two coordinators with one Redis share each client's bucket: the burst is spent across
+/// both. A Redis that cannot be reached leaves the in-process limit in force.
+#[tokio::test]
+async fn rate_limits_are_shared_through_redis() -> TestResult {
+    let Ok(redis_url) = std::env::var("REDIS_URL") else {
+        eprintln!(
+            "skipped: REDIS_URL is not set (scripts/test.sh starts a redis-server and sets it)"
+        );
+        return Ok(());
+    };
+    let dir = tmp("gw-shared")?;
+    let cfg = config(&dir, false)?;
+    // A client name of this run alone: Redis outlives the test.
+    let client = format!(
+        "shared-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        format!("[[clients]]\nname = \"{client}\"\ntoken = \"shared-secret\"\n"),
+    )?;
+    let tokens = tokens.display().to_string();
+    // 0.2 per second: no token comes back while the test runs.
+    let flags = |redis: &str| {
+        vec![
+            "--auth-tokens".to_string(),
+            tokens.clone(),
+            "--rate-limit".into(),
+            "0.2".into(),
+            "--rate-burst".into(),
+            "3".into(),
+            "--redis-url".into(),
+            redis.to_string(),
+        ]
+    };
+    let shared = flags(&redis_url);
+    let shared: Vec<&str> = shared.iter().map(String::as_str).collect();
+    std::fs::create_dir_all(dir.join("a"))?;
+    std::fs::create_dir_all(dir.join("b"))?;
+    let (_a, base_a) = coordinator(&dir.join("a"), &cfg, &shared).await?;
+    let (_b, base_b) = coordinator(&dir.join("b"), &cfg, &shared).await?;
+    let statuses = metrics_round(&[&base_a, &base_b], "shared-secret", 6).await?;
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    let (status, headers, _) = get(&base_b, "/metrics", Some("shared-secret")).await?;
+    assert_eq!(status, 429);
+    let retry: u64 = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Retry-After")?
+        .parse()?;
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    // The bucket is in Redis, under the client's name, and expires by itself.
+    let mut redis = redis::Client::open(redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let key = format!("mcp-coordinator:rate:{client}");
+    let left: f64 = redis::cmd("HGET")
+        .arg(&key)
+        .arg("tokens")
+        .query_async::<String>(&mut redis)
+        .await?
+        .parse()?;
+    assert!(left < 1.0, "{left}");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut redis).await?;
+    assert!((1..=16).contains(&ttl), "TTL {ttl}");
+
+    // Nothing listens on this port: each coordinator limits in process.
+    let down = format!("redis://127.0.0.1:{}/", free_port()?);
+    let alone = flags(&down);
+    let alone: Vec<&str> = alone.iter().map(String::as_str).collect();
+    std::fs::create_dir_all(dir.join("c"))?;
+    let (_c, base_c) = coordinator(&dir.join("c"), &cfg, &alone).await?;
+    let statuses = metrics_round(&[&base_c], "shared-secret", 4).await?;
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    Ok(())
+}

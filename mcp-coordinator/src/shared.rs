@@ -1,0 +1,74 @@
+//! The Redis that several coordinators share (`--redis-url`): cached results and rate-limit
+//! buckets. Connected lazily with short timeouts; after a failure it is left alone for a
+//! while, so a Redis that is down costs the callers only their fallback (a cache miss, the
+//! in-process rate limit), never a failed call.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long Redis is left alone after a failure.
+const REST: Duration = Duration::from_secs(5);
+
+pub struct SharedRedis {
+    conn: redis::aio::ConnectionManager,
+    resting_until: Mutex<Option<Instant>>,
+}
+
+impl SharedRedis {
+    /// Checks the URL; the connection is made on first use.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url)
+            .map_err(|e| format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(2);
+        let conn = client
+            .get_connection_manager_lazy(config)
+            .map_err(|e| format!("--redis-url {url:?}: {e}"))?;
+        Ok(Self {
+            conn,
+            resting_until: Mutex::new(None),
+        })
+    }
+
+    fn resting(&self) -> bool {
+        let mut r = self.resting_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *r {
+            Some(t) if t > Instant::now() => true,
+            Some(_) => {
+                *r = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// PING, for a start-up check.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `cmd`; `None` while Redis rests or when the command fails (logged as `what`,
+    /// after which Redis rests).
+    pub async fn query<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
+        if self.resting() {
+            return None;
+        }
+        let mut c = self.conn.clone();
+        match cmd.query_async(&mut c).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis {what} failed: not used for {} s", REST.as_secs());
+                *self.resting_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now() + REST);
+                None
+            }
+        }
+    }
+}
