@@ -6,10 +6,12 @@
 # streamable HTTP instead.
 #   scripts/run.sh --root /usr/lib/x86_64-linux-gnu/wine
 #   scripts/run.sh memory
+# `scripts/run.sh demo [--wine]` runs the end-to-end demo instead (scripts/demo.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 server=static
 case "${1:-}" in
+  demo) shift; bash "$here/scripts/setup.sh" >&2; exec bash "$here/scripts/demo.sh" "$@" ;;
   static|memory|d2|network|sandbox) server=$1; shift ;;
 esac
 bash "$here/scripts/setup.sh" >&2

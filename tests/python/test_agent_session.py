@@ -1,0 +1,144 @@
+"""The scripted agent session in examples/ (the end-to-end demo) run for real: the fixture game
+started in a sandbox by sandbox-runner, read from outside through mcp-d2 and mcp-memory, its
+DLL inspected by mcp-static, every result a finding, linked into one graph, then the sandbox
+stopped. Once with the coordinator over stdio, once over HTTP behind its gateway (bearer
+token, rate limit, audit log): the seed's request flow.
+
+Needs root and cgroups (the sandbox), and the binaries and fixture directory scripts/test.sh
+exports (MCP_COORDINATOR, MCP_D2, MCP_MEMORY, MCP_STATIC, SANDBOX_RUNNER, D2GAME_DIR)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "..", "..", "examples", "agent_session.py")
+NEEDED = ["MCP_COORDINATOR", "MCP_D2", "MCP_MEMORY", "MCP_STATIC", "SANDBOX_RUNNER", "D2GAME_DIR"]
+ENV = {k: os.environ.get(k, "") for k in NEEDED}
+
+
+def sandbox_possible():
+    cgroups = os.path.isdir("/sys/fs/cgroup/pids") or "pids" in open_or_empty(
+        "/sys/fs/cgroup/cgroup.controllers")
+    return os.geteuid() == 0 and cgroups
+
+
+def open_or_empty(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+pytestmark = [
+    pytest.mark.skipif(not all(ENV.values()), reason=f"{', '.join(NEEDED)} must be set (scripts/test.sh does)"),
+    pytest.mark.skipif(not sandbox_possible(), reason="the sandbox needs root and cgroups"),
+]
+
+
+def config(tmp):
+    game = ENV["D2GAME_DIR"]
+    path = os.path.join(tmp, "coordinator.toml")
+    with open(path, "w") as f:
+        f.write(f"""
+[[servers]]
+name = "sandbox"
+command = "{ENV['SANDBOX_RUNNER']}"
+args = ["mcp", "--allow-launch", "--root", "{game}"]
+
+[[servers]]
+name = "d2"
+command = "{ENV['MCP_D2']}"
+
+[[servers]]
+name = "memory"
+command = "{ENV['MCP_MEMORY']}"
+
+[[servers]]
+name = "static"
+command = "{ENV['MCP_STATIC']}"
+args = ["--root", "{game}"]
+""")
+    return path
+
+
+def run_session(args):
+    out = subprocess.run([sys.executable, SCRIPT, "--game-dir", ENV["D2GAME_DIR"], *args],
+                         capture_output=True, text=True, timeout=300)
+    steps = {}
+    for line in out.stdout.splitlines():
+        s = json.loads(line)
+        steps[s["step"]] = s
+    return out, steps
+
+
+def check(out, steps):
+    assert out.returncode == 0, (out.stdout, out.stderr[-3000:])
+    assert all(s["ok"] for s in steps.values()), steps
+    assert steps["discover"]["servers"] == ["d2", "memory", "sandbox", "static"]
+    assert steps["inspect_dll"]["format"] == "pe32+"  # x86_64-w64-mingw32
+    assert len(steps["inspect_dll"]["sha256"]) == 64
+    game = steps["find_game"]
+    assert game["host_pid"] != game["pid_inside"], game
+    a = steps["analyse"]
+    assert (a["name"], a["items"], a["snapshot_ok"]) == ("FixtureHero", 3, True), a
+    # Character, inventory and snapshot included; the DLL linked and the note (a link in) by
+    # the session.
+    assert steps["graph"]["relations"] == ["about", "game_module", "includes", "includes", "includes"]
+    assert steps["stop"]["ok"]
+    assert not os.path.exists(f"/proc/{game['host_pid']}"), "the game survived the stop"
+
+
+def test_agent_session_over_stdio():
+    with tempfile.TemporaryDirectory() as tmp:
+        out, steps = run_session(["--config", config(tmp), "--coordinator", ENV["MCP_COORDINATOR"],
+                                  "--data-dir", os.path.join(tmp, "data")])
+        check(out, steps)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_agent_session_over_http_behind_the_gateway():
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = os.path.join(tmp, "tokens.toml")
+        with open(tokens, "w") as f:
+            f.write('[[clients]]\nname = "agent"\ntoken = "agent-secret"\n')
+        audit = os.path.join(tmp, "audit.jsonl")
+        port = free_port()
+        coord = subprocess.Popen(
+            [ENV["MCP_COORDINATOR"], "--config", config(tmp), "--data-dir", os.path.join(tmp, "data"),
+             "--http", f"127.0.0.1:{port}", "--auth-tokens", tokens, "--rate-limit", "50",
+             "--audit-log", audit],
+            stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and coord.poll() is None, "coordinator did not listen"
+                    time.sleep(0.1)
+            url = f"http://127.0.0.1:{port}/"
+            out, steps = run_session(["--url", url, "--token", "wrong"])
+            assert out.returncode != 0 and not steps, (out.stdout, out.stderr[-2000:])
+            out, steps = run_session(["--url", url, "--token", "agent-secret"])
+            check(out, steps)
+            with open(audit) as f:
+                calls = [json.loads(line) for line in f]
+            assert {c["client"] for c in calls} == {"agent"}
+            assert "analyze_character" in {c["tool"] for c in calls}
+        finally:
+            coord.terminate()
+            coord.wait(timeout=30)
