@@ -4,13 +4,14 @@
 # objdump ground truth, wine64 to run the Windows fixtures, scanmem as ground truth for memory
 # scans, libpcap for captures, tshark as ground truth for packets, iproute2 for the test
 # network namespaces, libseccomp for the sandbox filter, redis-server for the coordinator's
-# cache tests, bubblewrap and firejail to compare the sandbox's start-up against) and a Python venv with the official MCP SDK. Idempotent: skips what is already there.
+# cache tests, nginx to put two coordinators behind, bubblewrap and firejail to compare the
+# sandbox's start-up against) and a Python venv with the official MCP SDK. Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config binutils binutils-mingw-w64 gcc-mingw-w64-i686
           gcc-mingw-w64-x86-64 wine64 python3-venv scanmem libpcap-dev tshark iproute2
-          libseccomp-dev redis-server bubblewrap firejail)
+          libseccomp-dev redis-server nginx-light bubblewrap firejail)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 
 use crate::Roots;
 use clap::Args;
+use rmcp::transport::streamable_http_server::session::SessionStore;
 use rmcp::{ServerHandler, ServiceExt};
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,6 +47,11 @@ pub struct CommonArgs {
     /// A directory whose files the tools may read (repeatable; default: the working directory).
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
+    /// With --http: another `Host` header to accept besides loopback and the listening
+    /// address, e.g. the public name a reverse proxy passes on (repeatable; `host` or
+    /// `host:port`). Others are refused (403), against DNS rebinding.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl CommonArgs {
@@ -65,21 +71,27 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// What a server adds to its HTTP endpoint beyond rmcp's defaults (nothing on stdio).
+#[derive(Default)]
+pub struct HttpSetup {
+    /// Sits in front of the endpoint: auth, rate limits, extra routes.
+    pub gateway: Option<Arc<dyn Gateway>>,
+    /// Keeps each session's `initialize` where every instance behind one address finds it,
+    /// so that a request reaching another instance continues the session there.
+    pub session_store: Option<Arc<dyn SessionStore>>,
+}
+
 /// Runs a server until its client goes away (stdio) or forever (HTTP).
 pub async fn run<S, F>(args: &CommonArgs, factory: F) -> Result<(), String>
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    run_with_gateway(args, factory, None).await
+    run_with(args, factory, HttpSetup::default()).await
 }
 
-/// Like [`run`], with a gateway in front of the HTTP endpoint (ignored on stdio).
-pub async fn run_with_gateway<S, F>(
-    args: &CommonArgs,
-    factory: F,
-    gateway: Option<Arc<dyn Gateway>>,
-) -> Result<(), String>
+/// Like [`run`], with additions to the HTTP endpoint.
+pub async fn run_with<S, F>(args: &CommonArgs, factory: F, http: HttpSetup) -> Result<(), String>
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
@@ -96,14 +108,15 @@ where
                 .map_err(|e| format!("server task failed: {e}"))?;
             Ok(())
         }
-        Some(addr) => serve_http(addr, factory, gateway).await,
+        Some(addr) => serve_http(addr, &args.allowed_hosts, factory, http).await,
     }
 }
 
 async fn serve_http<S, F>(
     addr: SocketAddr,
+    allowed_hosts: &[String],
     factory: F,
-    gateway: Option<Arc<dyn Gateway>>,
+    http: HttpSetup,
 ) -> Result<(), String>
 where
     S: ServerHandler + Send + 'static,
@@ -112,10 +125,16 @@ where
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     };
+    let HttpSetup {
+        gateway,
+        session_store,
+    } = http;
     let mut config = StreamableHttpServerConfig::default();
-    let host = addr.ip().to_string();
-    if !config.allowed_hosts.contains(&host) {
-        config.allowed_hosts.push(host);
+    config.session_store = session_store;
+    for host in std::iter::once(addr.ip().to_string()).chain(allowed_hosts.iter().cloned()) {
+        if !config.allowed_hosts.contains(&host) {
+            config.allowed_hosts.push(host);
+        }
     }
     let service = StreamableHttpService::new(
         move || Ok(factory()),

@@ -1,7 +1,7 @@
 //! `mcp-coordinator --config PATH`: the suite behind one MCP endpoint (stdio by default).
 
 use clap::Parser;
-use mcp_common::serve::{CommonArgs, init_tracing, run_with_gateway};
+use mcp_common::serve::{CommonArgs, HttpSetup, init_tracing, run_with};
 use mcp_coordinator::cache::{RedisCache, Results};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
@@ -10,8 +10,9 @@ use mcp_coordinator::findings::Store;
 use mcp_coordinator::gateway::{Gateway, Settings};
 use mcp_coordinator::hosts::Hosts;
 use mcp_coordinator::outbox::Shipper;
-use mcp_coordinator::shared::SharedRedis;
+use mcp_coordinator::shared::{RedisSessions, SharedRedis};
 use mcp_coordinator::tools::Coordinator;
+use rmcp::transport::streamable_http_server::session::SessionStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,9 +40,10 @@ struct Cli {
     /// Dgraph ACL password (default: $DGRAPH_PASSWORD, which keeps it out of `ps`).
     #[arg(long, value_name = "PASSWORD")]
     findings_password: Option<String>,
-    /// Keep deterministic results (static analysis, saves) and the gateway's rate-limit
-    /// buckets in this Redis instead of in process, so that they outlive the coordinator and
-    /// every coordinator using it shares them: redis://HOST:PORT/DB.
+    /// Keep deterministic results (static analysis, saves), the gateway's rate-limit buckets
+    /// and MCP sessions over HTTP in this Redis instead of in process, so that they outlive
+    /// the coordinator and every coordinator using it shares them (several behind one
+    /// address continue each other's sessions): redis://HOST:PORT/DB.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// Gateway (with --http only): serve GET /health and GET /metrics. Implied by the other
@@ -217,10 +219,13 @@ async fn main() -> std::process::ExitCode {
         tracing::error!("{e}");
         return std::process::ExitCode::from(2);
     }
-    let http_gateway = gateway
-        .clone()
-        .map(|g| g as Arc<dyn mcp_common::serve::Gateway>);
-    match run_with_gateway(
+    let http = HttpSetup {
+        gateway: gateway
+            .clone()
+            .map(|g| g as Arc<dyn mcp_common::serve::Gateway>),
+        session_store: shared.map(|r| Arc::new(RedisSessions(r)) as Arc<dyn SessionStore>),
+    };
+    match run_with(
         &cli.common,
         move || {
             Coordinator::new(children.clone(), store.clone(), hosts.clone())
@@ -228,7 +233,7 @@ async fn main() -> std::process::ExitCode {
                 .with_cache(cache.clone())
                 .with_gateway(gateway.clone())
         },
-        http_gateway,
+        http,
     )
     .await
     {

@@ -1,8 +1,11 @@
-//! The Redis that several coordinators share (`--redis-url`): cached results and rate-limit
-//! buckets. Connected lazily with short timeouts; after a failure it is left alone for a
+//! The Redis that several coordinators share (`--redis-url`): cached results, rate-limit
+//! buckets and MCP sessions over HTTP. Connected lazily with short timeouts; after a failure it is left alone for a
 //! while, so a Redis that is down costs the callers only their fallback (a cache miss, the
 //! in-process rate limit), never a failed call.
 
+use rmcp::transport::streamable_http_server::session::{
+    SessionState, SessionStore, SessionStoreError,
+};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -70,5 +73,48 @@ impl SharedRedis {
                 None
             }
         }
+    }
+}
+
+/// How long a session's `initialize` is kept in Redis: a session idle for longer that reaches
+/// another instance is unknown there (404) and the client starts a new one.
+const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// MCP sessions over HTTP kept in Redis (rmcp's [`SessionStore`]): several coordinators
+/// behind one address (nginx round robin) continue each other's sessions.
+pub struct RedisSessions(pub std::sync::Arc<SharedRedis>);
+
+fn session_key(id: &str) -> String {
+    format!("mcp-coordinator:session:{id}")
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisSessions {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        let cmd = redis::cmd("GET").arg(session_key(session_id)).to_owned();
+        // Redis down: the session is unknown here, and the client will start a new one.
+        let Some(Some(text)) = self.0.query::<Option<String>>("session GET", &cmd).await else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_str(&text)?))
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        let cmd = redis::cmd("SET")
+            .arg(session_key(session_id))
+            .arg(serde_json::to_string(state)?)
+            .arg("EX")
+            .arg(SESSION_TTL.as_secs())
+            .to_owned();
+        self.0
+            .query::<()>("session SET", &cmd)
+            .await
+            .ok_or_else(|| "Redis did not keep the session".into())
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        let cmd = redis::cmd("DEL").arg(session_key(session_id)).to_owned();
+        let _: Option<u64> = self.0.query("session DEL", &cmd).await;
+        Ok(())
     }
 }
