@@ -25,8 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest' 2>/dev/null; then
-  echo "setup: creating .venv with mcp==2.3.0 and pytest" >&2
+# PyJWT mints the tokens the gateway's JWT test presents (an outside implementation).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt' 2>/dev/null; then
+  echo "setup: creating .venv with mcp==2.3.0, pytest and PyJWT" >&2
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest
+  .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest 'PyJWT>=2.8,<3'
 fi

@@ -1,7 +1,8 @@
-//! The API gateway in front of the coordinator's streamable HTTP endpoint: bearer-token auth,
-//! per-client rate limits (token buckets, in process or shared in Redis), `GET /health`, `GET /metrics`
-//! (Prometheus text) and an audit log of tool calls. Every part is off unless configured;
-//! without any gateway flag the HTTP endpoint is exactly rmcp's.
+//! The API gateway in front of the coordinator's streamable HTTP endpoint: bearer auth (a
+//! tokens file, HS256 JWTs, or both), per-client rate limits (token buckets, in process or
+//! shared in Redis), `GET /health`, `GET /metrics` (Prometheus text) and an audit log of tool
+//! calls. Every part is off unless configured; without any gateway flag the HTTP endpoint is
+//! exactly rmcp's.
 //!
 //! The client's name (from its token, or the peer's IP when auth is off) is put into the
 //! HTTP request's extensions as [`ClientId`]; rmcp passes the request's `Parts` on to the
@@ -9,6 +10,7 @@
 //! [`Gateway::record_call`].
 
 use crate::child::{Child, State};
+use crate::jwt::Verifier;
 use crate::shared::SharedRedis;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -56,6 +58,10 @@ impl Outcome {
 pub struct Settings {
     /// The tokens file (`--auth-tokens`).
     pub auth_tokens: Option<PathBuf>,
+    /// The HS256 secret of accepted JWTs (`--jwt-secret`), and the claims they must carry.
+    pub jwt_secret: Option<PathBuf>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     /// Requests per second per client (`--rate-limit`).
     pub rate_limit: Option<f64>,
     /// Bucket size (`--rate-burst`, default: the rate rounded up).
@@ -245,6 +251,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub struct Gateway {
     tokens: Option<Vec<Token>>,
+    jwt: Option<Verifier>,
     limiter: Option<Limiter>,
     audit: Option<(PathBuf, Mutex<std::fs::File>)>,
     metrics: Mutex<Metrics>,
@@ -264,6 +271,27 @@ impl Gateway {
             .as_deref()
             .map(load_tokens)
             .transpose()?;
+        let jwt = match (
+            &settings.jwt_secret,
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+        ) {
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err("--jwt-issuer and --jwt-audience need --jwt-secret FILE".into());
+            }
+            (Some(path), iss, aud) => {
+                let mut secret = std::fs::read(path)
+                    .map_err(|e| format!("--jwt-secret {}: cannot read it: {e}", path.display()))?;
+                while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    secret.pop();
+                }
+                Some(
+                    Verifier::new(secret, iss.clone(), aud.clone())
+                        .map_err(|e| format!("--jwt-secret {}: {e}", path.display()))?,
+                )
+            }
+        };
         let limiter = match (settings.rate_limit, settings.rate_burst) {
             (None, Some(_)) => {
                 return Err("--rate-burst needs --rate-limit N (requests per second)".into());
@@ -309,6 +337,7 @@ impl Gateway {
         };
         Ok(Self {
             tokens,
+            jwt,
             limiter,
             audit,
             metrics: Mutex::default(),
@@ -378,15 +407,15 @@ impl Gateway {
         request: &HttpRequest,
         peer: SocketAddr,
     ) -> Result<String, Box<HttpResponse>> {
-        let Some(tokens) = &self.tokens else {
+        if self.tokens.is_none() && self.jwt.is_none() {
             return Ok(peer.ip().to_string());
-        };
+        }
         let unauthorized = |error: &str, message: &str| {
             let mut r = json_response(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": error, "message": message}),
             );
-            let challenge = if error == "invalid_token" {
+            let challenge = if error == "invalid_token" || error == "token_expired" {
                 "Bearer realm=\"mcp-coordinator\", error=\"invalid_token\""
             } else {
                 "Bearer realm=\"mcp-coordinator\""
@@ -413,6 +442,22 @@ impl Gateway {
             return Err(unauthorized(
                 "missing_token",
                 "the Authorization header has no bearer token: send `Authorization: Bearer <token>`",
+            ));
+        };
+        if let Some(jwt) = &self.jwt
+            && Verifier::looks_like_jwt(presented)
+        {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            return jwt
+                .verify(presented, now)
+                .map_err(|r| unauthorized(r.error, &r.message));
+        }
+        let Some(tokens) = &self.tokens else {
+            return Err(unauthorized(
+                "invalid_token",
+                "the bearer token is not a JWT (header.claims.signature), the only kind accepted",
             ));
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

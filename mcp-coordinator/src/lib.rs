@@ -17,6 +17,7 @@ pub mod dgraph;
 pub mod findings;
 pub mod gateway;
 pub mod hosts;
+pub mod jwt;
 pub mod outbox;
 pub mod resources;
 pub mod shared;

@@ -55,6 +55,17 @@ struct Cli {
     /// (the token's SHA-256 in hex).
     #[arg(long, value_name = "FILE")]
     auth_tokens: Option<PathBuf>,
+    /// Gateway: accept bearer JWTs signed with HS256 by the secret in FILE (32 bytes or
+    /// more; a trailing newline is ignored). The client is the token's `sub`; `exp` is
+    /// required. Works alone or beside --auth-tokens.
+    #[arg(long, value_name = "FILE")]
+    jwt_secret: Option<PathBuf>,
+    /// Gateway: with --jwt-secret, accept only tokens whose `iss` is this.
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Gateway: with --jwt-secret, accept only tokens whose `aud` names this.
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
     /// Gateway: at most N requests per second per client (a token bucket, in Redis with
     /// --redis-url, else in process); over it, 429 with Retry-After.
     #[arg(long, value_name = "N")]
@@ -73,6 +84,9 @@ struct Cli {
 fn gateway_settings(cli: &Cli) -> Result<Option<Settings>, String> {
     let settings = Settings {
         auth_tokens: cli.auth_tokens.clone(),
+        jwt_secret: cli.jwt_secret.clone(),
+        jwt_issuer: cli.jwt_issuer.clone(),
+        jwt_audience: cli.jwt_audience.clone(),
         rate_limit: cli.rate_limit,
         rate_burst: cli.rate_burst,
         audit_log: cli.audit_log.clone(),
@@ -80,6 +94,9 @@ fn gateway_settings(cli: &Cli) -> Result<Option<Settings>, String> {
     let given = [
         ("--gateway", cli.gateway),
         ("--auth-tokens", settings.auth_tokens.is_some()),
+        ("--jwt-secret", settings.jwt_secret.is_some()),
+        ("--jwt-issuer", settings.jwt_issuer.is_some()),
+        ("--jwt-audience", settings.jwt_audience.is_some()),
         ("--rate-limit", settings.rate_limit.is_some()),
         ("--rate-burst", settings.rate_burst.is_some()),
         ("--audit-log", settings.audit_log.is_some()),

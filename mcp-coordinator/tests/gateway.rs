@@ -453,6 +453,13 @@ fn bad_gateway_flags_are_refused_at_start() -> TestResult {
     assert!(e.contains("--rate-limit"), "{e}");
     let e = refused(&dir, &cfg, &["--http", &http, "--rate-burst", "3"])?;
     assert!(e.contains("--rate-burst needs --rate-limit"), "{e}");
+    let e = refused(&dir, &cfg, &["--http", &http, "--jwt-audience", "mcp"])?;
+    assert!(e.contains("need --jwt-secret"), "{e}");
+    let short = dir.join("short.secret");
+    std::fs::write(&short, "too short\n")?;
+    let short = short.display().to_string();
+    let e = refused(&dir, &cfg, &["--http", &http, "--jwt-secret", &short])?;
+    assert!(e.contains("--jwt-secret") && e.contains("32 bytes"), "{e}");
     let e = refused(
         &dir,
         &cfg,

@@ -1,0 +1,213 @@
+//! JSON Web Tokens (RFC 7519) signed with HS256, for the gateway (`--jwt-secret`): an
+//! identity provider or a script mints short-lived tokens with a shared secret, and the
+//! coordinator checks them without a tokens file. Only HS256 is accepted: a token naming
+//! any other `alg` (`none` above all) is refused before its signature is looked at.
+//!
+//! The client's name is the `sub` claim. `exp` is required; `nbf`, and `iss`/`aud` when
+//! configured, are checked; 30 s of clock skew are allowed.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+use serde_json::Value;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+const LEEWAY_S: i64 = 30;
+
+/// What makes a token acceptable.
+pub struct Verifier {
+    secret: Vec<u8>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// Why a token was refused: the `error` of the 401 answer and a message for people.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub error: &'static str,
+    pub message: String,
+}
+
+fn invalid(message: impl Into<String>) -> Refused {
+    Refused {
+        error: "invalid_token",
+        message: message.into(),
+    }
+}
+
+impl Verifier {
+    /// `secret`: the shared HS256 key (at least 32 bytes, as RFC 7518 asks of HS256 keys).
+    pub fn new(
+        secret: Vec<u8>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err(format!(
+                "the JWT secret has {} bytes: accepted: 32 bytes or more (HS256 keys must be at \
+                 least as long as the hash)",
+                secret.len()
+            ));
+        }
+        Ok(Self {
+            secret,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Whether `token` looks like a JWT at all (three dot-separated parts), so that a
+    /// gateway with both static tokens and JWTs knows which check applies.
+    pub fn looks_like_jwt(token: &str) -> bool {
+        token.split('.').count() == 3
+    }
+
+    /// The client's name (`sub`) when `token` is valid at `now` (Unix seconds).
+    pub fn verify(&self, token: &str, now: i64) -> Result<String, Refused> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid(
+                "not a JWT: expected three base64url parts joined by dots",
+            ));
+        };
+        let header = decode_json(header, "header")?;
+        match header.get("alg").and_then(Value::as_str) {
+            Some("HS256") => {}
+            other => {
+                return Err(invalid(format!(
+                    "alg {}: accepted: HS256",
+                    other.map_or("(missing)".into(), |a| format!("{a:?}"))
+                )));
+            }
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| invalid("the signature is not base64url"))?;
+        let mut mac = HmacSha256::new_from_slice(&self.secret)
+            .map_err(|_| invalid("the JWT secret cannot key HMAC-SHA256"))?;
+        let signed_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
+        mac.update(&token.as_bytes()[..signed_len]);
+        // Constant-time comparison inside `hmac`.
+        mac.verify_slice(&signature)
+            .map_err(|_| invalid("the signature does not match (another secret, or altered)"))?;
+
+        let claims = decode_json(claims, "claims")?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| invalid("no `exp` claim: tokens must expire"))?;
+        if now > exp + LEEWAY_S {
+            return Err(Refused {
+                error: "token_expired",
+                message: format!("the token expired {} s ago", now - exp),
+            });
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
+            && now + LEEWAY_S < nbf
+        {
+            return Err(invalid(format!(
+                "the token is not valid for {} s yet",
+                nbf - now
+            )));
+        }
+        if let Some(want) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(want)
+        {
+            return Err(invalid(format!(
+                "iss {}: accepted: {want:?}",
+                claims.get("iss").unwrap_or(&Value::Null)
+            )));
+        }
+        if let Some(want) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == want,
+                Some(Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(want)),
+                _ => false,
+            };
+            if !ok {
+                return Err(invalid(format!(
+                    "aud {}: accepted: one naming {want:?}",
+                    claims.get("aud").unwrap_or(&Value::Null)
+                )));
+            }
+        }
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if !sub.trim().is_empty() => Ok(sub.to_string()),
+            _ => Err(invalid("no `sub` claim: it names the client")),
+        }
+    }
+}
+
+fn decode_json(part: &str, what: &str) -> Result<Value, Refused> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| invalid(format!("the {what} is not base64url")))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|_| invalid(format!("the {what} is not JSON")))?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(invalid(format!("the {what} is not a JSON object")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token made by PyJWT 2.15 (`jwt.encode({"sub": "agent-7", "exp": 2000000000, "iss":
+    /// "idp", "aud": ["mcp"]}, SECRET, algorithm="HS256")`), not by this module.
+    const PYJWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZ2VudC03IiwiZXhwIjoyMDAwMDAwMDAwLCJpc3MiOiJpZHAiLCJhdWQiOlsibWNwIl19.ie-DCgQJ5cqbiYDcXW5dbC92_PT4T5zQk0Zsu3Zn0pw";
+    const SECRET: &[u8] = b"a-secret-of-at-least-thirty-two-bytes!!";
+
+    fn verifier(iss: Option<&str>, aud: Option<&str>) -> Result<Verifier, String> {
+        Verifier::new(SECRET.to_vec(), iss.map(Into::into), aud.map(Into::into))
+    }
+
+    #[test]
+    fn a_pyjwt_token_is_accepted_and_names_its_subject() -> Result<(), String> {
+        let v = verifier(Some("idp"), Some("mcp"))?;
+        assert_eq!(v.verify(PYJWT, 1_900_000_000), Ok("agent-7".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn expiry_issuer_audience_and_secret_are_checked() -> Result<(), String> {
+        let v = verifier(None, None)?;
+        let e = v.verify(PYJWT, 2_000_000_031).err().map(|r| r.error);
+        assert_eq!(e, Some("token_expired"));
+        assert!(v.verify(PYJWT, 2_000_000_030).is_ok(), "within the leeway");
+        let e = verifier(Some("other"), None)?.verify(PYJWT, 0).err();
+        assert!(e.is_some_and(|r| r.message.contains("iss")));
+        let e = verifier(None, Some("api"))?.verify(PYJWT, 0).err();
+        assert!(e.is_some_and(|r| r.message.contains("aud")));
+        let other = Verifier::new(vec![b'x'; 32], None, None)?;
+        let e = other.verify(PYJWT, 0).err();
+        assert!(e.is_some_and(|r| r.message.contains("signature")));
+        Ok(())
+    }
+
+    #[test]
+    fn alg_none_and_altered_tokens_are_refused() -> Result<(), String> {
+        let v = verifier(None, None)?;
+        let [_, claims, sig] = PYJWT.split('.').collect::<Vec<_>>()[..] else {
+            return Err("three parts".into());
+        };
+        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let e = v.verify(&format!("{none}.{claims}."), 0).err();
+        assert!(e.is_some_and(|r| r.message.contains("\"none\"")));
+        let altered = URL_SAFE_NO_PAD.encode(br#"{"sub":"root","exp":2000000000}"#);
+        let header = PYJWT.split('.').next().unwrap_or_default();
+        let e = v.verify(&format!("{header}.{altered}.{sig}"), 0).err();
+        assert!(e.is_some_and(|r| r.message.contains("signature")));
+        for junk in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
+            assert!(v.verify(junk, 0).is_err(), "{junk}");
+        }
+        assert!(Verifier::new(b"short".to_vec(), None, None).is_err());
+        Ok(())
+    }
+}
