@@ -5,7 +5,8 @@
 #  - streamable HTTP: the same child directly (--http), through mcp-coordinator (HTTP in,
 #    stdio to the child) and through the Python `mcp-proxy` package from PyPI (HTTP in, stdio
 #    to the child), with mcp-proxy's added p50 latency and calls/s as ratios to ours
-#    (benches/http_bench.rs).
+#    (benches/http_bench.rs), and the coordinator behind its gateway with the rate-limit
+#    buckets in process and in a private redis-server (buckets and sessions there).
 # mcp-proxy goes into its own venv, .venv-bench, because the main .venv pins mcp==2.3.0 for
 # the tests and mcp-proxy brings the SDK version it needs.
 set -euo pipefail
@@ -19,5 +20,12 @@ fi
 proxy_version=$("$venv/bin/pip" show mcp-proxy | sed -n 's/^Version: //p')
 sdk_version=$("$venv/bin/pip" show mcp | sed -n 's/^Version: //p')
 echo "mcp-proxy $proxy_version, Python MCP SDK $sdk_version"
+if [ -z "${REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p target
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >target/redis-bench.log 2>&1 &
+  trap 'kill $! 2>/dev/null || true' EXIT
+  export REDIS_URL="redis://127.0.0.1:$port/"
+fi
 cargo bench -p mcp-coordinator --bench proxy_bench
 MCP_PROXY="$PWD/$venv/bin/mcp-proxy" cargo bench -p mcp-coordinator --bench http_bench

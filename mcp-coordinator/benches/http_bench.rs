@@ -7,6 +7,10 @@
 //! Run: `scripts/bench-proxy.sh` (installs mcp-proxy into .venv-bench and sets MCP_PROXY), or
 //! `MCP_PROXY=/path/to/mcp-proxy cargo bench -p mcp-coordinator --bench http_bench`. Without
 //! MCP_PROXY only (1) and (2) are measured.
+//!
+//! Also measured: the coordinator with its gateway on (a bearer token, a rate limit that
+//! never refuses, an audit log), its buckets in process, and with REDIS_URL set its buckets
+//! and sessions in that Redis: what each gateway check costs per call.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -59,6 +63,54 @@ async fn connect(url: String) -> Result<Client, Error> {
         ().serve(StreamableHttpClientTransport::from_uri(url))
             .await?,
     )
+}
+
+async fn connect_with_token(url: String, token: &str) -> Result<Client, Error> {
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
+            .auth_header(token);
+    Ok(
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await?,
+    )
+}
+
+/// The coordinator behind its gateway (token, never-refusing rate limit, audit log), with
+/// `extra` flags; its figures for `child__echo`.
+async fn behind_gateway(
+    cfg: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> Result<Figures, Error> {
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[clients]]\nname = \"bench\"\ntoken = \"bench-token\"\n",
+    )?;
+    let port = free_port()?;
+    let data = dir.join(format!("data-{port}"));
+    let mut args = vec![
+        "--http".into(),
+        format!("127.0.0.1:{port}"),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--auth-tokens".into(),
+        tokens.display().to_string(),
+        "--rate-limit".into(),
+        "1000000".into(),
+        "--audit-log".into(),
+        dir.join(format!("audit-{port}.jsonl"))
+            .display()
+            .to_string(),
+    ];
+    args.extend_from_slice(extra);
+    let _server = start(env!("CARGO_BIN_EXE_mcp-coordinator"), &args, port).await?;
+    let client = connect_with_token(format!("http://127.0.0.1:{port}/"), "bench-token").await?;
+    let f = measure(&client, "child__echo").await?;
+    client.cancel().await?;
+    Ok(f)
 }
 
 async fn latencies(client: &Client, tool: &str, n: usize) -> Result<Vec<Duration>, Error> {
@@ -115,7 +167,7 @@ async fn measure(client: &Client, tool: &'static str) -> Result<Figures, Error> 
 
 fn line(name: &str, f: &Figures, direct: &Figures) {
     println!(
-        "{name:<34} p50 {:>7.3} ms  p99 {:>7.3} ms  added p50 {:>7.3} ms  {:>7.0} calls/s ({CALLERS} callers)",
+        "{name:<40} p50 {:>7.3} ms  p99 {:>7.3} ms  added p50 {:>7.3} ms  {:>7.0} calls/s ({CALLERS} callers)",
         f.p50_ms,
         f.p99_ms,
         f.p50_ms - direct.p50_ms,
@@ -161,6 +213,22 @@ async fn main() -> Result<(), Error> {
     );
     line("direct (test child --http)", &d, &d);
     line("mcp-coordinator (HTTP -> stdio)", &c, &d);
+    let g = behind_gateway(&cfg, &dir, &[]).await?;
+    line("  + gateway, buckets in process", &g, &d);
+    match std::env::var("REDIS_URL") {
+        Ok(redis) => {
+            let r = behind_gateway(&cfg, &dir, &["--redis-url".into(), redis]).await?;
+            line("  + gateway, buckets, sessions in Redis", &r, &d);
+            println!(
+                "ratios: the gateway in process adds {:.2} ms p50, with Redis {:.2} ms; calls/s {:.2}x and {:.2}x of the bare coordinator",
+                g.p50_ms - c.p50_ms,
+                r.p50_ms - c.p50_ms,
+                g.calls_per_s / c.calls_per_s,
+                r.calls_per_s / c.calls_per_s
+            );
+        }
+        Err(_) => println!("gateway with Redis: not measured (set REDIS_URL)"),
+    }
 
     match std::env::var("MCP_PROXY") {
         Err(_) => println!(
