@@ -23,16 +23,10 @@ async fn published_schemas_of_the_coordinators_own_tools_are_current() -> TestRe
         assert!(t.output_schema.is_some(), "{} has no output schema", t.name);
         assert!(t.annotations.is_some(), "{} has no annotations", t.name);
     }
-    let current = serde_json::to_string_pretty(&own)? + "\n";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-coordinator.json");
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-        std::fs::write(&path, &current)?;
-    }
-    let published = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        published == current,
-        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p mcp-coordinator --test schema",
-        path.display()
-    );
+    check_published_tools(
+        &mut own,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-coordinator.json"),
+        "cargo test -p mcp-coordinator --test schema",
+    )?;
     Ok(())
 }

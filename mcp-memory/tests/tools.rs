@@ -547,18 +547,10 @@ async fn published_tool_schemas_are_current() -> TestResult {
     let client = start(&["--allow-write"]).await?;
     let mut tools = client.list_all_tools().await?;
     client.cancel().await?;
-    tools.sort_by(|a, b| a.name.cmp(&b.name));
-    let current = serde_json::to_string_pretty(&tools)? + "\n";
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-memory.json");
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-        std::fs::write(&path, &current)?;
-    }
-    let published = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        published == current,
-        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p mcp-memory --test tools",
-        path.display()
-    );
+    check_published_tools(
+        &mut tools,
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-memory.json"),
+        "cargo test -p mcp-memory --test tools",
+    )?;
     Ok(())
 }

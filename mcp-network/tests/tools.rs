@@ -204,19 +204,11 @@ async fn tools_are_listed_and_published_schemas_are_current() -> TestResult {
     for t in &tools {
         assert!(t.output_schema.is_some(), "{}", t.name);
     }
-    tools.sort_by(|a, b| a.name.cmp(&b.name));
-    let current = serde_json::to_string_pretty(&tools)? + "\n";
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-network.json");
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-        std::fs::write(&path, &current)?;
-    }
-    let published = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        published == current,
-        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p mcp-network --test tools",
-        path.display()
-    );
+    check_published_tools(
+        &mut tools,
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-network.json"),
+        "cargo test -p mcp-network --test tools",
+    )?;
     Ok(())
 }
 

@@ -382,19 +382,10 @@ async fn published_tool_schemas_are_current() -> TestResult {
     let client = start(&[fixture_dir()]).await?;
     let mut tools = client.list_all_tools().await?;
     client.cancel().await?;
-    tools.sort_by(|a, b| a.name.cmp(&b.name));
-    let current = serde_json::to_string_pretty(&tools)? + "\n";
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-static.json");
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
-        std::fs::write(&path, &current)?;
-    }
-    let published = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        published == current,
-        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p mcp-static --test tools",
-        path.display()
-    );
+    check_published_tools(
+        &mut tools,
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-static.json"),
+        "cargo test -p mcp-static --test tools",
+    )?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! otherwise. `schemas/tools/sandbox-runner.json` is checked to be current
 //! (`UPDATE_SCHEMAS=1 cargo test -p sandbox-runner --test mcp` rewrites it).
 
-use mcp_testkit::{Client, TestResult, err, ok, start_bin};
+use mcp_testkit::{Client, TestResult, check_published_tools, err, ok, start_bin};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -58,17 +58,12 @@ async fn tools_annotations_and_published_schemas() -> TestResult {
             t.name
         );
     }
-    let current = serde_json::to_string_pretty(&tools)? + "\n";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/sandbox-runner.json");
-    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
-        std::fs::write(&path, &current)?;
-    }
-    let published = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        published == current,
-        "{} is stale: run UPDATE_SCHEMAS=1 cargo test -p sandbox-runner --test mcp",
-        path.display()
-    );
+    check_published_tools(
+        &mut tools,
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas/tools/sandbox-runner.json"),
+        "cargo test -p sandbox-runner --test mcp",
+    )?;
 
     // Without --allow-launch only the read-only tools exist.
     let client = start(&["--default"]).await?;

@@ -273,3 +273,28 @@ impl Drop for TestDir {
         }
     }
 }
+
+/// Checks that `file` (a `schemas/tools/*.json`) holds `tools`, sorted by name, exactly as
+/// `tools/list` returned them; with `UPDATE_SCHEMAS` set it is written first. `rerun` is the
+/// test command that regenerates it, for the failure message.
+pub fn check_published_tools(
+    tools: &mut [rmcp::model::Tool],
+    file: &std::path::Path,
+    rerun: &str,
+) -> TestResult {
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let current = serde_json::to_string_pretty(&tools)? + "\n";
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(file, &current)?;
+    }
+    let published = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(
+        published == current,
+        "{} is stale: run UPDATE_SCHEMAS=1 {rerun}",
+        file.display()
+    );
+    Ok(())
+}
