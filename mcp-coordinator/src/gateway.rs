@@ -252,6 +252,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Gateway {
     tokens: Option<Vec<Token>>,
     jwt: Option<Verifier>,
+    /// The shared Redis, for /health.
+    redis: Option<Arc<SharedRedis>>,
     limiter: Option<Limiter>,
     audit: Option<(PathBuf, Mutex<std::fs::File>)>,
     metrics: Mutex<Metrics>,
@@ -259,12 +261,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Checks the settings and opens what they name; errors name the flag. With `shared`
-    /// (`--redis-url`) the rate-limit buckets live in that Redis.
+    /// Checks the settings and opens what they name; errors name the flag. With `redis`
+    /// (`--redis-url`) the rate-limit buckets live in that Redis, and /health reports it.
     pub fn new(
         settings: &Settings,
         children: Arc<Vec<Arc<Child>>>,
-        shared: Option<Arc<SharedRedis>>,
+        redis: Option<Arc<SharedRedis>>,
     ) -> Result<Self, String> {
         let tokens = settings
             .auth_tokens
@@ -315,7 +317,7 @@ impl Gateway {
                     rate,
                     burst,
                     buckets: Mutex::default(),
-                    shared,
+                    shared: redis.clone(),
                 })
             }
         };
@@ -338,6 +340,7 @@ impl Gateway {
         Ok(Self {
             tokens,
             jwt,
+            redis,
             limiter,
             audit,
             metrics: Mutex::default(),
@@ -476,7 +479,10 @@ impl Gateway {
         })
     }
 
-    fn health(&self) -> HttpResponse {
+    /// 503 when a child is not running (this instance cannot serve every tool); a shared
+    /// Redis that does not answer is reported and makes the status "degraded", still 200:
+    /// every instance then falls back alike (misses, in-process limits).
+    async fn health(&self) -> HttpResponse {
         let servers: Vec<Value> = self
             .children
             .iter()
@@ -494,12 +500,19 @@ impl Gateway {
             .children
             .iter()
             .all(|c| c.status().state == State::Running);
-        let (status, code) = if all_up {
-            ("ok", StatusCode::OK)
+        let mut body = json!({"servers": servers});
+        let mut redis_up = true;
+        if let Some(redis) = &self.redis {
+            redis_up = redis.ping().await.is_ok();
+            body["redis"] = if redis_up { "ok" } else { "unreachable" }.into();
+        }
+        let code = if all_up {
+            StatusCode::OK
         } else {
-            ("degraded", StatusCode::SERVICE_UNAVAILABLE)
+            StatusCode::SERVICE_UNAVAILABLE
         };
-        json_response(code, &json!({"status": status, "servers": servers}))
+        body["status"] = if all_up && redis_up { "ok" } else { "degraded" }.into();
+        json_response(code, &body)
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -618,7 +631,7 @@ impl mcp_common::serve::Gateway for Gateway {
             let path = request.uri().path().to_string();
             let get = request.method() == Method::GET;
             if get && path == "/health" {
-                let r = self.health();
+                let r = self.health().await;
                 self.count(&peer.ip().to_string(), r.status());
                 return r;
             }

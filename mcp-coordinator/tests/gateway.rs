@@ -606,5 +606,21 @@ async fn rate_limits_are_shared_through_redis() -> TestResult {
     let (_c, base_c) = coordinator(&dir.join("c"), &cfg, &alone).await?;
     let statuses = metrics_round(&[&base_c], "shared-secret", 4).await?;
     assert_eq!(statuses, [200, 200, 200, 429]);
+    // /health says so (still 200: the fallbacks serve), and says Redis is fine where it is.
+    let (status, _, body) = get(&base_c, "/health", None).await?;
+    let health: Value = serde_json::from_str(&body)?;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(
+        (&health["status"], &health["redis"]),
+        (&json!("degraded"), &json!("unreachable")),
+        "{health}"
+    );
+    let (_, _, body) = get(&base_a, "/health", None).await?;
+    let health: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        (&health["status"], &health["redis"]),
+        (&json!("ok"), &json!("ok")),
+        "{health}"
+    );
     Ok(())
 }
