@@ -173,3 +173,76 @@ async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
     )
     .await
 }
+
+/// The host pid of the process whose argv[0] is `program` and whose arguments include `arg`.
+fn find_process(program: &str, arg: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let argv: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        (argv.first() == Some(&program.as_bytes()) && argv.contains(&arg.as_bytes())).then_some(pid)
+    })
+}
+
+/// Hardening: a server that parses untrusted files (mcp-static) run as a child inside a
+/// strict sandbox (`sandbox-runner run` passes stdio through). Its tools answer through the
+/// coordinator as usual, while the server has no capabilities, no_new_privs, a seccomp filter
+/// and a pid namespace of its own, and goes when the coordinator goes.
+#[tokio::test]
+async fn a_child_server_runs_inside_a_sandbox() -> TestResult {
+    if !root_with_cgroups() {
+        eprintln!("skipped: the sandbox needs root and cgroups");
+        return Ok(());
+    }
+    let game_dir = game_dir();
+    let root = game_dir.display().to_string();
+    let static_bin = sibling("mcp-static")?.display().to_string();
+    let dir = tmp("coord-sandboxed-child")?;
+    let config = server_with_args(
+        "static",
+        sibling("sandbox-runner")?.display(),
+        &[
+            "run",
+            "--profile",
+            "strict",
+            "--net",
+            "none",
+            "--ro",
+            &root,
+            "--",
+            &static_bin,
+            "--root",
+            &root,
+        ],
+    );
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let client = coordinator(&cfg, &[]).await?;
+    let dll = game_dir.join("D2Client.dll");
+    let info = ok(&client, "static__binary_info", json!({"path": dll})).await;
+    let expected = mcp_common::bytes::to_hex(&<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(&dll)?,
+    ));
+    assert_eq!(info["sha256"], expected.as_str(), "{info}");
+
+    let pid = find_process(&static_bin, &root).ok_or("mcp-static is not running")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert_eq!(field("NSpid:").split_whitespace().count(), 2, "{status}");
+
+    client.cancel().await?;
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "the sandboxed server outlived the coordinator");
+    Ok(())
+}
