@@ -112,6 +112,18 @@ where
     }
 }
 
+/// How long a client may take to send a request's headers: a connection that trickles them
+/// (slowloris) is closed instead of held open forever.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// HTTP/1.1 connections as every server serves them.
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    b
+}
+
 async fn serve_http<S, F>(
     addr: SocketAddr,
     allowed_hosts: &[String],
@@ -157,10 +169,7 @@ where
         let Some(gateway) = gateway.clone() else {
             let svc = hyper_util::service::TowerToHyperService::new(service.clone());
             tokio::spawn(async move {
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await
-                {
+                if let Err(e) = http1().serve_connection(io, svc).await {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
                 }
             });
@@ -176,10 +185,7 @@ where
             async move { Ok::<_, Infallible>(answer.await) }
         });
         tokio::spawn(async move {
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await
-            {
+            if let Err(e) = http1().serve_connection(io, svc).await {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
         });

@@ -423,6 +423,43 @@ async fn plain_http_is_unchanged() -> TestResult {
     Ok(())
 }
 
+/// A client that sends half a request's headers and then nothing (slowloris) is cut off
+/// after the header timeout (10 s), with or without the gateway, while a whole request on
+/// another connection is still answered.
+#[tokio::test]
+async fn trickled_headers_are_cut_off() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tmp("gw-slow")?;
+    let cfg = config(&dir, false)?;
+    for extra in [&[][..], &["--gateway"][..]] {
+        let (_coord, base) = coordinator(&dir, &cfg, extra).await?;
+        let addr = base.trim_start_matches("http://");
+        let mut slow = tokio::net::TcpStream::connect(addr).await?;
+        slow.write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await?;
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf)).await;
+        let n = read.map_err(|_| format!("{extra:?}: still open after 20 s"))??;
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            n == 0 || answer.starts_with("HTTP/1.1 408"),
+            "{extra:?}: {answer}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(8),
+            "{extra:?}: cut off early"
+        );
+        let client = connect(&base, None).await?;
+        assert_eq!(
+            ok(&client, "child__echo", json!({"text": "x"})).await["text"],
+            "x"
+        );
+        client.cancel().await?;
+    }
+    Ok(())
+}
+
 /// Runs the coordinator expecting it to refuse to start; its stderr.
 fn refused(dir: &Path, cfg: &Path, extra: &[&str]) -> Result<String, Error> {
     let out = std::process::Command::new(COORDINATOR)
