@@ -7,7 +7,9 @@ The game runs in a sandbox that sandbox-runner starts; mcp-d2 and mcp-memory rea
 outside by the host pid the sandbox reports; mcp-static looks at the game's D2Client.dll; the
 coordinator records every result as a finding, and the session links them into one graph.
 
-  # the coordinator over stdio, started by this script
+  # the coordinator over stdio, started by this script with the suite's binaries in BIN_DIR
+  agent_session.py --game-dir DIR --bin-dir BIN_DIR [--data-dir D]
+  # the same with a config of your own
   agent_session.py --game-dir DIR --config coordinator.toml [--coordinator BIN] [--data-dir D]
   # a coordinator already serving HTTP (e.g. behind its gateway)
   agent_session.py --game-dir DIR --url http://127.0.0.1:8931/ [--token TOKEN]
@@ -46,6 +48,30 @@ class Session:
         r = await self.client.call_tool(tool, arguments)
         text = " ".join(c.text for c in r.content if getattr(c, "text", None))
         return (not r.is_error), (r.structured_content or {}), text
+
+
+def demo_config(bin_dir, game_dir):
+    """The coordinator config the session needs: the suite's servers from `bin_dir`, with
+    `game_dir` readable by mcp-static and by the sandbox."""
+    b = os.path.abspath(bin_dir)
+    return f"""[[servers]]
+name = "sandbox"
+command = "{b}/sandbox-runner"
+args = ["mcp", "--allow-launch", "--root", "{game_dir}"]
+
+[[servers]]
+name = "d2"
+command = "{b}/mcp-d2"
+
+[[servers]]
+name = "memory"
+command = "{b}/mcp-memory"
+
+[[servers]]
+name = "static"
+command = "{b}/mcp-static"
+args = ["--root", "{game_dir}"]
+"""
 
 
 async def wait_for(seconds, attempt):
@@ -149,15 +175,23 @@ async def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--game-dir", required=True, help="directory holding the game")
     p.add_argument("--wine", action="store_true", help="run d2game.exe under wine64")
+    p.add_argument("--bin-dir", help="the suite's binaries; the script writes the config")
     p.add_argument("--config", help="coordinator config; the script starts the coordinator")
     p.add_argument("--coordinator", default="mcp-coordinator", help="its binary")
     p.add_argument("--data-dir", help="the coordinator's data directory")
     p.add_argument("--url", help="a coordinator serving streamable HTTP")
     p.add_argument("--token", help="bearer token for the coordinator's gateway")
     a = p.parse_args()
-    if bool(a.config) == bool(a.url):
-        p.error("give either --config (stdio) or --url (HTTP)")
+    if [bool(a.bin_dir), bool(a.config), bool(a.url)].count(True) != 1:
+        p.error("give one of --bin-dir or --config (stdio) and --url (HTTP)")
     game_dir = os.path.abspath(a.game_dir)
+    if a.bin_dir:
+        data_dir = a.data_dir or os.path.abspath("agent-session-data")
+        os.makedirs(data_dir, exist_ok=True)
+        a.config = os.path.join(data_dir, "coordinator.toml")
+        with open(a.config, "w") as f:
+            f.write(demo_config(a.bin_dir, game_dir))
+        a.coordinator, a.data_dir = os.path.join(a.bin_dir, "mcp-coordinator"), data_dir
     if a.url:
         headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
         async with httpx2.AsyncClient(headers=headers, timeout=120) as http:

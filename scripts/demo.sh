@@ -17,24 +17,5 @@ demo="$here/target/demo"
 game="$demo/d2game"
 rm -rf "$demo" && mkdir -p "$demo"
 bash "$here/tests/fixtures/d2game/build.sh" "$game" >&2
-cat >"$demo/coordinator.toml" <<TOML
-[[servers]]
-name = "sandbox"
-command = "$bin/sandbox-runner"
-args = ["mcp", "--allow-launch", "--root", "$game"]
-
-[[servers]]
-name = "d2"
-command = "$bin/mcp-d2"
-
-[[servers]]
-name = "memory"
-command = "$bin/mcp-memory"
-
-[[servers]]
-name = "static"
-command = "$bin/mcp-static"
-args = ["--root", "$game"]
-TOML
 exec "$here/.venv/bin/python" "$here/examples/agent_session.py" --game-dir "$game" \
-  --config "$demo/coordinator.toml" --coordinator "$bin/mcp-coordinator" --data-dir "$demo/data" "$@"
+  --bin-dir "$bin" --data-dir "$demo/data" "$@"

@@ -43,7 +43,7 @@ bash tests/fixtures/memfix/build.sh "$fixtures/memfix"
 bash tests/fixtures/d2game/build.sh "$fixtures/d2game"
 MCP_STATIC="$PWD/target/debug/mcp-static" FIXTURE_DIR="$PWD/$fixtures" \
 MCP_MEMORY="$PWD/target/debug/mcp-memory" MEMFIX="$PWD/$fixtures/memfix/memfix" \
-MCP_D2="$PWD/target/debug/mcp-d2" D2GAME_DIR="$PWD/$fixtures/d2game" \
+D2GAME_DIR="$PWD/$fixtures/d2game" \
 MCP_COORDINATOR="$PWD/target/debug/mcp-coordinator" MCP_TEST_CHILD="$PWD/target/debug/mcp-test-child" \
 SANDBOX_RUNNER="$PWD/target/debug/sandbox-runner" INSPECTOR="$PWD/$inspector" \
   .venv/bin/python -m pytest -q tests/python

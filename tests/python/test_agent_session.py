@@ -4,9 +4,10 @@ DLL inspected by mcp-static, every result a finding, linked into one graph, then
 stopped. Once with the coordinator over stdio, once over HTTP behind its gateway (bearer
 token, rate limit, audit log): the seed's request flow.
 
-Needs root and cgroups (the sandbox), and the binaries and fixture directory scripts/test.sh
-exports (MCP_COORDINATOR, MCP_D2, MCP_MEMORY, MCP_STATIC, SANDBOX_RUNNER, D2GAME_DIR)."""
+Needs root and cgroups (the sandbox), MCP_COORDINATOR (the suite's other binaries beside it)
+and D2GAME_DIR (the fixture game); scripts/test.sh exports both."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -19,8 +20,10 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "..", "examples", "agent_session.py")
-NEEDED = ["MCP_COORDINATOR", "MCP_D2", "MCP_MEMORY", "MCP_STATIC", "SANDBOX_RUNNER", "D2GAME_DIR"]
+NEEDED = ["MCP_COORDINATOR", "D2GAME_DIR"]
 ENV = {k: os.environ.get(k, "") for k in NEEDED}
+# The suite's binaries sit side by side (target/debug).
+BIN_DIR = os.path.dirname(ENV["MCP_COORDINATOR"])
 
 
 def sandbox_possible():
@@ -44,28 +47,13 @@ pytestmark = [
 
 
 def config(tmp):
-    game = ENV["D2GAME_DIR"]
+    """The demo's own config (examples/agent_session.py writes it for --bin-dir)."""
+    spec = importlib.util.spec_from_file_location("agent_session", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     path = os.path.join(tmp, "coordinator.toml")
     with open(path, "w") as f:
-        f.write(f"""
-[[servers]]
-name = "sandbox"
-command = "{ENV['SANDBOX_RUNNER']}"
-args = ["mcp", "--allow-launch", "--root", "{game}"]
-
-[[servers]]
-name = "d2"
-command = "{ENV['MCP_D2']}"
-
-[[servers]]
-name = "memory"
-command = "{ENV['MCP_MEMORY']}"
-
-[[servers]]
-name = "static"
-command = "{ENV['MCP_STATIC']}"
-args = ["--root", "{game}"]
-""")
+        f.write(module.demo_config(BIN_DIR, ENV["D2GAME_DIR"]))
     return path
 
 
@@ -98,8 +86,7 @@ def check(out, steps):
 
 def test_agent_session_over_stdio():
     with tempfile.TemporaryDirectory() as tmp:
-        out, steps = run_session(["--config", config(tmp), "--coordinator", ENV["MCP_COORDINATOR"],
-                                  "--data-dir", os.path.join(tmp, "data")])
+        out, steps = run_session(["--bin-dir", BIN_DIR, "--data-dir", os.path.join(tmp, "data")])
         check(out, steps)
 
 
