@@ -139,23 +139,27 @@ fn mistyped_argument(
             Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
             _ => continue,
         };
-        let shown = {
-            let mut t = value.to_string();
-            if t.len() > 80 {
-                t.truncate(80);
-                t.push_str("...");
+        // The value as shown (80 characters at most) and the types accepted, for the message.
+        let shown = || {
+            let t = value.to_string();
+            match t.char_indices().nth(80) {
+                Some((cut, _)) => format!("{}...", &t[..cut]),
+                None => t,
             }
-            t
         };
-        let wanted = declared
-            .iter()
-            .filter(|t| **t != "null")
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let wanted = || {
+            declared
+                .iter()
+                .filter(|t| **t != "null")
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
         if !json_types(value).iter().any(|t| declared.contains(t)) {
             return Some(format!(
-                "invalid argument `{key}`: {shown} (accepted: {wanted})"
+                "invalid argument `{key}`: {} (accepted: {})",
+                shown(),
+                wanted()
             ));
         }
         let below_min = prop
@@ -165,7 +169,9 @@ fn mistyped_argument(
             .is_some_and(|(min, v)| v < min);
         if below_min {
             return Some(format!(
-                "invalid argument `{key}`: {shown} (accepted: {wanted} >= {})",
+                "invalid argument `{key}`: {} (accepted: {} >= {})",
+                shown(),
+                wanted(),
                 prop.get("minimum")
                     .map(|m| m.to_string())
                     .unwrap_or_default()
@@ -201,5 +207,14 @@ mod tests {
             mistyped_argument(&schema, args(json!({"pid": 3, "name": null})).as_ref()),
             None
         );
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary() {
+        let schema = json!({"type": "object", "properties": {"pid": {"type": "integer"}}});
+        let schema = schema.as_object().cloned().unwrap_or_default();
+        let args = json!({"pid": "é".repeat(100)}).as_object().cloned();
+        let m = mistyped_argument(&schema, args.as_ref()).unwrap_or_default();
+        assert!(m.contains(&format!("\"{}...", "é".repeat(79))), "{m}");
     }
 }

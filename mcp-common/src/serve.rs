@@ -168,11 +168,7 @@ where
         let io = hyper_util::rt::TokioIo::new(stream);
         let Some(gateway) = gateway.clone() else {
             let svc = hyper_util::service::TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                if let Err(e) = http1().serve_connection(io, svc).await {
-                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-                }
-            });
+            spawn_connection(peer, http1().serve_connection(io, svc));
             continue;
         };
         let service = service.clone();
@@ -184,10 +180,18 @@ where
             let answer = gateway.clone().handle(peer, request, next);
             async move { Ok::<_, Infallible>(answer.await) }
         });
-        tokio::spawn(async move {
-            if let Err(e) = http1().serve_connection(io, svc).await {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-            }
-        });
+        spawn_connection(peer, http1().serve_connection(io, svc));
     }
+}
+
+/// Serves one HTTP connection in its own task; how it ended is logged at debug level.
+fn spawn_connection<E: std::fmt::Display>(
+    peer: SocketAddr,
+    connection: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+        }
+    });
 }

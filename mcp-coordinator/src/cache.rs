@@ -104,13 +104,6 @@ impl Default for Results {
 }
 
 impl Results {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::InProcess(_) => "in_process",
-            Self::Redis(_) => "redis",
-        }
-    }
-
     pub async fn get(&self, key: &str) -> Option<CallToolResult> {
         match self {
             Self::InProcess(c) => c.get(key),

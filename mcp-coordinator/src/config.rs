@@ -43,13 +43,24 @@ impl Kind {
         }
     }
 
-    /// Whether a result of `tool` describes live state (a process, the network).
-    pub fn live(self, tool: &str) -> bool {
+    /// The tools whose results describe live state (a process, the network); `*`: all.
+    fn live_tools(self) -> &'static [&'static str] {
         match self {
-            Self::Memory | Self::Network => true,
-            Self::D2 => D2_LIVE.contains(&tool),
-            Self::Static | Self::Other => false,
+            Self::Memory | Self::Network => &["*"],
+            Self::D2 => D2_LIVE,
+            Self::Static | Self::Other => &[],
         }
+    }
+
+    /// Whether a result of `tool` describes live state.
+    pub fn live(self, tool: &str) -> bool {
+        self.live_tools().iter().any(|t| *t == "*" || *t == tool)
+    }
+
+    /// Whether results are about a file's content (static analysis, saves): the file's hash
+    /// is then their target.
+    pub fn about_files(self) -> bool {
+        matches!(self, Self::Static | Self::D2)
     }
 
     /// What is cached when the configuration says nothing: every static-analysis tool for
@@ -317,12 +328,8 @@ impl Config {
                 ));
             }
             if let Some(live) = c.cache_tools.iter().find_map(|g| {
-                let probe: &[&str] = match c.kind {
-                    Kind::Memory | Kind::Network => &["*"],
-                    Kind::D2 => D2_LIVE,
-                    _ => &[],
-                };
-                probe
+                c.kind
+                    .live_tools()
                     .iter()
                     .find(|t| **t == "*" || glob(g, t))
                     .map(|t| (g, *t))

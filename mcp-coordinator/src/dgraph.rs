@@ -360,7 +360,7 @@ impl Dgraph {
     /// findings by id (created bare if they have not arrived yet; their own upsert fills
     /// them in later), so links never depend on the order they arrive in.
     pub fn link_upsert(l: &Link, time: f64) -> Value {
-        let key = json!([l.from, l.relation, l.to]).to_string();
+        let key = crate::findings::link_key(&l.from, &l.relation, &l.to);
         json!({
             "query": format!(
                 "{{ f as var(func: eq(finding.id, {})) t as var(func: eq(finding.id, {})) l as var(func: eq(link.key, {})) }}",

@@ -120,10 +120,25 @@ pub struct Store {
     pub path: String,
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The key of a link, `["from","relation","to"]`: how the outbox carries it and how the
+/// remote graph keys its node, so that a link shipped twice is still one link.
+pub fn link_key(from: &str, relation: &str, to: &str) -> String {
+    serde_json::json!([from, relation, to]).to_string()
+}
+
+/// Runs store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("findings store task failed: {e}"))?
 }
 
 fn sql(e: rusqlite::Error) -> String {
@@ -231,7 +246,7 @@ impl Store {
                     Ok((
                         r.get(0)?,
                         "link",
-                        serde_json::json!([from, relation, to]).to_string(),
+                        link_key(&from, &relation, &to),
                     ))
                 })
                 .map_err(sql)?
@@ -466,7 +481,7 @@ impl Store {
             )
             .map_err(sql)?;
         if added > 0 {
-            let item = serde_json::json!([from, relation, to]).to_string();
+            let item = link_key(from, relation, to);
             self.enqueue(&tx, "link", &item)?;
         }
         tx.commit().map_err(sql)?;
@@ -632,11 +647,6 @@ pub fn target_of_call(arguments: &Value, hash_files: bool) -> Option<Value> {
     (!t.is_empty()).then_some(Value::Object(t))
 }
 
-/// `target_of_call` without hashing.
-pub fn target_of(arguments: &Value) -> Option<Value> {
-    target_of_call(arguments, false)
-}
-
 /// Files larger than this are not hashed for a target (a finding is recorded without it).
 const MAX_HASHED: u64 = 4 << 30;
 
@@ -698,7 +708,7 @@ mod tests {
                 Some("static"),
                 Some("binary_info"),
                 Some(json!({"path": "/g/D2Client.dll"})),
-                target_of(&json!({"path": "/g/D2Client.dll"})),
+                target_of_call(&json!({"path": "/g/D2Client.dll"}), false),
                 Some("pe32 x86".into()),
                 Some(json!({"image_base": "0x6FAB0000"})),
             )?;
@@ -886,7 +896,10 @@ mod tests {
         assert_eq!(t["sha256"].as_str().map(str::len), Some(64));
         assert_eq!(t["binary_b"], "/nonexistent");
         assert!(t.get("sha256_b").is_none());
-        assert_eq!(target_of(&json!({"path": p})), Some(json!({"binary": p})));
+        assert_eq!(
+            target_of_call(&json!({"path": p}), false),
+            Some(json!({"binary": p}))
+        );
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }

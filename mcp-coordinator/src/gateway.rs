@@ -348,6 +348,11 @@ impl Gateway {
         })
     }
 
+    /// Whether calls are written to an audit log (only then are their arguments needed).
+    pub fn audits(&self) -> bool {
+        self.audit.is_some()
+    }
+
     /// Reports a tool call made over HTTP (metrics, audit log). Never fails.
     pub fn record_call(
         &self,
@@ -483,11 +488,11 @@ impl Gateway {
     /// Redis that does not answer is reported and makes the status "degraded", still 200:
     /// every instance then falls back alike (misses, in-process limits).
     async fn health(&self) -> HttpResponse {
-        let servers: Vec<Value> = self
-            .children
-            .iter()
-            .map(|c| {
-                let s = c.status();
+        let statuses: Vec<_> = self.children.iter().map(|c| c.status()).collect();
+        let all_up = statuses.iter().all(|s| s.state == State::Running);
+        let servers: Vec<Value> = statuses
+            .into_iter()
+            .map(|s| {
                 json!({
                     "name": s.name,
                     "state": s.state,
@@ -496,10 +501,6 @@ impl Gateway {
                 })
             })
             .collect();
-        let all_up = self
-            .children
-            .iter()
-            .all(|c| c.status().state == State::Running);
         let mut body = json!({"servers": servers});
         let mut redis_up = true;
         if let Some(redis) = &self.redis {
@@ -700,10 +701,9 @@ fn escape(v: &str) -> String {
 /// SHA-256 (hex) of the arguments as compact JSON with every object's keys sorted (serde_json's
 /// maps are ordered, as the result cache's keys rely on too); no arguments count as `{}`.
 pub fn arguments_sha256(arguments: Option<&serde_json::Map<String, Value>>) -> String {
-    let text = arguments.map_or_else(
-        || "{}".to_string(),
-        |a| Value::Object(a.clone()).to_string(),
-    );
+    let text = arguments
+        .and_then(|a| serde_json::to_string(a).ok())
+        .unwrap_or_else(|| "{}".to_string());
     to_hex(&Sha256::digest(text.as_bytes()))
 }
 

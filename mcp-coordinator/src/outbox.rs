@@ -10,11 +10,11 @@
 //! those recorded while the coordinator ran without `--findings-url`.
 
 use crate::dgraph::{Dgraph, DgraphError};
-use crate::findings::{Backfill, Item, Outgoing, Store};
+use crate::findings::{Backfill, Item, Outgoing, Store, blocking, now};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Rows read from the outbox at once.
@@ -54,20 +54,6 @@ pub struct Shipper {
     min_backoff: Duration,
     max_backoff: Duration,
     status: Mutex<RemoteStatus>,
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("findings store task failed: {e}"))?
 }
 
 impl Shipper {

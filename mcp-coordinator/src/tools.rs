@@ -76,9 +76,7 @@ impl Coordinator {
     async fn find_one(&self, id: String) -> Result<Option<(Finding, Vec<Link>)>, String> {
         let store = self.findings.clone();
         let key = id.clone();
-        let local = tokio::task::spawn_blocking(move || store.get(&key))
-            .await
-            .map_err(|e| format!("findings store task failed: {e}"))??;
+        let local = crate::findings::blocking(move || store.get(&key)).await?;
         if local.is_some() {
             return Ok(local);
         }
@@ -102,12 +100,9 @@ impl Coordinator {
         }
         let store = self.findings.clone();
         // Static analysis and saves are about a file's content: its hash is the target.
-        let hash_files = self.child(prefix).is_some_and(|c| {
-            matches!(
-                c.spec.kind,
-                crate::config::Kind::Static | crate::config::Kind::D2
-            )
-        });
+        let hash_files = self
+            .child(prefix)
+            .is_some_and(|c| c.spec.kind.about_files());
         let title = format!("{prefix}{SEPARATOR}{tool}");
         let (prefix, tool) = (prefix.to_string(), tool.to_string());
         let summary = r
@@ -895,7 +890,10 @@ impl ServerHandler for Coordinator {
             return self.call_tool_inner(request, context).await;
         };
         let tool = request.name.to_string();
-        let arguments = request.arguments.clone();
+        let arguments = gateway
+            .audits()
+            .then(|| request.arguments.clone())
+            .flatten();
         let started = std::time::Instant::now();
         let r = self.call_tool_inner(request, context).await;
         let outcome = match &r {

@@ -2,18 +2,8 @@
 //! Fields that would run past the packet's end are left out and `truncated` is set.
 
 use crate::d2_tables::{FieldSpec, FieldType};
+use mcp_common::bytes::to_hex;
 use serde_json::{Map, Value, json};
-
-/// Lower-case hex of `bytes`, no separators.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
 
 /// Text of game strings: bytes up to the first NUL; UTF-8 if valid, else Latin-1 (the game's
 /// colour codes start with byte 0xFF, "ÿc4").
@@ -59,7 +49,7 @@ pub fn decode_fields(fields: &[FieldSpec], packet: &[u8]) -> Map<String, Value> 
                 }
             }
             FieldType::Bytes(n) => match fixed(n) {
-                Some(b) => (json!(hex(b)), n),
+                Some(b) => (json!(to_hex(b)), n),
                 None => break,
             },
             FieldType::Str(n) => match fixed(n) {
@@ -75,7 +65,7 @@ pub fn decode_fields(fields: &[FieldSpec], packet: &[u8]) -> Map<String, Value> 
             }
             FieldType::Rest => {
                 let rest = packet.get(pos..).unwrap_or(&[]);
-                (json!(hex(rest)), rest.len())
+                (json!(to_hex(rest)), rest.len())
             }
             FieldType::Bits(n) => {
                 let n = n as usize;
@@ -154,7 +144,7 @@ mod tests {
         assert_eq!(f.get("message"), Some(&json!("hello")));
         let f = decode_fields(&spec.fields, &p[..6]);
         assert_eq!(f.get("truncated"), Some(&json!(true)));
-        assert_eq!(hex(&[0, 0xAB, 0x10]), "00ab10");
+        assert_eq!(to_hex(&[0, 0xAB, 0x10]), "00ab10");
         assert_eq!(text(b"\xffc4red\0junk"), "\u{ff}c4red");
         Ok(())
     }

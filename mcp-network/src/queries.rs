@@ -5,7 +5,7 @@
 
 use crate::analysis::Analysis;
 use crate::capture_file::{ReadProblem, SourceFormat, create_pcap};
-use crate::d2_fields::{decode_fields, hex};
+use crate::d2_fields::decode_fields;
 use crate::d2_session::{DirectionDecode, DirectionReport, decode_flows};
 use crate::d2_tables::tables;
 use crate::error::{NetError, Result};
@@ -13,6 +13,7 @@ use crate::flows::{AppProtocol, Direction, Flow};
 use crate::layers::{Fragment, Layer, NetLayer, describe, ip_proto_name, src_dst, summary_line};
 use crate::reassembly::{Chunk, Gap, ReassemblyStats};
 use crate::stats::D2Stats;
+use mcp_common::bytes::to_hex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -430,7 +431,7 @@ pub fn packet_detail(a: &Analysis, index: usize, max_bytes: usize) -> Result<Pac
         layers,
         payload_offset: meta.payload_offset,
         payload_length: meta.payload_len,
-        hex: hex(shown),
+        hex: to_hex(shown),
         hex_truncated: shown.len() < bytes.len(),
     })
 }
@@ -664,7 +665,7 @@ pub fn follow_stream(
         .map(|(o, bytes)| StreamPiece {
             offset: o,
             length: bytes.len() as u64,
-            hex: hex(bytes),
+            hex: to_hex(bytes),
             text: printable(bytes),
         })
         .collect();
@@ -847,7 +848,7 @@ pub fn d2_decode(a: &Analysis, q: &D2Query, offset: usize, limit: usize) -> Resu
                     .spec(t, m.id)
                     .map(|s| decode_fields(&s.fields, bytes))
                     .unwrap_or_default(),
-                hex: q.include_hex.then(|| hex(bytes)),
+                hex: q.include_hex.then(|| to_hex(bytes)),
             })
         })
         .collect();

@@ -6,6 +6,7 @@
 //! and Diablo II's DLLs export almost everything by ordinal alone.
 
 use crate::formats;
+use mcp_common::bytes::to_hex;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::OnceLock;
@@ -337,15 +338,6 @@ pub fn entropy(bytes: &[u8]) -> f64 {
             -p * p.log2()
         })
         .sum()
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// The import hash as pefile computes it: md5 of `lib.func` pairs, lower case, the library's
