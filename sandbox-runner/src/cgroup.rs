@@ -31,7 +31,7 @@ pub struct Cgroup {
 }
 
 /// Usage and events read from the cgroup.
-#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub memory_bytes: u64,
     pub memory_peak_bytes: u64,

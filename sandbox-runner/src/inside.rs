@@ -201,7 +201,8 @@ fn stage2(cfg: &Config) -> ! {
     // reap after a kill of the whole group. "0" is the writing process itself (v1 and v2).
     // On v1 each move can wait for an RCU grace period; moving into the hierarchies from
     // parallel threads lets them share it (all threads are joined before the next fork).
-    let joined: Vec<Result<(), String>> = std::thread::scope(|s| {
+    // The first error, if any (the scope joins every thread either way).
+    let joined: Result<(), String> = std::thread::scope(|s| {
         let handles: Vec<_> = cfg
             .procs_files
             .iter()
@@ -212,15 +213,12 @@ fn stage2(cfg: &Config) -> ! {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("cgroup join thread panicked".into()))
-            })
-            .collect()
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("cgroup join thread panicked".into()))
+        })
     });
-    if let Some(Err(e)) = joined.into_iter().find(Result::is_err) {
+    if let Err(e) = joined {
         fail(e);
     }
     if let Err(e) = nix::unistd::sethostname(&cfg.hostname) {

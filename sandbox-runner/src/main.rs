@@ -181,7 +181,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         timeout,
         rw: a.rw,
         ro: a.ro,
-        bind_args: true,
+        show: sandbox_runner::sandbox::absolute_paths(args),
         home: a.home,
         env,
         seccomp_log: a.seccomp_log,

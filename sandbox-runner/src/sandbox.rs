@@ -58,8 +58,9 @@ pub struct Spec {
     /// Host directories shown read-only at the same path (for those the view hides: under
     /// /home, /tmp, ...).
     pub ro: Vec<PathBuf>,
-    /// Also show, read-only, the directories of the absolute paths among `args`.
-    pub bind_args: bool,
+    /// Paths (the game's .exe, a save) whose directories are shown read-only when the view
+    /// hides them; [`Spec::new`] takes the absolute paths among `args`.
+    pub show: Vec<PathBuf>,
     /// A persistent home (kept after the sandbox ends: a WINEPREFIX takes 20-40 s to create).
     pub home: Option<PathBuf>,
     pub env: Vec<(String, String)>,
@@ -69,10 +70,19 @@ pub struct Spec {
     pub report: Option<PathBuf>,
 }
 
+/// The absolute paths among `args`.
+pub fn absolute_paths(args: &[String]) -> Vec<PathBuf> {
+    args.iter()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .collect()
+}
+
 impl Spec {
     /// `program args` under `profile`'s limits and network, output inherited, no timeout.
     pub fn new(profile: Profile, program: impl Into<String>, args: Vec<String>) -> Spec {
         Spec {
+            show: absolute_paths(&args),
             profile,
             program: program.into(),
             args,
@@ -83,7 +93,6 @@ impl Spec {
             timeout: None,
             rw: Vec::new(),
             ro: Vec::new(),
-            bind_args: true,
             home: None,
             env: Vec::new(),
             seccomp_log: false,
@@ -262,11 +271,11 @@ impl Runner {
             policy.mode = SeccompMode::Log;
         }
         // Read-only: the directories asked for, and, when the system view would not show
-        // them, the program's directory and those of the paths among its arguments (the
-        // game's .exe under /home, say).
+        // them, the program's directory and those of the paths to show (the game's .exe
+        // under /home, say).
         let mut ro: Vec<PathBuf> = spec.ro.clone();
-        let wanted = std::iter::once(program.as_path())
-            .chain(spec.args.iter().map(Path::new).filter(|_| spec.bind_args));
+        let wanted =
+            std::iter::once(program.as_path()).chain(spec.show.iter().map(PathBuf::as_path));
         for p in wanted.filter(|p| p.is_absolute() && outside_view(p)) {
             let dir = if p.is_dir() { Some(p) } else { p.parent() };
             if let Some(d) = dir.filter(|d| d.is_dir() && d != &Path::new("/"))
@@ -569,12 +578,9 @@ fn handshake(
     let mut interface = None;
     let mut program = None;
     let mut notify = None;
-    loop {
-        if let (Some(p), Some(_)) = (program, notify.as_ref()) {
-            sock.set_read_timeout(None)
-                .map_err(|e| format!("socket: {e}"))?;
-            let fd = notify.ok_or("notification fd")?;
-            return Ok((interface, fd, p));
+    let (program, notify) = loop {
+        if let (Some(p), Some(fd)) = (program, notify.take()) {
+            break (p, fd);
         }
         match chan.receive(sock)? {
             None => return Err("the sandbox ended during set-up without saying why".into()),
@@ -597,7 +603,10 @@ fn handshake(
             }
             Some(other) => return Err(format!("sandbox set-up: unexpected {other:?}")),
         }
-    }
+    };
+    sock.set_read_timeout(None)
+        .map_err(|e| format!("socket: {e}"))?;
+    Ok((interface, notify, program))
 }
 
 /// What launch made on the host, removed at the end (or on a failed launch).
@@ -846,6 +855,11 @@ impl Sandbox {
         self.shared.cgroup.kill_all(Duration::from_secs(5))?;
         self.wait(Some(Duration::from_secs(10)))
             .ok_or_else(|| format!("sandbox {}: no report 10 s after the kill", self.shared.id))
+    }
+
+    /// Where the program's output goes when it is kept in a file.
+    pub fn output_path(&self) -> Option<&str> {
+        self.shared.output.as_deref()
     }
 
     pub fn status(&self) -> Status {

@@ -84,7 +84,7 @@ pub fn check_policy(policy: &SeccompPolicy) -> Result<(), String> {
 
 /// Builds the filter: allow-list, ENOSYS list, argument rules, and user notification for
 /// everything else (the supervisor decides between EPERM, kill and log).
-pub fn build(policy: &SeccompPolicy) -> Result<ScmpFilterContext, String> {
+fn build(policy: &SeccompPolicy) -> Result<ScmpFilterContext, String> {
     let err = |what: &str, e: libseccomp::error::SeccompError| format!("seccomp {what}: {e}");
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|e| err("new filter", e))?;
     for arch in [ScmpArch::X8664, ScmpArch::X86] {
@@ -92,7 +92,6 @@ pub fn build(policy: &SeccompPolicy) -> Result<ScmpFilterContext, String> {
             ctx.add_arch(arch).map_err(|e| err("add arch", e))?;
         }
     }
-    ctx.set_ctl_nnp(true).map_err(|e| err("no_new_privs", e))?;
     for name in &policy.allow {
         let sc = ScmpSyscall::from_name(name).map_err(|e| err(name, e))?;
         ctx.add_rule(ScmpAction::Allow, sc)
@@ -147,20 +146,12 @@ pub fn compile(policy: &SeccompPolicy) -> Result<Arc<Vec<u8>>, String> {
     Ok(bpf)
 }
 
-#[repr(C)]
-struct SockFprog {
-    len: u16,
-    filter: *const u8,
-}
-
 /// Loads a compiled filter on the calling thread (no_new_privs first, as an unprivileged
 /// filter requires) and returns the user-notification fd. Used inside, just before exec.
 pub fn load(bpf: &[u8]) -> Result<std::os::fd::RawFd, String> {
-    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-    const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
-    let prog = SockFprog {
+    let prog = libc::sock_fprog {
         len: (bpf.len() / 8) as u16,
-        filter: bpf.as_ptr(),
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
     };
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -170,9 +161,9 @@ pub fn load(bpf: &[u8]) -> Result<std::os::fd::RawFd, String> {
     let fd = unsafe {
         libc::syscall(
             libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &prog as *const SockFprog,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
         )
     };
     if fd < 0 {

@@ -52,7 +52,7 @@ impl Registry {
             if let Err(e) = s.stop() {
                 tracing::error!("{e}");
             }
-            if let Some(path) = s.status().output_path {
+            if let Some(path) = s.output_path() {
                 let _ = std::fs::remove_file(path);
             }
         }
@@ -295,22 +295,16 @@ impl SandboxServer {
                 .collect::<Result<Vec<_>, _>>()?;
         // Explicit read-only directories must be inside the roots; so must argument paths
         // to be shown (others are passed on, just not made visible).
-        let mut ro =
+        let ro =
             a.ro.iter()
                 .map(|d| self.roots.resolve("ro", d))
                 .collect::<Result<Vec<_>, _>>()?;
-        for arg in a.args.iter().filter(|x| x.starts_with('/')) {
-            if let Ok(p) = self.roots.resolve("args", arg) {
-                let dir = if p.is_dir() {
-                    Some(p.as_path())
-                } else {
-                    p.parent()
-                };
-                if let Some(d) = dir {
-                    ro.push(d.to_path_buf());
-                }
-            }
-        }
+        let show: Vec<std::path::PathBuf> = a
+            .args
+            .iter()
+            .filter(|x| x.starts_with('/'))
+            .filter_map(|arg| self.roots.resolve("args", arg).ok())
+            .collect();
         let home = a
             .home
             .as_deref()
@@ -352,7 +346,7 @@ impl SandboxServer {
                 timeout,
                 rw,
                 ro,
-                bind_args: false,
+                show,
                 home,
                 env,
                 seccomp_log,
