@@ -24,7 +24,8 @@ if [ -z "${REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p target
   redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >target/redis-bench.log 2>&1 &
-  trap 'kill $! 2>/dev/null || true' EXIT
+  redis_pid=$!
+  trap 'kill "$redis_pid" 2>/dev/null || true' EXIT
   export REDIS_URL="redis://127.0.0.1:$port/"
 fi
 cargo bench -p mcp-coordinator --bench proxy_bench

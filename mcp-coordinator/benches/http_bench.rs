@@ -15,15 +15,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{child_config, free_port};
+use common::{child_config, free_port, spawn_listening};
+use mcp_testkit::{Client, Error, TestDir};
+use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::time::{Duration, Instant};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
-type Client = RunningService<RoleClient, ()>;
 
 const SEQUENTIAL: usize = 2000;
 const CONCURRENT: usize = 4000;
@@ -37,38 +35,24 @@ fn args() -> serde_json::Map<String, serde_json::Value> {
 
 /// Starts a server process and waits until its port accepts connections.
 async fn start(program: &str, args: &[String], port: u16) -> Result<tokio::process::Child, Error> {
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            return Err(format!("{program} never listened on {port}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(child)
-}
-
-async fn connect(url: String) -> Result<Client, Error> {
-    Ok(
-        ().serve(StreamableHttpClientTransport::from_uri(url))
-            .await?,
+    spawn_listening(
+        tokio::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null()),
+        port,
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        program,
     )
+    .await
 }
 
-async fn connect_with_token(url: String, token: &str) -> Result<Client, Error> {
-    let config =
-        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url)
-            .auth_header(token);
+/// An MCP client over streamable HTTP, with a bearer token if given.
+async fn connect(url: String, token: Option<&str>) -> Result<Client, Error> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        config = config.auth_header(t);
+    }
     Ok(
         ().serve(StreamableHttpClientTransport::from_config(config))
             .await?,
@@ -107,7 +91,7 @@ async fn behind_gateway(
     ];
     args.extend_from_slice(extra);
     let _server = start(env!("CARGO_BIN_EXE_mcp-coordinator"), &args, port).await?;
-    let client = connect_with_token(format!("http://127.0.0.1:{port}/"), "bench-token").await?;
+    let client = connect(format!("http://127.0.0.1:{port}/"), Some("bench-token")).await?;
     let f = measure(&client, "child__echo").await?;
     client.cancel().await?;
     Ok(f)
@@ -178,8 +162,7 @@ fn line(name: &str, f: &Figures, direct: &Figures) {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let child = env!("CARGO_BIN_EXE_mcp-test-child");
-    let dir = std::env::temp_dir().join(format!("http-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = TestDir::new(&std::env::temp_dir(), "http-bench")?;
     let cfg = child_config(&dir)?;
 
     let p_direct = free_port()?;
@@ -204,8 +187,8 @@ async fn main() -> Result<(), Error> {
     )
     .await?;
 
-    let direct = connect(format!("http://127.0.0.1:{p_direct}/")).await?;
-    let coord = connect(format!("http://127.0.0.1:{p_coord}/")).await?;
+    let direct = connect(format!("http://127.0.0.1:{p_direct}/"), None).await?;
+    let coord = connect(format!("http://127.0.0.1:{p_coord}/"), None).await?;
     let d = measure(&direct, "echo").await?;
     let c = measure(&coord, "child__echo").await?;
     println!(
@@ -251,7 +234,7 @@ async fn main() -> Result<(), Error> {
                 p_proxy,
             )
             .await?;
-            let py = connect(format!("http://127.0.0.1:{p_proxy}/mcp")).await?;
+            let py = connect(format!("http://127.0.0.1:{p_proxy}/mcp"), None).await?;
             let p = measure(&py, "echo").await?;
             line("python mcp-proxy (HTTP -> stdio)", &p, &d);
             let added_c = (c.p50_ms - d.p50_ms).max(1e-3);
@@ -266,6 +249,5 @@ async fn main() -> Result<(), Error> {
     }
     direct.cancel().await?;
     coord.cancel().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

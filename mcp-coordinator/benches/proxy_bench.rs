@@ -8,7 +8,7 @@
 mod common;
 
 use common::{TEST_CHILD, child_config, coordinator};
-use mcp_testkit::{Client, Error, start_bin};
+use mcp_testkit::{Client, Error, TestDir, start_bin};
 use rmcp::model::CallToolRequestParams;
 use std::time::{Duration, Instant};
 
@@ -57,8 +57,7 @@ async fn throughput(
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = TestDir::new(&std::env::temp_dir(), "proxy-bench")?;
     let direct = start_bin(TEST_CHILD, &[]).await?;
     let proxied = coordinator(&child_config(&dir)?, &[]).await?;
     // Warm up both.
@@ -83,6 +82,5 @@ async fn main() -> Result<(), Error> {
     );
     direct.cancel().await?;
     proxied.cancel().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

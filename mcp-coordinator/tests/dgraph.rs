@@ -585,7 +585,6 @@ async fn coordinator(dir: &Path, url: &str) -> Result<Client, Error> {
     common::coordinator(&child_config(dir)?, &["--findings-url", url]).await
 }
 
-/// Polls findings_status until `done` holds (or the deadline passes): the last status.
 /// Two findings and a link: a call of the child's echo (recorded by the coordinator), and an
 /// agent's note about process `pid` derived from it. Returns both ids.
 async fn echo_and_note(c: &Client, title: &str, pid: u32) -> (String, String) {
@@ -618,6 +617,7 @@ async fn local_ids(c: &Client) -> Vec<String> {
     ids
 }
 
+/// Polls findings_status until `done` holds (or the deadline passes): the last status.
 async fn status_until(client: &Client, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
     loop {

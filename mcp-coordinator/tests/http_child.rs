@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    TEST_CHILD, coordinator, free_port, sibling, spawn_listening, tmp, unnamed, write_config,
+    TEST_CHILD, coordinator, free_port, server_entry, sibling, spawn_listening, tmp, unnamed,
+    write_config,
 };
 use mcp_testkit::*;
 use serde_json::{Value, json};
@@ -30,10 +31,8 @@ async fn http_static(port: u16, root: &Path) -> Result<tokio::process::Child, Er
 }
 
 fn state(status: &Value) -> String {
-    status["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["name"] == "remote"))
-        .and_then(|x| x["state"].as_str())
+    server_entry(status, "remote")["state"]
+        .as_str()
         .unwrap_or_default()
         .to_string()
 }
@@ -169,11 +168,7 @@ async fn ping_status(http: &reqwest::Client, url: &str, id: &str) -> Result<u16,
 }
 
 fn remote(status: &Value) -> Value {
-    status["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["name"] == "remote"))
-        .cloned()
-        .unwrap_or_default()
+    server_entry(status, "remote").clone()
 }
 
 /// The HTTP server restarts between two calls (the coordinator sees no error in between):

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{coordinator, sibling, tmp, unnamed, write_config};
+use common::{coordinator, server_entry, sibling, tmp, unnamed, write_config};
 use mcp_testkit::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -41,11 +41,7 @@ sleep = 1
 }
 
 fn child_pid(status: &Value, name: &str) -> Option<u64> {
-    status["servers"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == name)?["pid"]
-        .as_u64()
+    server_entry(status, name)["pid"].as_u64()
 }
 
 #[tokio::test]
@@ -318,7 +314,6 @@ async fn a_child_that_cannot_start_is_reported_not_fatal() -> TestResult {
 #[tokio::test]
 async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> TestResult {
     let dir = tmp("coord-findings")?;
-    let _ = std::fs::remove_dir_all(dir.join("data"));
     let cfg = config(&dir)?;
     let path = dir.join("files/some-binary").display().to_string();
     let (call_id, note_id) = {

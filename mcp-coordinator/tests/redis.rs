@@ -6,17 +6,16 @@
 mod common;
 
 use common::{
-    COORDINATOR, TEST_CHILD, free_port, server, server_with_args, sibling, tmp, write_config,
+    COORDINATOR, TEST_CHILD, free_port, server, server_entry, server_with_args, sibling, tmp,
+    write_config,
 };
 use mcp_testkit::*;
 use serde_json::{Value, json};
 use std::path::Path;
 
 fn static_calls(status: &Value) -> u64 {
-    status["servers"]
-        .as_array()
-        .and_then(|s| s.iter().find(|x| x["name"] == "static"))
-        .and_then(|x| x["calls"].as_u64())
+    server_entry(status, "static")["calls"]
+        .as_u64()
         .unwrap_or(u64::MAX)
 }
 
@@ -63,10 +62,7 @@ async fn a_redis_hit_after_a_coordinator_restart() -> TestResult {
         ok(&c, "child__echo", json!({"text": "live"})).await;
         ok(&c, "child__echo", json!({"text": "live"})).await;
         let st = ok(&c, "servers_status", json!({})).await;
-        let echo_calls = st["servers"]
-            .as_array()
-            .and_then(|s| s.iter().find(|x| x["name"] == "child"))
-            .and_then(|x| x["calls"].as_u64());
+        let echo_calls = server_entry(&st, "child")["calls"].as_u64();
         assert_eq!(echo_calls, Some(2));
         c.cancel().await?;
         r

@@ -150,11 +150,7 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
 
 #[tokio::test]
 async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
-    let wine = std::process::Command::new("wine")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !root_with_cgroups() || !wine {
+    if !root_with_cgroups() || !WinePrefix::available() {
         eprintln!("skipped: needs root, cgroups and wine");
         return Ok(());
     }

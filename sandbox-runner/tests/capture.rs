@@ -24,9 +24,7 @@ async fn mcp_network_captures_the_sandbox_on_its_host_interface() -> TestResult 
         )
         .into());
     }
-    let out =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sbx-capture-{}", std::process::id()));
-    std::fs::create_dir_all(&out)?;
+    let out = mcp_testkit::TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "sbx-capture")?;
     let port = 5000 + (std::process::id() % 1000) as u16;
     let sandbox = common::launch_peer_probe(port, Duration::from_secs(60))?;
     let iface = sandbox
@@ -90,6 +88,5 @@ async fn mcp_network_captures_the_sandbox_on_its_host_interface() -> TestResult 
         "the SYN from the sandbox was seen"
     );
     client.cancel().await?;
-    let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }

@@ -24,10 +24,7 @@ fn addr(v: &Value, key: &str) -> Result<u64, String> {
 fn wine_game_in_the_sandbox_is_readable_from_outside() -> TestResult {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let wine = std::process::Command::new("wine")
-        .arg("--version")
-        .output()
-        .is_ok();
+    let wine = mcp_testkit::WinePrefix::available();
     if !root || sandbox_runner::cgroup::detect().is_err() || !wine {
         eprintln!("skipped: needs root, cgroups and wine (root {root}, wine {wine})");
         return Ok(());

@@ -10,13 +10,12 @@ and D2GAME_DIR (the fixture game); scripts/test.sh exports both."""
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
+from netutil import free_port, wait_listening
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "..", "..", "examples", "agent_session.py")
@@ -90,12 +89,6 @@ def test_agent_session_over_stdio():
         check(out, steps)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_agent_session_over_http_behind_the_gateway():
     with tempfile.TemporaryDirectory() as tmp:
         tokens = os.path.join(tmp, "tokens.toml")
@@ -109,14 +102,7 @@ def test_agent_session_over_http_behind_the_gateway():
              "--audit-log", audit],
             stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline and coord.poll() is None, "coordinator did not listen"
-                    time.sleep(0.1)
+            wait_listening(port, coord)
             url = f"http://127.0.0.1:{port}/"
             out, steps = run_session(["--url", url, "--token", "wrong"])
             assert out.returncode != 0 and not steps, (out.stdout, out.stderr[-2000:])

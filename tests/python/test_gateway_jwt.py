@@ -7,7 +7,6 @@ Needs MCP_COORDINATOR and MCP_TEST_CHILD (scripts/test.sh sets them)."""
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ import jwt
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from netutil import free_port, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
@@ -37,12 +37,6 @@ def token(secret=SECRET, algorithm="HS256", **claims):
     return jwt.encode(body, secret, algorithm=algorithm)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(tmp):
     config = os.path.join(tmp, "c.json")
     with open(config, "w") as f:
@@ -56,14 +50,8 @@ def start(tmp):
          "--http", f"127.0.0.1:{port}", "--jwt-secret", secret, "--jwt-issuer", "idp",
          "--jwt-audience", "mcp", "--audit-log", os.path.join(tmp, "audit.jsonl")],
         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "the coordinator did not listen"
-            time.sleep(0.1)
+    wait_listening(port, proc)
+    return proc, f"http://127.0.0.1:{port}/"
 
 
 async def refused(url, bearer):

@@ -10,15 +10,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 import anyio
 import pytest
 from mcp import Client
+from netutil import free_port, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
@@ -30,23 +29,6 @@ EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 pytestmark = pytest.mark.skipif(not (COORD and CHILD and REDIS and NGINX),
                                 reason="needs MCP_COORDINATOR, MCP_TEST_CHILD, REDIS_URL and nginx "
                                        "(scripts/test.sh provides them)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port, proc):
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, f"nothing listens on {port}"
-            time.sleep(0.05)
 
 
 def echo_calls(port):

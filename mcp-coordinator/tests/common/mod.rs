@@ -116,3 +116,12 @@ pub fn unnamed<T: serde::Serialize>(tool: &T) -> Result<serde_json::Value, Error
     v["name"] = serde_json::Value::Null;
     Ok(v)
 }
+
+/// The entry of server `name` in a `servers_status` result or a `/health` body (`Null` when
+/// there is none).
+pub fn server_entry<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
