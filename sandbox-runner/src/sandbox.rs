@@ -579,7 +579,11 @@ fn handshake(
     let mut program = None;
     let mut notify = None;
     let (program, notify) = loop {
-        if let (Some(p), Some(fd)) = (program, notify.take()) {
+        // Stages 2 and 3 send `started` and `filter` from two processes, so either may come
+        // first; neither is taken until both are here.
+        if let (Some(p), Some(_)) = (program, &notify)
+            && let Some(fd) = notify.take()
+        {
             break (p, fd);
         }
         match chan.receive(sock)? {
@@ -905,5 +909,57 @@ impl Sandbox {
             output_path: s.output.clone(),
             report,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::io::Write;
+
+    /// Stage 3 may send `filter` (with its fd) before stage 2's `started`: the handshake must
+    /// keep the fd until both are here (a fast program once lost it and failed the set-up).
+    #[test]
+    fn handshake_takes_filter_and_started_in_either_order() -> Result<(), String> {
+        for filter_first in [true, false] {
+            let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+            let (fd_source, _keep) = UnixStream::pair().map_err(|e| e.to_string())?;
+            let filter = b"\"filter\"\n".to_vec();
+            let started = b"{\"started\":{\"ns_pid\":2}}\n".to_vec();
+            let send_filter = |s: &UnixStream| {
+                let iov = [std::io::IoSlice::new(&filter)];
+                let fds = [fd_source.as_raw_fd()];
+                sendmsg::<()>(
+                    s.as_raw_fd(),
+                    &iov,
+                    &[ControlMessage::ScmRights(&fds)],
+                    MsgFlags::empty(),
+                    None,
+                )
+                .map_err(|e| e.to_string())
+            };
+            let mut w = &theirs;
+            if filter_first {
+                send_filter(&theirs)?;
+                w.write_all(&started).map_err(|e| e.to_string())?;
+            } else {
+                w.write_all(&started).map_err(|e| e.to_string())?;
+                send_filter(&theirs)?;
+            }
+            // What follows the handshake (the program already ended) must stay unread.
+            w.write_all(b"{\"exit\":{\"code\":0,\"signal\":null}}\n")
+                .map_err(|e| e.to_string())?;
+            let mut chan = inside::Channel::default();
+            let (interface, _notify, pid) =
+                handshake(&ours, &mut chan, "sbx-test", NetMode::None, &[])?;
+            assert!(interface.is_none());
+            assert_eq!(pid, 2, "filter first: {filter_first}");
+            assert!(matches!(
+                chan.receive(&ours)?,
+                Some(Message::Exit { code: Some(0), .. })
+            ));
+        }
+        Ok(())
     }
 }
