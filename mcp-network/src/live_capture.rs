@@ -126,6 +126,13 @@ impl LiveCapture {
                 let mut last_flush = Instant::now();
                 let why = loop {
                     if c.stop.load(Ordering::SeqCst) {
+                        // What the kernel already holds was on the wire before the stop:
+                        // keep it (non-blocking, so this ends when the queue is empty).
+                        while let Ok(p) = cap.next_packet() {
+                            file.write(&p);
+                            c.packets.fetch_add(1, Ordering::SeqCst);
+                            c.bytes.fetch_add(p.header.len as u64, Ordering::SeqCst);
+                        }
                         break "stopped".to_string();
                     }
                     if limits

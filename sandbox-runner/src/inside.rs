@@ -63,7 +63,9 @@ pub enum Message {
     Unshared { pid: u32 },
     /// Stage 2 started the program: its pid inside the namespace.
     Started { ns_pid: u32 },
-    /// Stage 3 loaded the filter (its notification fd rides along) and is about to exec.
+    /// Stage 3 loaded the filter and is about to exec. Two fds ride along: the filter's
+    /// notification fd, and the read end of a close-on-exec pipe that reaches end-of-file
+    /// when the exec succeeds or carries the reason it failed.
     Filter,
     /// The program ended (stage 2 saw it).
     Exit {
@@ -618,6 +620,14 @@ fn stage3(cfg: &Config) -> ! {
     argv_p.push(std::ptr::null());
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
+    // The runner learns from a close-on-exec pipe that the exec happened: end-of-file once
+    // the program runs, or the reason it could not, so that `launch` never reports a pid
+    // that is still ours.
+    let mut exec_pipe: [libc::c_int; 2] = [-1; 2];
+    // SAFETY: a valid array of two ints.
+    if unsafe { libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        fail(errno("pipe2 (exec report)"));
+    }
     if let Err(e) = drop_capabilities() {
         fail(e);
     }
@@ -625,23 +635,31 @@ fn stage3(cfg: &Config) -> ! {
         Ok(fd) => fd,
         Err(e) => fail(e),
     };
-    send_with_fd(&Message::Filter, notify);
-    // SAFETY: our copy of the notification fd; the runner holds its own.
-    unsafe { libc::close(notify) };
+    send_with_fds(&Message::Filter, &[notify, exec_pipe[0]]);
+    // SAFETY: our copies of the notification fd and of the pipe's read end; the runner holds
+    // its own.
+    unsafe {
+        libc::close(notify);
+        libc::close(exec_pipe[0]);
+    }
     // SAFETY: NUL-terminated arrays of valid C strings.
     unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    fail(errno(&format!("exec {}", cfg.program.display())))
+    let why = errno(&format!("exec {}", cfg.program.display()));
+    // SAFETY: the pipe's write end is ours; _exit as after any failed exec.
+    unsafe {
+        libc::write(exec_pipe[1], why.as_ptr().cast(), why.len());
+        libc::_exit(127)
+    }
 }
 
-fn send_with_fd(msg: &Message, fd: RawFd) {
+fn send_with_fds(msg: &Message, fds: &[RawFd]) {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     let Ok(mut line) = serde_json::to_vec(msg) else {
         return;
     };
     line.push(b'\n');
     let iov = [std::io::IoSlice::new(&line)];
-    let fds = [fd];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
     if let Err(e) = sendmsg::<()>(SYNC_FD, &iov, &cmsg, MsgFlags::empty(), None) {
         fail(format!("handing the seccomp fd to the runner: {e}"));
     }

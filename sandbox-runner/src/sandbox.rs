@@ -361,7 +361,7 @@ impl Runner {
         };
         let mut chan = inside::Channel::default();
         let setup = handshake(&ours, &mut chan, &id, network, &bpf);
-        let (interface, notify, program_ns_pid) = match setup {
+        let (interface, (notify, exec_report), program_ns_pid) = match setup {
             Ok(x) => x,
             Err(e) => {
                 let _ = child.kill();
@@ -381,6 +381,14 @@ impl Runner {
                 .spawn(move || seccomp::supervise(notify, p, v, s))
                 .map_err(|e| format!("supervisor thread: {e}"))?
         };
+        // After the supervisor is up: the exec itself may need its answers.
+        if let Err(e) = exec_done(exec_report) {
+            sup_stop.store(true, Ordering::Relaxed);
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = supervisor.join();
+            return Err(e);
+        }
         let exe_name = spec
             .args
             .iter()
@@ -564,27 +572,31 @@ fn environment(spec: &Spec) -> Vec<(String, String)> {
     env
 }
 
+/// What the set-up hands over: the network, the filter's notification fd, the exec report
+/// pipe and the program's pid inside the namespace.
+type SetUp = (Option<Isolated>, (OwnedFd, OwnedFd), u32);
+
 /// Stage 1's `unshared` -> (network) -> `go`, then stage 2's `started` and stage 3's `filter`
-/// with the fd (those two in either order).
+/// with its fds (those two in either order).
 fn handshake(
     sock: &UnixStream,
     chan: &mut inside::Channel,
     id: &str,
     network: NetMode,
     bpf: &[u8],
-) -> Result<(Option<Isolated>, OwnedFd, u32), String> {
+) -> Result<SetUp, String> {
     sock.set_read_timeout(Some(SETUP_TIMEOUT))
         .map_err(|e| format!("socket: {e}"))?;
     let mut interface = None;
     let mut program = None;
-    let mut notify = None;
-    let (program, notify) = loop {
+    let mut filter = None;
+    let (program, fds) = loop {
         // Stages 2 and 3 send `started` and `filter` from two processes, so either may come
         // first; neither is taken until both are here.
-        if let (Some(p), Some(_)) = (program, &notify)
-            && let Some(fd) = notify.take()
+        if let (Some(p), Some(_)) = (program, &filter)
+            && let Some(fds) = filter.take()
         {
-            break (p, fd);
+            break (p, fds);
         }
         match chan.receive(sock)? {
             None => return Err("the sandbox ended during set-up without saying why".into()),
@@ -600,17 +612,52 @@ fn handshake(
             }
             Some(Message::Started { ns_pid }) => program = Some(ns_pid),
             Some(Message::Filter) => {
-                notify = Some(
-                    chan.take_fd()
-                        .ok_or("sandbox set-up: the filter came without its fd")?,
-                )
+                let fds = chan.take_fd().zip(chan.take_fd());
+                filter = Some(fds.ok_or("sandbox set-up: the filter came without its fds")?)
             }
             Some(other) => return Err(format!("sandbox set-up: unexpected {other:?}")),
         }
     };
     sock.set_read_timeout(None)
         .map_err(|e| format!("socket: {e}"))?;
-    Ok((interface, notify, program))
+    Ok((interface, fds, program))
+}
+
+/// Waits for stage 3's exec: its report pipe reaches end-of-file when the program runs (the
+/// write end closes on exec) and carries the reason when the exec failed.
+fn exec_done(pipe: OwnedFd) -> Result<(), String> {
+    use std::io::Read;
+    let mut pfd = libc::pollfd {
+        fd: pipe.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = SETUP_TIMEOUT.as_millis() as i32;
+    // SAFETY: one valid pollfd for the duration of the call.
+    match unsafe { libc::poll(&mut pfd, 1, ms) } {
+        n if n < 0 => {
+            return Err(format!(
+                "waiting for the exec: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        0 => {
+            return Err(format!(
+                "sandbox set-up: the program did not start within {SETUP_TIMEOUT:?}"
+            ));
+        }
+        _ => {}
+    }
+    // Readable: either end-of-file already, or the reason, written just before _exit.
+    let mut why = String::new();
+    std::fs::File::from(pipe)
+        .read_to_string(&mut why)
+        .map_err(|e| format!("reading the exec report: {e}"))?;
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("sandbox set-up: {why}"))
+    }
 }
 
 /// What launch made on the host, removed at the end (or on a failed launch).
@@ -929,7 +976,7 @@ mod tests {
             let started = b"{\"started\":{\"ns_pid\":2}}\n".to_vec();
             let send_filter = |s: &UnixStream| {
                 let iov = [std::io::IoSlice::new(&filter)];
-                let fds = [fd_source.as_raw_fd()];
+                let fds = [fd_source.as_raw_fd(), fd_source.as_raw_fd()];
                 sendmsg::<()>(
                     s.as_raw_fd(),
                     &iov,
@@ -951,7 +998,7 @@ mod tests {
             w.write_all(b"{\"exit\":{\"code\":0,\"signal\":null}}\n")
                 .map_err(|e| e.to_string())?;
             let mut chan = inside::Channel::default();
-            let (interface, _notify, pid) =
+            let (interface, _fds, pid) =
                 handshake(&ours, &mut chan, "sbx-test", NetMode::None, &[])?;
             assert!(interface.is_none());
             assert_eq!(pid, 2, "filter first: {filter_first}");

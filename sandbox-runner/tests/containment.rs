@@ -204,24 +204,23 @@ fn isolated_network_reaches_only_the_veth_peer() -> TestResult {
         .clone()
         .ok_or("isolated mode without an interface")?;
     assert!(Path::new("/sys/class/net").join(&iface.interface).exists());
-    // The host end answers (the probe retries for 5 s while this listener comes up).
+    // The host end answers (the probe retries for 20 s while this listener comes up).
     let listener = std::net::TcpListener::bind((iface.host_address.as_str(), port))?;
-    let (_conn, from) = listener.accept()?;
+    let (mut conn, from) = common::accept_within(&listener, std::time::Duration::from_secs(30))?;
     assert_eq!(from.ip().to_string(), iface.sandbox_address);
+    std::io::Write::write_all(&mut conn, b"from the veth peer\n")?;
     let (_, stdout) = sandbox.take_stdio();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut stdout.ok_or("no stdout")?, &mut text)?;
     assert!(text.contains("RESULT peer 0 OK"), "{text}");
+    assert!(text.contains("GREETING from the veth peer"), "{text}");
     // Nothing beyond the /30 is routed.
     assert!(text.contains("RESULT beyond -1 ENETUNREACH"), "{text}");
     let report = sandbox
         .wait(Some(std::time::Duration::from_secs(20)))
         .ok_or("no report")?;
     assert_eq!(report.exit_code, Some(0));
-    assert!(
-        !Path::new("/sys/class/net").join(&iface.interface).exists(),
-        "veth left behind"
-    );
+    assert!(common::interface_gone(&iface.interface), "veth left behind");
     Ok(())
 }
 

@@ -146,10 +146,7 @@ async fn launch_status_list_stop() -> TestResult {
             "pid {p} survived"
         );
     }
-    assert!(
-        !Path::new("/sys/class/net").join(&iface).exists(),
-        "veth left"
-    );
+    assert!(common::interface_gone(&iface), "veth left");
     let status = ok(&client, "status", json!({"sandbox_id": id})).await;
     assert_eq!(status["state"], "exited");
     assert_eq!(status["report"]["stopped"], true);
@@ -191,6 +188,14 @@ async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
         let e = err(&client, "launch", args.clone()).await;
         assert!(e.contains(expect), "{args}: {e}");
     }
+    // An executable file the kernel cannot run: the exec fails inside the sandbox, and
+    // launch says why instead of reporting a pid.
+    let dir = mcp_testkit::TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "sbx-noexec")?;
+    let junk = dir.join("junk");
+    std::fs::write(&junk, b"\x01\x02 not a program")?;
+    std::fs::set_permissions(&junk, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let e = err(&client, "launch", with("program", json!(junk))).await;
+    assert!(e.contains("Exec format error") && e.contains("junk"), "{e}");
     for tool in ["status", "stop"] {
         let e = err(&client, tool, json!({"sandbox_id": "sbx-nope"})).await;
         assert!(e.contains("sandbox_id") && e.contains("sbx-nope"), "{e}");

@@ -1,6 +1,7 @@
 //! What the sandbox tests share: whether this machine can run sandboxes, and the probe.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Root and cgroups are needed; says so when they are missing.
 pub fn usable() -> bool {
@@ -28,7 +29,7 @@ pub fn probe() -> PathBuf {
     .join("probe")
 }
 
-/// Launches the probe's `peer PORT` (connect to the host end of the veth, retried for 5 s) in
+/// Launches the probe's `peer PORT` (connect to the host end of the veth, retried for 20 s) in
 /// an `isolated` sandbox, output piped to the caller. (Not every test binary uses it.)
 #[allow(dead_code)]
 pub fn launch_peer_probe(
@@ -49,4 +50,47 @@ pub fn launch_peer_probe(
         )
     };
     runner.launch(spec)
+}
+
+/// `accept` with a deadline, so that a probe that never connects fails the test instead of
+/// hanging it.
+#[allow(dead_code)]
+pub fn accept_within(
+    listener: &std::net::TcpListener,
+    limit: Duration,
+) -> std::io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+    listener.set_nonblocking(true)?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((conn, from)) => {
+                conn.set_nonblocking(false)?;
+                return Ok((conn, from));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection from the sandbox within {limit:?}"),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits up to 5 s for a host-side interface to be gone (the kernel tears a dead network
+/// namespace's half of a veth pair down on its own time).
+#[allow(dead_code)]
+pub fn interface_gone(name: &str) -> bool {
+    let path = std::path::Path::new("/sys/class/net").join(name);
+    for _ in 0..250 {
+        if !path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
