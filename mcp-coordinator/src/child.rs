@@ -4,20 +4,21 @@
 
 use crate::config::ChildSpec;
 use crate::hosts::Hosts;
+use crate::progress::{Counting, Routes};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
-    ClientRequest, NumberOrString, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, ReadResourceResponse, RequestId, Resource, ResourceTemplate,
-    ServerResult, Tool,
+    ClientRequest, ProgressNotificationParam, ProgressToken, ReadResourceRequestParams,
+    ReadResourceResponse, RequestId, Resource, ResourceTemplate, ServerResult, Tool,
 };
 use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer, ServiceError,
+    NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer,
+    RunningServiceCancellationToken, ServiceError,
 };
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub enum State {
 struct Inner {
     state: Option<State>,
     peer: Option<Peer<RoleClient>>,
+    /// Ends the running generation's connection (and with it the process).
+    stop: Option<Stop>,
     tools: Vec<Tool>,
     /// The child's resources and resource templates as it listed them (URIs unchanged).
     resources: Vec<Resource>,
@@ -54,25 +57,11 @@ struct Inner {
     latency_total: Duration,
 }
 
-/// Where a child's progress goes: the token the coordinator gave the child -> the host's
-/// peer and the host's own token. Tokens are the coordinator's, so two hosts using the same
-/// token never see each other's progress.
-type ProgressRoutes = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Route>>>>>;
-
-/// One host waiting for progress. Notifications are handled on separate tasks and may
-/// arrive out of order: only increasing progress is passed on, one at a time.
-#[derive(Debug)]
-struct Route {
-    peer: Peer<RoleServer>,
-    token: ProgressToken,
-    last: f64,
-}
-
 /// The coordinator's client side towards one child: forwards progress to the host and
 /// re-lists the child's tools (or resources) when it says they changed.
 #[derive(Clone)]
 struct ChildHandler {
-    routes: ProgressRoutes,
+    routes: Routes,
     child: Weak<Child>,
 }
 
@@ -91,17 +80,10 @@ impl ClientHandler for ChildHandler {
 
     async fn on_progress(
         &self,
-        mut params: ProgressNotificationParam,
+        params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some(route) = route_of(&self.routes, &token_key(&params.progress_token)) {
-            let mut r = route.lock().await;
-            if params.progress > r.last {
-                r.last = params.progress;
-                params.progress_token = r.token.clone();
-                let _ = r.peer.notify_progress(params).await;
-            }
-        }
+        self.routes.forward(params).await;
     }
 }
 
@@ -134,19 +116,13 @@ fn or_empty<T>(r: Result<Vec<T>, ServiceError>) -> Result<Vec<T>, ServiceError> 
     }
 }
 
-fn route_of(routes: &ProgressRoutes, key: &str) -> Option<Arc<tokio::sync::Mutex<Route>>> {
-    routes
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(key)
-        .cloned()
-}
-
-fn token_key(t: &ProgressToken) -> String {
-    match &t.0 {
-        NumberOrString::Number(n) => n.to_string(),
-        NumberOrString::String(s) => s.to_string(),
-    }
+/// Whether a request failed because the child's connection is gone (it exited or its pipe
+/// closed): supervision restarts it, which the host is told.
+fn connection_lost(e: &ServiceError) -> bool {
+    matches!(
+        e,
+        ServiceError::TransportClosed | ServiceError::TransportSend(_)
+    )
 }
 
 /// Sends `notifications/cancelled` for a request still pending when dropped.
@@ -176,7 +152,7 @@ impl Drop for CancelOnDrop {
 pub struct Child {
     pub spec: ChildSpec,
     inner: Mutex<Inner>,
-    routes: ProgressRoutes,
+    routes: Routes,
     hosts: Arc<Hosts>,
     me: Weak<Child>,
 }
@@ -184,6 +160,15 @@ pub struct Child {
 impl std::fmt::Debug for ChildHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ChildHandler")
+    }
+}
+
+/// The running generation's off switch.
+struct Stop(RunningServiceCancellationToken);
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stop")
     }
 }
 
@@ -222,7 +207,7 @@ impl Child {
         Arc::new_cyclic(|me| Self {
             spec,
             inner: Mutex::new(Inner::default()),
-            routes: ProgressRoutes::default(),
+            routes: Routes::default(),
             hosts,
             me: me.clone(),
         })
@@ -279,13 +264,14 @@ impl Child {
 
     /// Starts the process and lists its tools, within the start timeout.
     pub async fn start(self: &Arc<Self>) -> Result<(), String> {
-        {
+        let epoch = {
             let mut i = self.lock();
             if i.state.is_none() || i.state == Some(State::Failed) {
                 i.state = Some(State::Starting);
             }
-        }
-        let result = tokio::time::timeout(self.spec.start_timeout, self.spawn()).await;
+            i.generation
+        };
+        let result = tokio::time::timeout(self.spec.start_timeout, self.spawn(epoch)).await;
         let result = match result {
             Ok(r) => r,
             Err(_) => Err(format!(
@@ -295,14 +281,20 @@ impl Child {
         };
         if let Err(e) = &result {
             let mut i = self.lock();
-            i.state = Some(State::Failed);
-            i.last_error = Some(e.clone());
+            // A start that another overtook says nothing of the child's state.
+            if i.generation == epoch {
+                i.state = Some(State::Failed);
+                i.last_error = Some(e.clone());
+            }
             tracing::warn!(server = %self.spec.name, error = %e, "child failed to start");
         }
         result
     }
 
-    async fn spawn(self: &Arc<Self>) -> Result<(), String> {
+    /// Starts (connects) the child for the generation after `epoch`. When another start
+    /// took its place meanwhile (`servers_restart` during an automatic restart), this one
+    /// ends what it started: one process per child, never an orphan.
+    async fn spawn(self: &Arc<Self>, epoch: u64) -> Result<(), String> {
         let spec = &self.spec;
         let handler = ChildHandler {
             routes: self.routes.clone(),
@@ -311,7 +303,10 @@ impl Child {
         let (service, pid) = match &spec.url {
             // A streamable-HTTP server someone else runs: connected, not started.
             Some(url) => {
-                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                let transport = Counting {
+                    inner: StreamableHttpClientTransport::from_uri(url.as_str()),
+                    routes: self.routes.clone(),
+                };
                 let service = handler
                     .serve(transport)
                     .await
@@ -327,6 +322,10 @@ impl Child {
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
                 let pid = transport.id();
+                let transport = Counting {
+                    inner: transport,
+                    routes: self.routes.clone(),
+                };
                 let service = handler
                     .serve(transport)
                     .await
@@ -342,15 +341,25 @@ impl Child {
         let (resources, templates) = list_resources(service.peer()).await?;
         let generation = {
             let mut i = self.lock();
-            i.generation += 1;
-            i.state = Some(State::Running);
-            i.peer = Some(service.peer().clone());
-            i.tools = tools;
-            i.resources = resources;
-            i.templates = templates;
-            i.pid = pid;
-            i.started = Some(Instant::now());
-            i.generation
+            if i.generation != epoch {
+                None
+            } else {
+                i.generation += 1;
+                i.state = Some(State::Running);
+                i.peer = Some(service.peer().clone());
+                i.stop = Some(Stop(service.cancellation_token()));
+                i.tools = tools;
+                i.resources = resources;
+                i.templates = templates;
+                i.pid = pid;
+                i.started = Some(Instant::now());
+                Some(i.generation)
+            }
+        };
+        let Some(generation) = generation else {
+            tracing::info!(server = %spec.name, "a newer start took over: this one stops");
+            let _ = service.cancel().await;
+            return Ok(());
         };
         if generation > 1 {
             // A restarted child may offer other tools (and resources) than before.
@@ -398,6 +407,7 @@ impl Child {
                 return;
             }
             i.peer = None;
+            i.stop = None;
             i.pid = None;
             i.started = None;
             i.last_error = Some(reason);
@@ -421,7 +431,13 @@ impl Child {
         let me = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            me.lock().restarts += 1;
+            {
+                let mut i = me.lock();
+                if i.generation != generation {
+                    return; // restarted by hand meanwhile
+                }
+                i.restarts += 1;
+            }
             if me.start().await.is_err() {
                 // A failed restart counts as a crash of its own.
                 let g = me.lock().generation;
@@ -431,15 +447,21 @@ impl Child {
         });
     }
 
-    /// Restarts by hand: closes the breaker and starts again.
+    /// Restarts by hand: ends the running process if there is one, closes the breaker and
+    /// starts again. The new generation makes any automatic restart still pending give way.
     pub async fn restart(self: &Arc<Self>) -> Result<(), String> {
-        {
+        let running = {
             let mut i = self.lock();
             i.crashes.clear();
             i.state = Some(State::Failed);
             i.generation += 1;
             i.peer = None;
+            i.pid = None;
             i.restarts += 1;
+            i.stop.take()
+        };
+        if let Some(Stop(stop)) = running {
+            stop.cancel();
         }
         self.start().await
     }
@@ -495,6 +517,14 @@ impl Child {
             }
             Ok(Ok(other)) => Ok(other),
             Ok(Err(ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) if connection_lost(&e) => Err(rmcp::ErrorData::internal_error(
+                format!(
+                    "server {:?} went away while reading {uri:?}: it is restarting; try again \
+                     in a moment (servers_status shows its state)",
+                    self.spec.name
+                ),
+                None,
+            )),
             Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
                 format!(
                     "server {:?} failed while reading {uri:?}: {e}",
@@ -535,8 +565,8 @@ impl Child {
 
     /// Forwards one call with the tool's timeout; on timeout the pending request is dropped,
     /// which sends `notifications/cancelled` to the child.
-    /// `progress`: the host's peer and token when the host asked for progress; the child is
-    /// given a token of the coordinator's own, mapped back when its notifications arrive.
+    /// `progress`: the host's peer and token when the host asked for progress (see
+    /// [`crate::progress`]).
     pub async fn call(
         &self,
         mut params: CallToolRequestParams,
@@ -548,22 +578,14 @@ impl Child {
         let started = Instant::now();
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         let options = PeerRequestOptions::with_timeout(timeout);
-        // rmcp gives every request its own progress token: the route is registered under it
-        // as soon as the request is sent, and removed when the call ends.
+        // rmcp gives every request its own progress token: the route is opened under it as
+        // soon as the request is sent, and closed when the call ends.
         let result = match peer.send_cancellable_request(request, options).await {
             Err(e) => Err(e),
             Ok(handle) => {
-                let key = token_key(&handle.progress_token);
-                if let Some((peer, token)) = progress {
-                    let route = Route {
-                        peer,
-                        token,
-                        last: f64::NEG_INFINITY,
-                    };
-                    self.routes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key.clone(), Arc::new(tokio::sync::Mutex::new(route)));
+                let token = handle.progress_token.clone();
+                if let Some((host, host_token)) = progress {
+                    self.routes.open(&token, host, host_token);
                 }
                 // If the host cancels, this future is dropped: the guard tells the child.
                 let mut guard = CancelOnDrop {
@@ -572,23 +594,8 @@ impl Child {
                 };
                 let r = handle.await_response().await;
                 guard.id = None;
-                if let Some(route) = route_of(&self.routes, &key) {
-                    // rmcp hands each notification to its own task, spawned before the
-                    // response was delivered: let those tasks run (and finish sending, which
-                    // they do holding the route) so the host sees progress before the result.
-                    for _ in 0..16 {
-                        tokio::task::yield_now().await;
-                    }
-                    let seen = route.lock().await.last > f64::NEG_INFINITY;
-                    if seen {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                        let _ = route.lock().await;
-                    }
-                }
-                self.routes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                // The host sees every progress of the call before its result.
+                self.routes.close(&token).await;
                 r
             }
         };
@@ -612,6 +619,14 @@ impl Child {
             Err(ServiceError::Timeout { .. }) => {
                 i.errors += 1;
                 Err(CallError::Timeout(timeout))
+            }
+            Err(e) if connection_lost(&e) => {
+                i.errors += 1;
+                Err(CallError::Failed(format!(
+                    "server {:?} went away during the call ({e}): it is restarting; try again \
+                     in a moment (servers_status shows its state)",
+                    self.spec.name
+                )))
             }
             Err(e) => {
                 i.errors += 1;

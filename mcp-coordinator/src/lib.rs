@@ -4,6 +4,7 @@
 //!
 //! `config` reads TOML or Claude Desktop's JSON; `child` supervises one child (stdio or
 //! streamable HTTP); `tools` is the MCP face (routing and the coordinator's own tools);
+//! `progress` passes the children's progress on to the hosts that asked for it;
 //! `resources` routes the children's resources by URI;
 //! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
 //! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
@@ -19,6 +20,7 @@ pub mod gateway;
 pub mod hosts;
 pub mod jwt;
 pub mod outbox;
+pub mod progress;
 pub mod resources;
 pub mod shared;
 pub mod tools;

@@ -24,7 +24,8 @@ impl SharedRedis {
             .map_err(|e| format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
+            // Generous: one slow answer on a busy machine rests Redis for REST.
+            .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2);
         let conn = client
             .get_connection_manager_lazy(config)

@@ -709,12 +709,13 @@ async fn the_outbox_keeps_findings_while_dgraph_is_away_and_ships_each_once() ->
     // New findings ship at once while the remote answers.
     let t = Instant::now();
     ok(&c, "child__echo", json!({"text": "three"})).await;
-    let st = status_until(&c, Duration::from_secs(5), |st| {
+    let st = status_until(&c, Duration::from_secs(10), |st| {
         st["backlog"] == 0 && st["remote"]["shipped"] == 5
     })
     .await;
     assert_eq!(st["remote"]["shipped"], 5, "{st}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Sooner than the shipper's 5 s idle wait: the new finding woke it.
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
 
     // A finding only the graph has (another coordinator's) is found by findings_get.
     fake.lock().findings.insert(

@@ -144,7 +144,7 @@ async fn namespaced_tools_are_forwarded_untouched() -> TestResult {
     assert!(!names.iter().any(|n| n == "child__extra"));
     ok(&client, "child__add_tool", json!({})).await;
     let mut relisted = false;
-    for _ in 0..50 {
+    for _ in 0..200 {
         let now = client.list_all_tools().await?;
         if now.iter().any(|t| t.name == "child__extra") {
             relisted = true;
@@ -206,7 +206,7 @@ async fn kill_timeout_and_crash_loop_are_survived() -> TestResult {
     );
     assert_eq!(r.is_error, Some(true));
     let mut new_pid = None;
-    for _ in 0..50 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let st = ok(&client, "servers_status", json!({})).await;
         if let Some(p) = child_pid(&st, "child").filter(|p| *p != pid) {
@@ -264,6 +264,23 @@ async fn kill_timeout_and_crash_loop_are_survived() -> TestResult {
     ok(&client, "servers_restart", json!({"name": "child"})).await;
     let e = ok(&client, "child__echo", json!({"text": "again"})).await;
     assert_eq!(e["text"], "again");
+    // servers_restart of a running child replaces its process: the old one ends.
+    let before = child_pid(&ok(&client, "servers_status", json!({})).await, "child")
+        .ok_or("no child pid")?;
+    ok(&client, "servers_restart", json!({"name": "child"})).await;
+    let after = child_pid(&ok(&client, "servers_status", json!({})).await, "child")
+        .ok_or("no child pid after the restart")?;
+    assert_ne!(before, after);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(before) {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced child {before} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = ok(&client, "child__echo", json!({"text": "replaced"})).await;
+    assert_eq!(e["text"], "replaced");
     // The static child was never disturbed.
     let st = ok(&client, "servers_status", json!({})).await;
     let s = st["servers"]
@@ -396,4 +413,13 @@ async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> Test
     assert!(e.contains("`id`"), "{e}");
     client.cancel().await?;
     Ok(())
+}
+
+/// Whether `pid` is a live process (a zombie, killed and not yet reaped, is not).
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }

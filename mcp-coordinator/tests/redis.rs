@@ -36,12 +36,7 @@ fn static_server(root: &Path) -> Result<String, Error> {
 
 #[tokio::test]
 async fn a_redis_hit_after_a_coordinator_restart() -> TestResult {
-    let Ok(redis_url) = std::env::var("REDIS_URL") else {
-        eprintln!(
-            "skipped: REDIS_URL is not set (scripts/test.sh starts a redis-server and sets it; \
-             or run `redis-server --port P --bind 127.0.0.1 --save ''` and set \
-             REDIS_URL=redis://127.0.0.1:P/)"
-        );
+    let Some(redis_url) = mcp_testkit::redis_url() else {
         return Ok(());
     };
     let dir = tmp("coord-redis")?;

@@ -151,7 +151,7 @@ async fn session_through(front: u16, backs: [u16; 2]) -> Result<(usize, [f64; 2]
 
 #[tokio::test]
 async fn two_coordinators_behind_nginx_share_sessions_through_redis() -> TestResult {
-    let (Ok(redis), Some(nginx)) = (std::env::var("REDIS_URL"), nginx()) else {
+    let (Some(redis), Some(nginx)) = (mcp_testkit::redis_url(), nginx()) else {
         eprintln!("skipped: needs REDIS_URL and nginx (scripts/test.sh sets up both)");
         return Ok(());
     };

@@ -20,7 +20,9 @@ pub struct Isolated {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
+    // Untranslated messages: `wire` looks for "File exists".
     let out = cmd
+        .env("LC_ALL", "C")
         .output()
         .map_err(|e| format!("network: running {shown}: {e}"))?;
     if out.status.success() {
@@ -41,29 +43,35 @@ fn addresses(n: u32) -> (Ipv4Addr, Ipv4Addr) {
 
 /// Creates the pair, moves one end into the namespace of `pid` as `eth0` and addresses both.
 pub fn wire(seed: u32, pid: u32) -> Result<Isolated, String> {
+    // The first free slot from the seed's. Another sandbox may take a name between a look
+    // and the add, so a name that exists is found out by the add itself.
     let mut slot = seed % 16384;
-    let mut name = format!("sbx{slot}");
-    for _ in 0..64 {
-        if !std::path::Path::new("/sys/class/net").join(&name).exists() {
-            break;
+    let mut tries = 0;
+    let name = loop {
+        let name = format!("sbx{slot}");
+        let added = run(Command::new("ip").args([
+            "link",
+            "add",
+            &name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &pid.to_string(),
+        ]));
+        match added {
+            Ok(()) => break name,
+            Err(e) if e.contains("File exists") && tries < 64 => {
+                tries += 1;
+                slot = (slot + 1) % 16384;
+            }
+            Err(e) => return Err(e),
         }
-        slot = (slot + 1) % 16384;
-        name = format!("sbx{slot}");
-    }
+    };
     let (host, inner) = addresses(slot);
     let ns = format!("--net=/proc/{pid}/ns/net");
-    run(Command::new("ip").args([
-        "link",
-        "add",
-        &name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &pid.to_string(),
-    ]))?;
     let rest = (|| {
         run(Command::new("ip").args(["addr", "add", &format!("{host}/30"), "dev", &name]))?;
         run(Command::new("ip").args(["link", "set", &name, "up"]))?;

@@ -903,7 +903,10 @@ impl Sandbox {
             return Ok(r);
         }
         self.shared.stop_requested.store(true, Ordering::Relaxed);
-        self.shared.cgroup.kill_all(Duration::from_secs(5))?;
+        if let Err(e) = self.shared.cgroup.kill_all(Duration::from_secs(5)) {
+            // The sandbox may have ended on its own meanwhile, its cgroup removed with it.
+            return self.wait(Some(Duration::from_secs(2))).ok_or(e);
+        }
         self.wait(Some(Duration::from_secs(10)))
             .ok_or_else(|| format!("sandbox {}: no report 10 s after the kill", self.shared.id))
     }

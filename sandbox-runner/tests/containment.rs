@@ -345,13 +345,10 @@ fn timeout_and_stop_leave_nothing_behind() -> TestResult {
     };
     let sandbox = runner.launch(spec)?;
     let mut procs = Vec::new();
-    for _ in 0..100 {
+    common::within(std::time::Duration::from_secs(20), || {
         procs = sandbox.status().pids;
-        if procs.len() >= 6 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        procs.len() >= 6
+    });
     assert!(
         procs.len() >= 6,
         "init, sh, two sleeps, probe and its children: {procs:?}"
@@ -469,13 +466,10 @@ fn an_interrupted_runner_stops_its_sandbox() -> TestResult {
         .spawn()?;
     let find = || probes_with(&marker);
     let mut inside = Vec::new();
-    for _ in 0..200 {
+    common::within(std::time::Duration::from_secs(20), || {
         inside = find();
-        if !inside.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        !inside.is_empty()
+    });
     assert_eq!(inside.len(), 1, "the probe did not start");
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -718,26 +712,20 @@ fn a_killed_runner_takes_its_sandbox_along_and_is_swept_after() -> TestResult {
         .stdout(std::process::Stdio::null())
         .spawn()?;
     let mut inside = Vec::new();
-    for _ in 0..200 {
+    common::within(std::time::Duration::from_secs(20), || {
         inside = probes_with(&marker);
-        if !inside.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        !inside.is_empty()
+    });
     assert_eq!(inside.len(), 1, "the probe did not start");
     let id = format!("sbx-{}-0", child.id());
     assert!(!cgroup_dirs_of(&id).is_empty());
     child.kill()?;
     child.wait()?;
     let mut alive = inside.clone();
-    for _ in 0..200 {
+    common::within(std::time::Duration::from_secs(10), || {
         alive.retain(|p| Path::new(&format!("/proc/{p}")).exists());
-        if alive.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        alive.is_empty()
+    });
     assert!(alive.is_empty(), "the probe outlived its killed runner");
     assert!(
         base.join(&id).exists(),

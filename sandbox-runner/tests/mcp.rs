@@ -218,7 +218,7 @@ async fn a_departing_client_leaves_nothing_running() -> TestResult {
     assert!(!pids.is_empty(), "{launched}");
     client.cancel().await?;
     let mut alive = pids.clone();
-    for _ in 0..100 {
+    for _ in 0..200 {
         alive.retain(|p| Path::new(&format!("/proc/{p}")).exists());
         if alive.is_empty() {
             break;

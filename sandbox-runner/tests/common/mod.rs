@@ -81,16 +81,26 @@ pub fn accept_within(
     }
 }
 
-/// Waits up to 5 s for a host-side interface to be gone (the kernel tears a dead network
+/// Whether `done` holds within `limit`, asked every 10 ms (budgets are generous: a loaded
+/// machine may take seconds to start a sandbox).
+#[allow(dead_code)]
+pub fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a host-side interface is gone within 5 s (the kernel tears a dead network
 /// namespace's half of a veth pair down on its own time).
 #[allow(dead_code)]
 pub fn interface_gone(name: &str) -> bool {
-    let path = std::path::Path::new("/sys/class/net").join(name);
-    for _ in 0..250 {
-        if !path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    let path = Path::new("/sys/class/net").join(name);
+    within(Duration::from_secs(5), || !path.exists())
 }

@@ -298,3 +298,19 @@ pub fn check_published_tools(
     );
     Ok(())
 }
+
+/// The Redis the tests may use (`REDIS_URL`, which scripts/test.sh sets to a private
+/// redis-server); `None`, and a line saying why the test skips, when it is unset or empty.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipped: REDIS_URL is not set (scripts/test.sh starts a redis-server and sets \
+                 it; or run `redis-server --port P --bind 127.0.0.1 --save ''` and set \
+                 REDIS_URL=redis://127.0.0.1:P/)"
+            );
+            None
+        }
+    }
+}
