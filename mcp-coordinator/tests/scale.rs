@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{COORDINATOR, child_config, free_port, spawn_listening, tmp};
+use common::{COORDINATOR, child_config, free_ports, spawn_listening, tmp};
 use mcp_testkit::*;
 use rmcp::ServiceExt;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -158,10 +158,10 @@ async fn two_coordinators_behind_nginx_share_sessions_through_redis() -> TestRes
     let dir = tmp("coord-scale")?;
 
     // One Redis: every call succeeds, and both instances served some.
-    let backs = [free_port()?, free_port()?];
+    let [a, b, port] = free_ports()?;
+    let backs = [a, b];
     let _a = coordinator(&dir, backs[0], Some(&redis)).await?;
     let _b = coordinator(&dir, backs[1], Some(&redis)).await?;
-    let port = free_port()?;
     let _nginx = front(&nginx, &dir, port, backs).await?;
     let (ok, served) = session_through(port, backs).await?;
     assert_eq!(ok, 6, "calls through nginx: {served:?}");
@@ -169,10 +169,10 @@ async fn two_coordinators_behind_nginx_share_sessions_through_redis() -> TestRes
     assert_eq!(served[0] + served[1], 6.0, "{served:?}");
 
     // No Redis: the other instance does not know the session, and its calls fail.
-    let backs = [free_port()?, free_port()?];
+    let [c, d, port] = free_ports()?;
+    let backs = [c, d];
     let _c = coordinator(&dir, backs[0], None).await?;
     let _d = coordinator(&dir, backs[1], None).await?;
-    let port = free_port()?;
     let _nginx2 = front(&nginx, &dir, port, backs).await?;
     // (The session may fail as early as the `initialized` notification.)
     if let Ok((ok, served)) = session_through(port, backs).await {

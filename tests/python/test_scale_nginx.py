@@ -17,7 +17,7 @@ import urllib.request
 import anyio
 import pytest
 from mcp import Client
-from netutil import free_port, wait_listening
+from netutil import free_ports, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
@@ -56,8 +56,7 @@ def test_python_sdk_through_nginx_and_two_coordinators():
         config = os.path.join(tmp, "c.json")
         with open(config, "w") as f:
             json.dump({"mcpServers": {"child": {"command": CHILD}}}, f)
-        backs = [free_port(), free_port()]
-        front = free_port()
+        *backs, front = free_ports(3)
         try:
             for port in backs:
                 p = subprocess.Popen(

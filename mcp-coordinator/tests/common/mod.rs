@@ -36,9 +36,21 @@ pub fn tmp(tag: &str) -> Result<TestDir, Error> {
 
 /// A port on 127.0.0.1 nothing listens on (now).
 pub fn free_port() -> Result<u16, Error> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(free_ports::<1>()?[0])
+}
+
+/// `N` distinct ports on 127.0.0.1 nothing listens on (now): all are held while they are
+/// picked, so no two are the same.
+#[allow(dead_code)]
+pub fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    let held = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (p, l) in ports.iter_mut().zip(&held) {
+        *p = l.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// The TOML `[[servers]]` entry of the child `name` run as `command`.
