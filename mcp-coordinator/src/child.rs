@@ -583,10 +583,10 @@ impl Child {
         let result = match peer.send_cancellable_request(request, options).await {
             Err(e) => Err(e),
             Ok(handle) => {
-                let token = handle.progress_token.clone();
-                if let Some((host, host_token)) = progress {
-                    self.routes.open(&token, host, host_token);
-                }
+                let routed = progress.map(|(host, host_token)| {
+                    self.routes.open(&handle.progress_token, host, host_token);
+                    handle.progress_token.clone()
+                });
                 // If the host cancels, this future is dropped: the guard tells the child.
                 let mut guard = CancelOnDrop {
                     peer: peer.clone(),
@@ -595,7 +595,9 @@ impl Child {
                 let r = handle.await_response().await;
                 guard.id = None;
                 // The host sees every progress of the call before its result.
-                self.routes.close(&token).await;
+                if let Some(token) = routed {
+                    self.routes.close(&token).await;
+                }
                 r
             }
         };

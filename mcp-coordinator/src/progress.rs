@@ -9,7 +9,7 @@
 //! that many, so the host sees every progress before the result, and none after.
 
 use rmcp::model::{
-    JsonRpcMessage, JsonRpcNotification, NumberOrString, ProgressNotificationParam, ProgressToken,
+    JsonRpcMessage, JsonRpcNotification, ProgressNotificationParam, ProgressToken,
     ServerNotification,
 };
 use rmcp::service::{Peer, RoleClient, RoleServer, RxJsonRpcMessage, TxJsonRpcMessage};
@@ -25,7 +25,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Every open route, by the token the coordinator gave the child.
 #[derive(Clone, Default)]
-pub struct Routes(Arc<Mutex<HashMap<String, Arc<Entry>>>>);
+pub struct Routes(Arc<Mutex<HashMap<ProgressToken, Arc<Entry>>>>);
 
 impl std::fmt::Debug for Routes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,19 +48,12 @@ struct Route {
     last: f64,
 }
 
-fn key(t: &ProgressToken) -> String {
-    match &t.0 {
-        NumberOrString::Number(n) => n.to_string(),
-        NumberOrString::String(s) => s.to_string(),
-    }
-}
-
 impl Routes {
     fn get(&self, token: &ProgressToken) -> Option<Arc<Entry>> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key(token))
+            .get(token)
             .cloned()
     }
 
@@ -78,11 +71,11 @@ impl Routes {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key(child_token), Arc::new(entry));
+            .insert(child_token.clone(), Arc::new(entry));
     }
 
-    /// The call is over: waits until every progress the transport read for it was dealt with,
-    /// then forgets the route.
+    /// The call that opened this route is over: waits until every progress the transport read
+    /// for it was dealt with, then forgets the route.
     pub async fn close(&self, child_token: &ProgressToken) {
         if let Some(entry) = self.get(child_token) {
             let settled = async {
@@ -101,7 +94,7 @@ impl Routes {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&key(child_token));
+            .remove(child_token);
     }
 
     /// A handler task's part: passes the progress on when it advances.

@@ -839,13 +839,7 @@ async fn a_real_dgraph_when_dgraph_url_is_set() -> TestResult {
     };
     let d = Dgraph::new(&url, credentials)?;
     d.alter(&schema()).await?;
-    let run = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
-    );
+    let run = mcp_testkit::run_id();
     let a_id = format!("f-test{run}-1");
     let b_id = format!("f-test{run}-2");
     let mut a = finding(&a_id, "tool_call", &format!("static__binary_info {run}"));

@@ -88,6 +88,10 @@ fn open_error(interface: &str, e: pcap::Error) -> String {
     }
 }
 
+/// How long a stopped capture goes on reading what the kernel already queued (packets that
+/// were on the wire before the stop). Bounded: on a busy link the queue never empties.
+const DRAIN: Duration = Duration::from_millis(200);
+
 impl LiveCapture {
     /// Opens the interface, applies the filter and starts writing `pcap_path`. Errors
     /// (permission, unknown interface, bad filter) are returned before anything runs.
@@ -124,15 +128,12 @@ impl LiveCapture {
             .name(format!("capture-{}", spec.interface))
             .spawn(move || {
                 let mut last_flush = Instant::now();
+                let mut stop_seen: Option<Instant> = None;
                 let why = loop {
-                    if c.stop.load(Ordering::SeqCst) {
-                        // What the kernel already holds was on the wire before the stop:
-                        // keep it (non-blocking, so this ends when the queue is empty).
-                        while let Ok(p) = cap.next_packet() {
-                            file.write(&p);
-                            c.packets.fetch_add(1, Ordering::SeqCst);
-                            c.bytes.fetch_add(p.header.len as u64, Ordering::SeqCst);
-                        }
+                    if stop_seen.is_none() && c.stop.load(Ordering::SeqCst) {
+                        stop_seen = Some(Instant::now());
+                    }
+                    if stop_seen.is_some_and(|t| t.elapsed() > DRAIN) {
                         break "stopped".to_string();
                     }
                     if limits
@@ -153,6 +154,9 @@ impl LiveCapture {
                             if limits.max_bytes.is_some_and(|m| b >= m) {
                                 break "max_bytes reached".into();
                             }
+                        }
+                        Err(pcap::Error::TimeoutExpired) if stop_seen.is_some() => {
+                            break "stopped".to_string();
                         }
                         Err(pcap::Error::TimeoutExpired) => {
                             std::thread::sleep(Duration::from_millis(5));

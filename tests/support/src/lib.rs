@@ -314,3 +314,12 @@ pub fn redis_url() -> Option<String> {
         }
     }
 }
+
+/// A name no earlier run used (pid and time), for what outlives a test: keys in a shared Redis
+/// or a real Dgraph.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
