@@ -21,12 +21,8 @@ proxy_version=$("$venv/bin/pip" show mcp-proxy | sed -n 's/^Version: //p')
 sdk_version=$("$venv/bin/pip" show mcp | sed -n 's/^Version: //p')
 echo "mcp-proxy $proxy_version, Python MCP SDK $sdk_version"
 if [ -z "${REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p target
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no >target/redis-bench.log 2>&1 &
-  redis_pid=$!
-  trap 'kill "$redis_pid" 2>/dev/null || true' EXIT
-  export REDIS_URL="redis://127.0.0.1:$port/"
+  source scripts/private-redis.sh
+  start_private_redis target/redis-bench.log
 fi
 cargo bench -p mcp-coordinator --bench proxy_bench
 MCP_PROXY="$PWD/$venv/bin/mcp-proxy" cargo bench -p mcp-coordinator --bench http_bench

@@ -17,13 +17,9 @@ if [ "${free_kib:-0}" -lt $((3 * 1024 * 1024)) ]; then
   exit 1
 fi
 
-# A private redis-server on a free loopback port for the coordinator's cache tests; stopped on exit.
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --daemonize no \
-  >target/redis-test.log 2>&1 &
-redis_pid=$!
-trap 'kill "$redis_pid" 2>/dev/null || true' EXIT
-export REDIS_URL="redis://127.0.0.1:$redis_port/"
+# A private redis-server on a free loopback port for the coordinator's Redis tests.
+source scripts/private-redis.sh
+start_private_redis target/redis-test.log
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

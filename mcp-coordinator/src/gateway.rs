@@ -167,18 +167,17 @@ struct Limiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
-    /// Buckets shared by every coordinator using this Redis; the in-process ones serve while
-    /// it is unreachable.
-    shared: Option<Arc<SharedRedis>>,
 }
 
 /// The shared token bucket (a Lua script, so that take-a-token is atomic in Redis).
 const SHARED_BUCKET: &str = include_str!("rate_bucket.lua");
 
 impl Limiter {
-    /// `Err(seconds)` to wait before a request would be allowed.
-    async fn take(&self, client: &str) -> Result<(), u64> {
-        if let Some(redis) = &self.shared {
+    /// `Err(seconds)` to wait before a request would be allowed. With `shared`, the bucket is
+    /// the one every coordinator using that Redis spends; the in-process one serves while it
+    /// is unreachable.
+    async fn take(&self, client: &str, shared: Option<&SharedRedis>) -> Result<(), u64> {
+        if let Some(redis) = shared {
             let cmd = redis::cmd("EVAL")
                 .arg(SHARED_BUCKET)
                 .arg(1)
@@ -252,7 +251,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Gateway {
     tokens: Option<Vec<Token>>,
     jwt: Option<Verifier>,
-    /// The shared Redis, for /health.
+    /// The Redis several coordinators share (rate-limit buckets; reported by /health).
     redis: Option<Arc<SharedRedis>>,
     limiter: Option<Limiter>,
     audit: Option<(PathBuf, Mutex<std::fs::File>)>,
@@ -317,7 +316,6 @@ impl Gateway {
                     rate,
                     burst,
                     buckets: Mutex::default(),
-                    shared: redis.clone(),
                 })
             }
         };
@@ -504,7 +502,12 @@ impl Gateway {
         let mut body = json!({"servers": servers});
         let mut redis_up = true;
         if let Some(redis) = &self.redis {
-            redis_up = redis.ping().await.is_ok();
+            // Through the same back-off as the data path: while Redis rests after a failure,
+            // a probe answers at once instead of waiting on another connection attempt.
+            redis_up = redis
+                .query::<String>("health check", &redis::cmd("PING"))
+                .await
+                .is_some();
             body["redis"] = if redis_up { "ok" } else { "unreachable" }.into();
         }
         let code = if all_up {
@@ -644,7 +647,7 @@ impl mcp_common::serve::Gateway for Gateway {
                 }
             };
             if let Some(limiter) = &self.limiter
-                && let Err(wait) = limiter.take(&client).await
+                && let Err(wait) = limiter.take(&client, self.redis.as_deref()).await
             {
                 let mut r = json_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -764,7 +767,6 @@ mod tests {
             rate: 2.0,
             burst: 2.0,
             buckets: Mutex::default(),
-            shared: None,
         };
         assert!(l.take_here("a").is_ok());
         assert!(l.take_here("a").is_ok());

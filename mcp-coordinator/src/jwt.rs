@@ -18,7 +18,8 @@ const LEEWAY_S: i64 = 30;
 
 /// What makes a token acceptable.
 pub struct Verifier {
-    secret: Vec<u8>,
+    /// Keyed once: each token's check starts from a copy.
+    mac: HmacSha256,
     issuer: Option<String>,
     audience: Option<String>,
 }
@@ -51,8 +52,10 @@ impl Verifier {
                 secret.len()
             ));
         }
+        let mac = HmacSha256::new_from_slice(&secret)
+            .map_err(|e| format!("the JWT secret cannot key HMAC-SHA256: {e}"))?;
         Ok(Self {
-            secret,
+            mac,
             issuer,
             audience,
         })
@@ -87,10 +90,9 @@ impl Verifier {
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| invalid("the signature is not base64url"))?;
-        let mut mac = HmacSha256::new_from_slice(&self.secret)
-            .map_err(|_| invalid("the JWT secret cannot key HMAC-SHA256"))?;
-        let signed_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
-        mac.update(&token.as_bytes()[..signed_len]);
+        let mut mac = self.mac.clone();
+        let signed = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+        mac.update(signed.as_bytes());
         // Constant-time comparison inside `hmac`.
         mac.verify_slice(&signature)
             .map_err(|_| invalid("the signature does not match (another secret, or altered)"))?;

@@ -110,7 +110,7 @@ impl Coordinator {
             .first()
             .and_then(|c| c.as_text().map(|t| t.text.clone()));
         let data = r.structured_content.clone();
-        let done = tokio::task::spawn_blocking(move || {
+        let done = findings::blocking(move || {
             let target = arguments
                 .as_ref()
                 .and_then(|a| findings::target_of_call(a, hash_files));
@@ -126,9 +126,9 @@ impl Coordinator {
             )
         })
         .await;
-        match done.map_err(|e| e.to_string()) {
-            Ok(Ok(f)) => Some(f.id),
-            Ok(Err(e)) | Err(e) => {
+        match done {
+            Ok(f) => Some(f.id),
+            Err(e) => {
                 tracing::warn!(error = %e, "a finding was not recorded");
                 None
             }

@@ -94,6 +94,15 @@ async fn get(
     Ok((status, headers, r.text().await?))
 }
 
+/// The seconds a 429 asks the client to wait.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Result<u64, Error> {
+    Ok(headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Retry-After")?
+        .parse()?)
+}
+
 fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -347,11 +356,7 @@ async fn rate_limits_answer_429_then_allow_again() -> TestResult {
     }
     assert_eq!(statuses, [200, 200, 429]);
     let (headers, body) = limited.ok_or("no 429")?;
-    let retry: u64 = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no Retry-After")?
-        .parse()?;
+    let retry = retry_after(&headers)?;
     // A token every 2 s: the wait is the rest of those 2 s, rounded up.
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     let body: Value = serde_json::from_str(&body)?;
@@ -565,13 +570,7 @@ async fn rate_limits_are_shared_through_redis() -> TestResult {
     let dir = tmp("gw-shared")?;
     let cfg = config(&dir, false)?;
     // A client name of this run alone: Redis outlives the test.
-    let client = format!(
-        "shared-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos()
-    );
+    let client = format!("shared-{}", mcp_testkit::run_id());
     let tokens = dir.join("tokens.toml");
     std::fs::write(
         &tokens,
@@ -601,11 +600,7 @@ async fn rate_limits_are_shared_through_redis() -> TestResult {
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     let (status, headers, _) = get(&base_b, "/metrics", Some("shared-secret")).await?;
     assert_eq!(status, 429);
-    let retry: u64 = headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no Retry-After")?
-        .parse()?;
+    let retry = retry_after(&headers)?;
     assert!((1..=5).contains(&retry), "Retry-After {retry}");
     // The bucket is in Redis, under the client's name, and expires by itself.
     let mut redis = redis::Client::open(redis_url.as_str())?
