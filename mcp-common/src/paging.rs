@@ -6,15 +6,17 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
-/// The most JSON one answer carries (~20k tokens); longer pages are cut and say so.
-pub const MAX_ANSWER_BYTES: usize = 80_000;
+/// The most JSON one page carries (~12k tokens); longer pages are cut and say so. The answer
+/// repeats the JSON as text (see [`crate::output`]), so a page stays under 100 KB on the wire.
+pub const MAX_ANSWER_BYTES: usize = 45_000;
 
 /// `offset`/`limit` arguments shared by every list tool (flattened into its input).
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 pub struct PageArgs {
-    /// Index of the first item to return (default 0).
+    /// Index of the first item to return (default 0; a page's `next_offset`).
     pub offset: Option<usize>,
-    /// How many items to return (default 100, at most 1000).
+    /// How many items to return (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }
 

@@ -18,9 +18,9 @@ impl Roots {
         for dir in dirs {
             let canon = dir
                 .canonicalize()
-                .map_err(|e| format!("root {}: {e}", dir.display()))?;
+                .map_err(|e| format!("--root {}: {e}", dir.display()))?;
             if !canon.is_dir() {
-                return Err(format!("root {} is not a directory", dir.display()));
+                return Err(format!("--root {}: not a directory", dir.display()));
             }
             roots.push(canon);
         }

@@ -34,12 +34,19 @@ macro_rules! tool_handler_methods {
             _context: rmcp::service::RequestContext<rmcp::RoleServer>,
         ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
             Ok(rmcp::model::ListToolsResult::with_all_items(
-                self.tool_router.list_all(),
+                self.tool_router
+                    .list_all()
+                    .into_iter()
+                    .map($crate::schema::for_listing)
+                    .collect(),
             ))
         }
 
         fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-            self.tool_router.get(name).cloned()
+            self.tool_router
+                .get(name)
+                .cloned()
+                .map($crate::schema::for_listing)
         }
     };
 }

@@ -46,6 +46,8 @@ struct Inner {
     /// The child's resources and resource templates as it listed them (URIs unchanged).
     resources: Vec<Resource>,
     templates: Vec<ResourceTemplate>,
+    /// The child's prompts as it listed them (names unchanged).
+    prompts: Vec<rmcp::model::Prompt>,
     pid: Option<u32>,
     generation: u64,
     restarts: u32,
@@ -106,6 +108,17 @@ async fn list_resources(
     Ok((resources, templates))
 }
 
+/// The prompts of a child that says it has prompts (none otherwise).
+async fn list_prompts(peer: &Peer<RoleClient>) -> Result<Vec<rmcp::model::Prompt>, String> {
+    let offers = peer
+        .peer_info()
+        .is_some_and(|info| info.capabilities.prompts.is_some());
+    if !offers {
+        return Ok(Vec::new());
+    }
+    or_empty(peer.list_all_prompts().await).map_err(|e| format!("prompts/list failed: {e}"))
+}
+
 /// A list the child answers with "method not found" is an empty one.
 fn or_empty<T>(r: Result<Vec<T>, ServiceError>) -> Result<Vec<T>, ServiceError> {
     match r {
@@ -147,10 +160,79 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// How many of a child's last stderr lines are kept to say why it failed.
+const STDERR_LINES: usize = 20;
+
+/// The end of a child's stderr: each line is passed on to the coordinator's own stderr (the
+/// log) and the last ones kept, so that a failure can quote the child's own reason.
+#[derive(Debug, Default)]
+struct StderrTail {
+    lines: Mutex<VecDeque<String>>,
+    /// Set when the current process's stderr reached end-of-file.
+    closed: tokio::sync::Notify,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl StderrTail {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads `stderr` to its end for the process of a new start.
+    fn follow(self: &Arc<Self>, name: String, stderr: tokio::process::ChildStderr) {
+        self.lock().clear();
+        self.ended.store(false, std::sync::atomic::Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{name}] {line}");
+                let mut tail = me.lock();
+                if tail.len() == STDERR_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            me.ended.store(true, std::sync::atomic::Ordering::SeqCst);
+            me.closed.notify_waiters();
+        });
+    }
+
+    /// The child's last words: its last non-empty stderr line (log lines with their
+    /// timestamp and level cut off), waiting a moment for a dying process's last output.
+    async fn reason(&self) -> Option<String> {
+        let ended = self.closed.notified();
+        if !self.ended.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = tokio::time::timeout(Duration::from_millis(500), ended).await;
+        }
+        let tail = self.lock();
+        let line = tail.iter().rev().find(|l| !l.trim().is_empty())?;
+        Some(strip_log_prefix(line).chars().take(400).collect())
+    }
+}
+
+/// `2026-12-02T16:00:00.000Z ERROR mcp_static: root /x: No such file` -> `root /x: No such
+/// file`: the tracing prefix says nothing to the model.
+fn strip_log_prefix(line: &str) -> &str {
+    let plain = line.trim();
+    let mut words = plain.splitn(3, ' ');
+    let (Some(time), Some(level), Some(rest)) = (words.next(), words.next(), words.next()) else {
+        return plain;
+    };
+    let levels = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+    if time.contains('T') && levels.contains(&level.trim()) {
+        // `target: message` after the level.
+        return rest.split_once(": ").map_or(rest, |(_, m)| m).trim();
+    }
+    plain
+}
+
 /// A child and its supervision state.
 #[derive(Debug)]
 pub struct Child {
     pub spec: ChildSpec,
+    stderr: Arc<StderrTail>,
     inner: Mutex<Inner>,
     routes: Routes,
     hosts: Arc<Hosts>,
@@ -206,6 +288,7 @@ impl Child {
     pub fn new(spec: ChildSpec, hosts: Arc<Hosts>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             spec,
+            stderr: Arc::default(),
             inner: Mutex::new(Inner::default()),
             routes: Routes::default(),
             hosts,
@@ -315,22 +398,29 @@ impl Child {
             }
             None => {
                 let cmd = tokio::process::Command::new(&spec.command).configure(|c| {
-                    c.args(&spec.args)
-                        .envs(&spec.env)
-                        .stderr(std::process::Stdio::inherit());
+                    c.args(&spec.args).envs(&spec.env);
                 });
-                let transport = TokioChildProcess::new(cmd)
+                let (transport, stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
                     .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
+                if let Some(stderr) = stderr {
+                    self.stderr.follow(spec.name.clone(), stderr);
+                }
                 let pid = transport.id();
                 let transport = Counting {
                     inner: transport,
                     routes: self.routes.clone(),
                 };
-                let service = handler
-                    .serve(transport)
-                    .await
-                    .map_err(|e| format!("initialize failed: {e}"))?;
-                (service, pid)
+                match handler.serve(transport).await {
+                    Ok(service) => (service, pid),
+                    Err(e) => {
+                        return Err(match self.stderr.reason().await {
+                            Some(why) => format!("it exited during initialize: {why}"),
+                            None => format!("initialize failed: {e}"),
+                        });
+                    }
+                }
             }
         };
         let tools = service
@@ -339,6 +429,7 @@ impl Child {
             .await
             .map_err(|e| format!("tools/list failed: {e}"))?;
         let (resources, templates) = list_resources(service.peer()).await?;
+        let prompts = list_prompts(service.peer()).await?;
         let generation = {
             let mut i = self.lock();
             if i.generation != epoch {
@@ -351,6 +442,7 @@ impl Child {
                 i.tools = tools;
                 i.resources = resources;
                 i.templates = templates;
+                i.prompts = prompts;
                 i.pid = pid;
                 i.started = Some(Instant::now());
                 Some(i.generation)
@@ -376,7 +468,13 @@ impl Child {
         let me = self.clone();
         tokio::spawn(async move {
             let reason = service.waiting().await;
-            me.exited(generation, format!("the process ended ({reason:?})"));
+            let why = match me.stderr.reason().await {
+                Some(last) if me.spec.url.is_none() => {
+                    format!("the process ended ({reason:?}); its last stderr line: {last}")
+                }
+                _ => format!("the process ended ({reason:?})"),
+            };
+            me.exited(generation, why);
         });
         Ok(())
     }
@@ -486,6 +584,77 @@ impl Child {
         }
     }
 
+    /// The child's prompts as it listed them (none unless running).
+    pub fn prompts(&self) -> Vec<rmcp::model::Prompt> {
+        let i = self.lock();
+        if i.state == Some(State::Running) {
+            i.prompts.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether the child says it completes arguments.
+    pub fn completes(&self) -> bool {
+        let i = self.lock();
+        i.peer.as_ref().is_some_and(|p| {
+            p.peer_info()
+                .is_some_and(|info| info.capabilities.completions.is_some())
+        })
+    }
+
+    /// Forwards `prompts/get` (the name already the child's own) with the call timeout.
+    pub async fn get_prompt(
+        &self,
+        mut params: rmcp::model::GetPromptRequestParams,
+    ) -> Result<rmcp::model::GetPromptResult, rmcp::ErrorData> {
+        let peer = self
+            .peer_or_unavailable()
+            .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
+        params.meta = None;
+        match tokio::time::timeout(self.spec.call_timeout, peer.get_prompt(params)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
+                format!("server {:?} failed during prompts/get: {e}", self.spec.name),
+                None,
+            )),
+            Err(_) => Err(rmcp::ErrorData::internal_error(
+                format!(
+                    "server {:?} did not answer prompts/get in time",
+                    self.spec.name
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// Forwards `completion/complete` (the reference already the child's own).
+    pub async fn complete(
+        &self,
+        mut params: rmcp::model::CompleteRequestParams,
+    ) -> Result<rmcp::model::CompleteResult, rmcp::ErrorData> {
+        let peer = self
+            .peer_or_unavailable()
+            .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
+        params.meta = None;
+        match tokio::time::timeout(self.spec.call_timeout, peer.complete(params)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
+                format!("server {:?} failed during completion: {e}", self.spec.name),
+                None,
+            )),
+            Err(_) => Err(rmcp::ErrorData::internal_error(
+                format!(
+                    "server {:?} did not answer completion in time",
+                    self.spec.name
+                ),
+                None,
+            )),
+        }
+    }
+
     /// The resources and templates the child listed last, also while it restarts, so that a
     /// read is still routed to it (and answered "restarting" rather than "unknown").
     pub fn last_resources(&self) -> (Vec<Resource>, Vec<ResourceTemplate>) {
@@ -577,17 +746,22 @@ impl Child {
         params.meta = None;
         let started = Instant::now();
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let options = PeerRequestOptions::with_timeout(timeout);
+        // The timeout counts from the child's last progress (a `watch` reporting every second
+        // runs as long as it needs), up to the server's most for one call.
+        let options = PeerRequestOptions::with_timeout(timeout)
+            .reset_timeout_on_progress()
+            .with_max_total_timeout(self.spec.max_call.max(timeout));
         // rmcp gives every request its own progress token: the route is opened under it as
         // soon as the request is sent, and closed when the call ends.
         let result = match peer.send_cancellable_request(request, options).await {
             Err(e) => Err(e),
             Ok(handle) => {
-                let routed = progress.map(|(host, host_token)| {
+                let mut routed = progress.map(|(host, host_token)| {
                     self.routes.open(&handle.progress_token, host, host_token);
-                    handle.progress_token.clone()
+                    self.routes.guard(&handle.progress_token)
                 });
-                // If the host cancels, this future is dropped: the guard tells the child.
+                // If the host cancels, this future is dropped: the guard tells the child, and
+                // the route's guard stops its progress at once.
                 let mut guard = CancelOnDrop {
                     peer: peer.clone(),
                     id: Some(handle.id.clone()),
@@ -595,8 +769,8 @@ impl Child {
                 let r = handle.await_response().await;
                 guard.id = None;
                 // The host sees every progress of the call before its result.
-                if let Some(token) = routed {
-                    self.routes.close(&token).await;
+                if let Some(route) = routed.take() {
+                    route.close().await;
                 }
                 r
             }
@@ -618,7 +792,7 @@ impl Child {
                     self.spec.name
                 )))
             }
-            Err(ServiceError::Timeout { .. }) => {
+            Err(ServiceError::Timeout { timeout }) => {
                 i.errors += 1;
                 Err(CallError::Timeout(timeout))
             }

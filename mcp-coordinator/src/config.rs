@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long results of static analysis are reused by default (they depend only on the
@@ -102,6 +102,9 @@ pub struct ChildSpec {
     pub call_timeout: Duration,
     /// Per-tool call timeouts (child tool name -> timeout).
     pub tool_timeouts: BTreeMap<String, Duration>,
+    /// The call timeout counts from the child's last progress; this bounds a call that keeps
+    /// reporting progress (`watch`, long scans).
+    pub max_call: Duration,
     /// Results of these tools (globs) are deterministic for the same arguments and files:
     /// kept for `cache_ttl`. Empty: nothing cached (live memory and network never should be).
     pub cache_tools: Vec<String>,
@@ -153,6 +156,7 @@ struct TomlFile {
 struct TomlCoordinator {
     call_timeout_s: Option<u64>,
     start_timeout_s: Option<u64>,
+    max_call_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +176,7 @@ struct TomlServer {
     deny: Vec<String>,
     start_timeout_s: Option<u64>,
     call_timeout_s: Option<u64>,
+    max_call_s: Option<u64>,
     #[serde(default)]
     tool_timeouts: BTreeMap<String, u64>,
     #[serde(default)]
@@ -205,6 +210,11 @@ struct JsonServer {
 }
 
 const DEFAULT_CALL: u64 = 60;
+/// The longest a call may run while it keeps reporting progress, unless configured.
+const DEFAULT_MAX_CALL: u64 = 3600;
+/// The configuration used without `--config`: every server of the suite, found beside the
+/// coordinator's own binary.
+const EMBEDDED: &str = include_str!("../default.toml");
 /// How often a streamable-HTTP child is listed again unless its config says otherwise.
 const DEFAULT_RELIST: u64 = 30;
 
@@ -227,10 +237,12 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Config {
+    /// Reads a config file. Relative child commands resolve against the file's directory,
+    /// else against the coordinator's own (never the working directory, which a host picks).
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the config {}: {e}", path.display()))?;
-        match path.extension().and_then(|e| e.to_str()) {
+        let mut config = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml(&text),
             Some("json") => Self::from_json(&text),
             _ => Err(format!(
@@ -238,13 +250,66 @@ impl Config {
                 path.display()
             )),
         }
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let bases: Vec<PathBuf> = dir.into_iter().chain(own_dir()).collect();
+        config.resolve_commands(&bases);
+        Ok(config)
+    }
+
+    /// The embedded default: every server of the suite from the coordinator's directory.
+    pub fn embedded() -> Result<Self, String> {
+        let mut config =
+            Self::from_toml(EMBEDDED).map_err(|e| format!("the embedded config: {e}"))?;
+        config.resolve_commands(&own_dir().into_iter().collect::<Vec<_>>());
+        Ok(config)
+    }
+
+    /// Keeps only the servers named (`--servers`), refusing names the config lacks.
+    pub fn only(mut self, names: &[String]) -> Result<Self, String> {
+        if names.is_empty() {
+            return Ok(self);
+        }
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !self.children.iter().any(|c| &c.name == *n))
+        {
+            let known: Vec<&str> = self.children.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "--servers: no server {unknown:?} in the config (it has: {})",
+                known.join(", ")
+            ));
+        }
+        self.children.retain(|c| names.contains(&c.name));
+        Ok(self)
+    }
+
+    /// Makes each relative command (one with a `/`; bare names are looked up on PATH)
+    /// absolute against the first base where it exists (the first base when none has it).
+    fn resolve_commands(&mut self, bases: &[PathBuf]) {
+        for c in &mut self.children {
+            let given = Path::new(&c.command);
+            if c.command.is_empty() || given.is_absolute() || !c.command.contains('/') {
+                continue;
+            }
+            let found = bases
+                .iter()
+                .map(|b| b.join(given))
+                .find(|p| p.exists())
+                .or_else(|| bases.first().map(|b| b.join(given)));
+            if let Some(p) = found {
+                c.command = p.to_string_lossy().into_owned();
+            }
+        }
     }
 
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let file: TomlFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let call = file.coordinator.call_timeout_s.unwrap_or(DEFAULT_CALL);
         let start = file.coordinator.start_timeout_s.unwrap_or(DEFAULT_START);
+        let max_call = file.coordinator.max_call_s.unwrap_or(DEFAULT_MAX_CALL);
         let children = file
             .servers
             .into_iter()
@@ -266,12 +331,17 @@ impl Config {
                     command,
                     url,
                     kind,
-                    args: s.args,
-                    env: s.env,
+                    args: s.args.iter().map(|a| expand_env(a)).collect(),
+                    env: s
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), expand_env(v)))
+                        .collect(),
                     allow: s.allow,
                     deny: s.deny,
                     start_timeout: Duration::from_secs(s.start_timeout_s.unwrap_or(start)),
                     call_timeout: Duration::from_secs(s.call_timeout_s.unwrap_or(call)),
+                    max_call: Duration::from_secs(s.max_call_s.unwrap_or(max_call)),
                     cache_tools,
                     cache_ttl,
                     relist_every: relist,
@@ -302,12 +372,17 @@ impl Config {
                     kind,
                     prefix: name.clone(),
                     name,
-                    args: s.args,
-                    env: s.env,
+                    args: s.args.iter().map(|a| expand_env(a)).collect(),
+                    env: s
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), expand_env(v)))
+                        .collect(),
                     allow: Vec::new(),
                     deny: Vec::new(),
                     start_timeout: Duration::from_secs(DEFAULT_START),
                     call_timeout: Duration::from_secs(DEFAULT_CALL),
+                    max_call: Duration::from_secs(DEFAULT_MAX_CALL),
                     tool_timeouts: BTreeMap::new(),
                     cache_tools,
                     cache_ttl,
@@ -357,6 +432,37 @@ impl Config {
     }
 }
 
+/// The directory of the running coordinator binary.
+fn own_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+/// `${NAME}` replaced by the environment variable's value (empty when unset), so a config can
+/// say `${HOME}/games` and work for whoever runs it.
+pub fn expand_env(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(&std::env::var(&after[..end]).unwrap_or_default());
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// (command, url) of a child: exactly one of them.
 fn child_command(
     name: &str,
@@ -364,7 +470,7 @@ fn child_command(
     url: Option<String>,
 ) -> Result<(String, Option<String>), String> {
     match (command, url) {
-        (Some(c), None) if !c.is_empty() => Ok((c, None)),
+        (Some(c), None) if !c.is_empty() => Ok((expand_env(&c), None)),
         (None, Some(u)) => {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 return Err(format!(

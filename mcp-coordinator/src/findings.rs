@@ -64,6 +64,7 @@ pub struct Link {
 pub struct Query {
     /// Findings whose target contains this text (a path, a pid, a capture id).
     pub target: Option<String>,
+    /// Findings of this kind (`tool_call`, `pointer_chain`, `note`, ...).
     pub kind: Option<String>,
     /// Findings of this tool (`static__binary_info` or `binary_info`).
     pub tool: Option<String>,

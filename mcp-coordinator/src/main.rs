@@ -23,9 +23,14 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// The configuration: a .toml file (examples/coordinator.toml) or Claude Desktop's
-    /// mcpServers .json.
+    /// mcpServers .json. Without it: every server of the suite from this binary's directory,
+    /// files readable under $HOME (the embedded default.toml).
     #[arg(long, value_name = "PATH")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Start and expose only these servers of the config (comma-separated names, e.g.
+    /// `static,d2`), for hosts that want fewer tools in their context.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    servers: Vec<String>,
     /// Where the findings store lives (default: $XDG_DATA_HOME/mcp-suite, or
     /// ~/.local/share/mcp-suite).
     #[arg(long, value_name = "DIR")]
@@ -151,7 +156,12 @@ fn default_data_dir() -> PathBuf {
 async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    let config = match &cli.config {
+        Some(path) => Config::load(path),
+        None => Config::embedded(),
+    }
+    .and_then(|c| c.only(&cli.servers));
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");

@@ -97,6 +97,24 @@ impl Routes {
             .remove(child_token);
     }
 
+    /// The route's owner: [`RouteGuard::close`] ends it after its progress was passed on;
+    /// dropped instead (the host cancelled the call), it ends at once, so no progress of a
+    /// cancelled call reaches the host.
+    pub fn guard(&self, child_token: &ProgressToken) -> RouteGuard {
+        RouteGuard {
+            routes: self.clone(),
+            token: Some(child_token.clone()),
+        }
+    }
+
+    /// Forgets a route now, without waiting for its progress.
+    fn forget(&self, child_token: &ProgressToken) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(child_token);
+    }
+
     /// A handler task's part: passes the progress on when it advances.
     pub async fn forward(&self, mut params: ProgressNotificationParam) {
         let Some(entry) = self.get(&params.progress_token) else {
@@ -118,6 +136,29 @@ impl Routes {
     fn arrived(&self, token: &ProgressToken) {
         if let Some(entry) = self.get(token) {
             entry.pending.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Ends one route: awaited by a call that finished, dropped by one the host cancelled.
+pub struct RouteGuard {
+    routes: Routes,
+    token: Option<ProgressToken>,
+}
+
+impl RouteGuard {
+    /// The call is over: its progress is passed on, then the route ends.
+    pub async fn close(mut self) {
+        if let Some(token) = self.token.take() {
+            self.routes.close(&token).await;
+        }
+    }
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.routes.forget(&token);
         }
     }
 }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 /// Separates a child's prefix from its tool name.
 pub const SEPARATOR: &str = "__";
+/// Findings per page of `resources/list`.
+const FINDINGS_PER_PAGE: usize = 100;
 
 #[derive(Clone)]
 pub struct Coordinator {
@@ -135,6 +137,77 @@ impl Coordinator {
         }
     }
 
+    /// What a host tells its model about the suite, including servers that are not
+    /// running and why, so that missing tools are never a silent surprise.
+    fn instructions(&self) -> String {
+        let mut text = String::from(
+            "One endpoint for the analysis suite: every child server's tools appear as \
+             <server>__<tool> (static__binary_info, memory__scan_start, d2__character, ...). \
+             servers_status shows the children; fan_out runs several calls at once. The \
+             children's resources keep their URIs (d2://save/{path}, ...); findings://{id} \
+             reads a finding.",
+        );
+        for c in self.children.iter() {
+            let st = c.status();
+            if st.state == crate::child::State::Failed {
+                text.push_str(&format!(
+                    " Server {:?} is not running: {}.",
+                    st.name,
+                    st.last_error.unwrap_or_default()
+                ));
+            }
+        }
+        text
+    }
+
+    /// The child whose prompt `<prefix>__<name>` is, and the prompt's own name.
+    fn prompt_owner(&self, name: &str) -> Result<(Arc<Child>, String), ErrorData> {
+        let found = name.split_once(SEPARATOR).and_then(|(prefix, prompt)| {
+            let child = self.child(prefix)?;
+            child
+                .prompts()
+                .iter()
+                .any(|p| p.name == prompt)
+                .then(|| (child.clone(), prompt.to_string()))
+        });
+        found.ok_or_else(|| {
+            let known: Vec<String> = self
+                .children
+                .iter()
+                .flat_map(|c| {
+                    c.prompts()
+                        .into_iter()
+                        .map(|p| format!("{}{SEPARATOR}{}", c.spec.prefix, p.name))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            ErrorData::invalid_params(
+                format!("unknown prompt {name:?} (prompts: {})", known.join(", ")),
+                None,
+            )
+        })
+    }
+
+    /// Ids of the newest findings starting with `partial`.
+    async fn complete_finding_ids(
+        &self,
+        partial: &str,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        let store = self.findings.clone();
+        let (_, recent) = findings::blocking(move || store.query(&Query::default(), 0, 1000))
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        let values: Vec<String> = recent
+            .into_iter()
+            .map(|f| f.id)
+            .filter(|id| id.starts_with(partial))
+            .take(100)
+            .collect();
+        let info = rmcp::model::CompletionInfo::new(values)
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(rmcp::model::CompleteResult::new(info))
+    }
+
     fn child(&self, prefix: &str) -> Option<&Arc<Child>> {
         self.children.iter().find(|c| c.spec.prefix == prefix)
     }
@@ -233,6 +306,9 @@ impl Coordinator {
             return mcp_common::error::call_tool(&self.tool_router, self, request, context).await;
         }
         let name = request.name.to_string();
+        if let Some(message) = self.unknown_tool(&name) {
+            return Err(ErrorData::invalid_params(message, None));
+        }
         let progress = context
             .meta
             .get_progress_token()
@@ -245,6 +321,90 @@ impl Coordinator {
             )),
         }
     }
+
+    /// Why `name` names no tool, with the tools that exist: those of the server its prefix
+    /// names, else the servers' prefixes. `None` when the tool exists (or its server is not
+    /// running, which the call itself reports).
+    fn unknown_tool(&self, name: &str) -> Option<String> {
+        let Some((prefix, tool)) = name.split_once(SEPARATOR) else {
+            let prefixes: Vec<String> = self
+                .children
+                .iter()
+                .map(|c| format!("{}{SEPARATOR}", c.spec.prefix))
+                .collect();
+            return Some(format!(
+                "unknown tool {name:?}: the coordinator's own tools are {}; a server's tools \
+                 are named <server>{SEPARATOR}<tool> ({})",
+                self.tool_router
+                    .list_all()
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                prefixes.join(", ")
+            ));
+        };
+        let Some(child) = self.child(prefix) else {
+            let prefixes: Vec<&str> = self
+                .children
+                .iter()
+                .map(|c| c.spec.prefix.as_str())
+                .collect();
+            return Some(format!(
+                "unknown tool {name:?}: no server {prefix:?} (servers: {})",
+                prefixes.join(", ")
+            ));
+        };
+        let tools: Vec<String> = child
+            .tools()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .filter(|t| child.spec.exposes(t))
+            .collect();
+        if tools.is_empty() || tools.iter().any(|t| t == tool) {
+            return None;
+        }
+        Some(format!(
+            "unknown tool {name:?}: server {prefix:?} has {}",
+            tools
+                .iter()
+                .map(|t| format!("{prefix}{SEPARATOR}{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// A finding as a search lists it: without its data (findings_get has it), so that a page
+/// holds many findings and stays small.
+fn listed(mut f: Finding) -> Finding {
+    f.data = None;
+    f
+}
+
+/// The most of a finding's data one answer carries (the store keeps up to 256 KiB).
+const MAX_ANSWER_DATA: usize = 40_000;
+
+/// A finding whose data would make the answer too large has it replaced by a note saying
+/// how large it was and how to get it again (the call and its arguments are kept).
+pub fn bounded(mut f: Finding) -> Finding {
+    let size = f
+        .data
+        .as_ref()
+        .map_or(0, |d| serde_json::to_vec(d).map_or(0, |v| v.len()));
+    if size > MAX_ANSWER_DATA {
+        f.data = Some(Value::String(format!(
+            "({} KB of data, too large for one answer: call the tool again with `arguments`, \
+             with a smaller page)",
+            size / 1000
+        )));
+    }
+    f
+}
+
+/// What a cancelled call answers (hosts ignore it: they stopped waiting).
+fn cancelled_error() -> ErrorData {
+    ErrorData::internal_error("the call was cancelled by the host", None)
 }
 
 fn error_result(message: String) -> CallToolResult {
@@ -264,15 +424,18 @@ pub struct RestartArgs {
 pub struct FanCall {
     /// A namespaced tool, e.g. `static__binary_info`.
     pub tool: String,
+    /// The tool's arguments (default none).
     #[serde(default)]
     pub arguments: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FanOutArgs {
-    /// The calls, run concurrently (1 to 64).
+    /// The calls, run concurrently.
+    #[schemars(length(min = 1, max = 64))]
     pub calls: Vec<FanCall>,
     /// Most calls running at once (default 8).
+    #[schemars(range(min = 1, max = 64))]
     pub max_parallel: Option<usize>,
 }
 
@@ -317,6 +480,7 @@ impl Summary for FanOut {
 pub struct LinkTo {
     /// Id of the finding linked to.
     pub to: String,
+    /// What the link means, e.g. `derived_from`.
     pub relation: String,
 }
 
@@ -324,9 +488,11 @@ pub struct LinkTo {
 pub struct RecordArgs {
     /// What kind of finding (`pointer_chain`, `structure`, `note`, ...).
     pub kind: String,
+    /// A one-line headline.
     pub title: String,
     /// What it is about, e.g. `{"process": 1234}` or `{"binary": "/games/D2Client.dll"}`.
     pub target: Option<Value>,
+    /// Any JSON worth keeping (addresses, offsets, values).
     pub data: Option<Value>,
     /// Links from the new finding to existing ones.
     pub links: Option<Vec<LinkTo>>,
@@ -334,7 +500,9 @@ pub struct RecordArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LinkArgs {
+    /// Id of the finding the link starts at.
     pub from: String,
+    /// Id of the finding it points to.
     pub to: String,
     /// What the link means, e.g. `derived_from`, `same_value_as`.
     pub relation: String,
@@ -344,16 +512,24 @@ pub struct LinkArgs {
 pub struct QueryArgs {
     #[serde(flatten)]
     pub query: Query,
-    /// `local` (default): this coordinator's store, every finding it recorded. `shared`: the
-    /// remote graph (needs --findings-url), findings of every coordinator that ships there,
-    /// without this one's backlog; `target` and `text` need 3 characters or more there.
-    pub scope: Option<String>,
+    /// `local` (default): this coordinator's store. `shared`: the remote graph (with
+    /// --findings-url), every coordinator's findings; `target`/`text` need 3+ characters.
+    pub scope: Option<Scope>,
     #[serde(flatten)]
     pub page: mcp_common::PageArgs,
 }
 
+/// Which store `findings_query` searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Local,
+    Shared,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct IdArgs {
+    /// A finding's id (findings_query lists them).
     pub id: String,
 }
 
@@ -502,10 +678,13 @@ fn request(tool: &str, args: Value) -> CallToolRequestParams {
 
 #[tool_router]
 impl Coordinator {
-    /// The seed's flow in one call: the d2 character, then in parallel its inventory, a
-    /// memory snapshot of the player unit and (with `capture_id`) a decode of the game's
-    /// traffic; stored as findings linked to one analysis finding, answered as one result.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// Start here for a running game: character, inventory, a snapshot of the player unit
+    /// and (with `capture_id`) its decoded traffic in one call, kept as linked findings.
+    /// Then findings_get on `analysis_id`, or the d2__/memory__ tools for detail.
+    #[tool(
+        title = "Analyse the running character",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn analyze_character(
         &self,
         Parameters(a): Parameters<AnalyzeArgs>,
@@ -605,12 +784,16 @@ impl Coordinator {
         }))
     }
 
-    /// Records a finding (with optional links to existing ones) in the findings graph.
-    #[tool(annotations(
-        read_only_hint = false,
-        destructive_hint = false,
-        open_world_hint = false
-    ))]
+    /// Keeps something learnt (a pointer chain, a structure, a note) in the findings graph,
+    /// optionally linked to earlier findings. Tool calls are recorded by themselves.
+    #[tool(
+        title = "Record a finding",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
     async fn findings_record(
         &self,
         Parameters(a): Parameters<RecordArgs>,
@@ -634,13 +817,16 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Links two findings with a relation.
-    #[tool(annotations(
-        read_only_hint = false,
-        destructive_hint = false,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+    /// Links two existing findings with a relation.
+    #[tool(
+        title = "Link two findings",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     async fn findings_link(
         &self,
         Parameters(a): Parameters<LinkArgs>,
@@ -655,54 +841,55 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Findings by target, kind, tool, text or time, newest first. Paged.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// Searches what was found (every tool call and record) by target, kind, tool, text or
+    /// time, newest first, paged. Then findings_get for one with its links.
+    #[tool(
+        title = "Search findings",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn findings_query(
         &self,
         Parameters(a): Parameters<QueryArgs>,
     ) -> Result<Json<Page<Finding>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        match a.scope.as_deref() {
-            None | Some("local") => {}
-            Some("shared") => {
-                let Some(shipper) = &self.shipper else {
-                    return Err(ToolError::invalid(
-                        "scope",
-                        "\"shared\"",
-                        "\"local\" only: no remote graph is configured (--findings-url)",
-                    ));
-                };
-                let (total, items) = shipper
-                    .remote()
-                    .find(&a.query, offset, limit)
-                    .await
-                    .map_err(|e| ToolError::new(e.to_string()))?
-                    .map_err(|(field, why)| {
-                        ToolError::new(format!("invalid argument `{field}`: {why}"))
-                    })?;
-                return Ok(Json(Page::fit(items, offset, total)));
-            }
-            Some(other) => {
+        if a.scope == Some(Scope::Shared) {
+            let Some(shipper) = &self.shipper else {
                 return Err(ToolError::invalid(
                     "scope",
-                    format!("{other:?}"),
-                    "accepted: \"local\", \"shared\"",
+                    "\"shared\"",
+                    "\"local\" only: no remote graph is configured (--findings-url)",
                 ));
-            }
+            };
+            let (total, items) = shipper
+                .remote()
+                .find(&a.query, offset, limit)
+                .await
+                .map_err(|e| ToolError::new(e.to_string()))?
+                .map_err(|(field, why)| {
+                    ToolError::new(format!("invalid argument `{field}`: {why}"))
+                })?;
+            return Ok(Json(Page::fit(
+                items.into_iter().map(listed),
+                offset,
+                total,
+            )));
         }
         let store = self.findings.clone();
         mcp_common::blocking(move || {
             let (total, items) = store
                 .query(&a.query, offset, limit)
                 .map_err(ToolError::new)?;
-            Ok(Page::fit(items, offset, total))
+            Ok(Page::fit(items.into_iter().map(listed), offset, total))
         })
         .await
         .map(Json)
     }
 
-    /// One finding with its links.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// One finding with its links (also readable as the resource findings://{id}).
+    #[tool(
+        title = "Get a finding",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn findings_get(
         &self,
         Parameters(a): Parameters<IdArgs>,
@@ -714,11 +901,17 @@ impl Coordinator {
             .ok_or_else(|| {
                 ToolError::invalid("id", format!("{:?}", a.id), "no finding has this id")
             })?;
-        Ok(Json(Recorded { finding, links }))
+        Ok(Json(Recorded {
+            finding: bounded(finding),
+            links,
+        }))
     }
 
-    /// The findings store: where it is, how many findings and links, the backlog.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// The findings store: where it is, counts, and what waits to be shipped.
+    #[tool(
+        title = "Findings store status",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn findings_status(
         &self,
         Parameters(_a): Parameters<NoArgs>,
@@ -742,9 +935,12 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Every child server: state (starting, running, restarting, failed), pid, restarts,
-    /// last error, uptime, tools, calls, errors, mean latency.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// Each server's state, last error (why it failed), restarts and call counts. Use when
+    /// a server's tools are missing or failing; then servers_restart.
+    #[tool(
+        title = "Server status",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn servers_status(
         &self,
         Parameters(_a): Parameters<NoArgs>,
@@ -754,12 +950,15 @@ impl Coordinator {
         }))
     }
 
-    /// Restarts a child by hand, closing its circuit breaker.
-    #[tool(annotations(
-        read_only_hint = false,
-        destructive_hint = false,
-        open_world_hint = false
-    ))]
+    /// Restarts a server (also one marked failed after crashing too often).
+    #[tool(
+        title = "Restart a server",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
     async fn servers_restart(
         &self,
         Parameters(a): Parameters<RestartArgs>,
@@ -785,13 +984,16 @@ impl Coordinator {
         }))
     }
 
-    /// Runs several child calls concurrently and returns every result (errors included) in
-    /// the order given.
-    #[tool(annotations(
-        read_only_hint = false,
-        destructive_hint = false,
-        open_world_hint = false
-    ))]
+    /// Runs several tool calls at once (e.g. binary_info of many files); every result,
+    /// errors included, in the order given.
+    #[tool(
+        title = "Run calls in parallel",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
     async fn fan_out(
         &self,
         Parameters(a): Parameters<FanOutArgs>,
@@ -856,19 +1058,15 @@ impl ServerHandler for Coordinator {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_prompts()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new(
             "mcp-coordinator",
             env!("CARGO_PKG_VERSION"),
         ))
-        .with_instructions(
-            "One endpoint for the analysis suite: every child server's tools appear as \
-                 <server>__<tool> (static__binary_info, memory__scan_start, d2__character, ...). \
-                 servers_status shows the children; fan_out runs several calls at once. The \
-                 children's resources keep their URIs (d2://save/{path}, ...); findings://{id} \
-                 reads a finding.",
-        )
+        .with_instructions(self.instructions())
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
@@ -886,8 +1084,15 @@ impl ServerHandler for Coordinator {
             let id = parts.extensions.get::<crate::gateway::ClientId>()?;
             Some((g.clone(), id.clone()))
         });
+        // rmcp only flags a host's `notifications/cancelled` on the token: the call is
+        // dropped here, which cancels the child's request (see `child::CancelOnDrop`) and
+        // ends the call's progress route.
+        let cancelled = context.ct.clone();
         let Some((gateway, client)) = client else {
-            return self.call_tool_inner(request, context).await;
+            return tokio::select! {
+                r = self.call_tool_inner(request, context) => r,
+                _ = cancelled.cancelled() => Err(cancelled_error()),
+            };
         };
         let tool = request.name.to_string();
         let arguments = gateway
@@ -895,7 +1100,10 @@ impl ServerHandler for Coordinator {
             .then(|| request.arguments.clone())
             .flatten();
         let started = std::time::Instant::now();
-        let r = self.call_tool_inner(request, context).await;
+        let r = tokio::select! {
+            r = self.call_tool_inner(request, context) => r,
+            _ = cancelled.cancelled() => Err(cancelled_error()),
+        };
         let outcome = match &r {
             Err(_) => crate::gateway::Outcome::ProtocolError,
             Ok(CallToolResponse::Complete(c)) if c.is_error == Some(true) => {
@@ -918,19 +1126,126 @@ impl ServerHandler for Coordinator {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut all = self.tool_router.list_all();
+        let mut all: Vec<Tool> = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .map(mcp_common::schema::for_listing)
+            .collect();
         all.extend(self.child_tools());
         Ok(ListToolsResult::with_all_items(all))
     }
 
     async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
-        // Every child's resources as it listed them, URIs and all.
-        let all = self.children.iter().flat_map(|c| c.resources().0).collect();
-        Ok(rmcp::model::ListResourcesResult::with_all_items(all))
+        // The first page: every child's resources as it listed them, URIs and all; then the
+        // findings, newest first, a page at a time (the cursor is the findings' offset).
+        let cursor = request.and_then(|r| r.cursor);
+        let offset = match cursor.as_deref() {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| {
+                ErrorData::invalid_params(
+                    format!("invalid cursor {c:?}: pass the nextCursor of the previous page"),
+                    None,
+                )
+            })?,
+        };
+        let mut all: Vec<rmcp::model::Resource> = if offset == 0 {
+            self.children.iter().flat_map(|c| c.resources().0).collect()
+        } else {
+            Vec::new()
+        };
+        let store = self.findings.clone();
+        let (total, findings) =
+            findings::blocking(move || store.query(&Query::default(), offset, FINDINGS_PER_PAGE))
+                .await
+                .map_err(|e| ErrorData::internal_error(e, None))?;
+        let shown = findings.len();
+        for f in findings {
+            let mut r = rmcp::model::Resource::new(format!("findings://{}", f.id), f.title)
+                .with_mime_type("application/json");
+            r.description = f.summary;
+            all.push(r);
+        }
+        let mut result = rmcp::model::ListResourcesResult::with_all_items(all);
+        result.next_cursor = (offset + shown < total).then(|| (offset + shown).to_string());
+        Ok(result)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, ErrorData> {
+        // Every child's prompts, named `<prefix>__<prompt>` like its tools.
+        let all = self
+            .children
+            .iter()
+            .flat_map(|c| {
+                c.prompts().into_iter().map(|mut p| {
+                    p.name = format!("{}{SEPARATOR}{}", c.spec.prefix, p.name);
+                    p
+                })
+            })
+            .collect();
+        Ok(rmcp::model::ListPromptsResult::with_all_items(all))
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: rmcp::model::GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
+        let (child, name) = self.prompt_owner(&request.name)?;
+        request.name = name;
+        child.get_prompt(request).await.map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        mut request: rmcp::model::CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CompleteResult, ErrorData> {
+        use rmcp::model::Reference;
+        let child = match &mut request.r#ref {
+            Reference::Prompt(p) => {
+                let (child, name) = self.prompt_owner(&p.name)?;
+                p.name = name;
+                child
+            }
+            Reference::Resource(r) => {
+                let owner = self
+                    .children
+                    .iter()
+                    .find(|c| c.resources().1.iter().any(|t| t.uri_template == r.uri));
+                match owner {
+                    Some(c) => c.clone(),
+                    // The coordinator's own template (findings://{id}): recent ids.
+                    None if r.uri == crate::resources::FINDINGS_TEMPLATE => {
+                        return self.complete_finding_ids(&request.argument.value).await;
+                    }
+                    None => {
+                        return Err(ErrorData::invalid_params(
+                            format!("no resource template {:?}", r.uri),
+                            None,
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("cannot complete for {other:?}"),
+                    None,
+                ));
+            }
+        };
+        if !child.completes() {
+            return Ok(rmcp::model::CompleteResult::default());
+        }
+        child.complete(request).await
     }
 
     async fn list_resource_templates(
@@ -977,6 +1292,7 @@ impl ServerHandler for Coordinator {
                 )
             })?;
         let (finding, links) = found;
+        let finding = bounded(finding);
         let text = serde_json::json!({"finding": finding, "links": links}).to_string();
         Ok(rmcp::model::ReadResourceResult::new(vec![
             rmcp::model::ResourceContents::text(text, request.uri)
@@ -986,7 +1302,8 @@ impl ServerHandler for Coordinator {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tool_router.get(name).cloned().or_else(|| {
+        let own = self.tool_router.get(name).cloned();
+        own.map(mcp_common::schema::for_listing).or_else(|| {
             // Routed like a call: only the named child's list is searched.
             let (prefix, tool) = name.split_once(SEPARATOR)?;
             let child = self.child(prefix)?;

@@ -46,6 +46,10 @@ struct SleepArgs {
 #[derive(Deserialize, JsonSchema)]
 struct ProgressArgs {
     steps: u32,
+    /// Milliseconds between two steps (default 0).
+    interval_ms: Option<u64>,
+    /// A file written when the call is cancelled between two steps.
+    cancelled_marker: Option<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -123,15 +127,27 @@ impl TestChild {
         }))
     }
 
-    /// Sends `steps` progress notifications, then answers.
+    /// Sends `steps` progress notifications (`interval_ms` apart), then answers.
     #[tool]
     async fn progress(
         &self,
         Parameters(a): Parameters<ProgressArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Said>, ToolError> {
+        let interval = std::time::Duration::from_millis(a.interval_ms.unwrap_or(0));
         if let Some(token) = ctx.meta.get_progress_token() {
             for i in 1..=a.steps {
+                if !interval.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = ctx.ct.cancelled() => {
+                            if let Some(m) = &a.cancelled_marker {
+                                let _ = std::fs::write(m, b"cancelled");
+                            }
+                            return Err(ToolError::new("cancelled"));
+                        }
+                    }
+                }
                 let _ = ctx
                     .peer
                     .notify_progress(
