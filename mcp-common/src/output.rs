@@ -19,9 +19,10 @@ use serde::Serialize;
 
 /// The bound every answer keeps on the wire (text and structured content together).
 pub const MAX_WIRE_BYTES: usize = 100_000;
-/// The most JSON one answer may carry: twice this (text and structured) plus the summary and
-/// the JSON-RPC envelope stay under [`MAX_WIRE_BYTES`].
-pub const MAX_JSON_BYTES: usize = 48_000;
+/// The most JSON one answer may carry: twice this (text and structured), the escaping of the
+/// text's quotes on the wire (about a tenth more), the summary and the JSON-RPC envelope stay
+/// under [`MAX_WIRE_BYTES`].
+pub const MAX_JSON_BYTES: usize = 44_000;
 
 /// A one-line, human-readable headline of a result.
 pub trait Summary {

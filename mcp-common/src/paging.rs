@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
-/// The most JSON one page carries (~12k tokens); longer pages are cut and say so. The answer
+/// The most JSON one page carries (~10k tokens); longer pages are cut and say so. The answer
 /// repeats the JSON as text (see [`crate::output`]), so a page stays under 100 KB on the wire.
-pub const MAX_ANSWER_BYTES: usize = 45_000;
+pub const MAX_ANSWER_BYTES: usize = 40_000;
 
 /// `offset`/`limit` arguments shared by every list tool (flattened into its input).
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]

@@ -294,6 +294,7 @@ impl Config {
             if c.command.is_empty() || given.is_absolute() || !c.command.contains('/') {
                 continue;
             }
+            let given = given.strip_prefix(".").unwrap_or(given);
             let found = bases
                 .iter()
                 .map(|b| b.join(given))

@@ -64,7 +64,11 @@ def test_started_from_root_without_config_every_child_runs_and_fits_the_budget()
                 prefixes = {t.name.split("__")[0] for t in tools if "__" in t.name}
                 assert prefixes == SERVERS, prefixes
                 n = tokens(tools)
-                print(f"tools/list: {len(tools)} tools, {n} cl100k tokens")
+                per = {}
+                for t in tools:
+                    server = t.name.split("__")[0] if "__" in t.name else "coordinator"
+                    per[server] = per.get(server, 0) + tokens([t])
+                print(f"tools/list: {len(tools)} tools, {n} cl100k tokens; per server {per}")
                 assert n <= TOKEN_BUDGET, f"{n} tokens over the {TOKEN_BUDGET} budget"
                 # Every tool says what it is for: a title and a description, and every
                 # parameter is described.

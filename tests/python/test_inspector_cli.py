@@ -103,3 +103,28 @@ def test_inspector_through_the_coordinator():
             "--method", "tools/call", "--tool-name", "binary_info", "--tool-arg", f"path={dll()}",
         )
         assert via["structuredContent"] == direct["structuredContent"]
+
+
+def test_inspector_strict_finds_no_schema_error_on_any_server():
+    """`--strict` checks every tool schema for portability problems: zero errors on each
+    server alone and on the coordinator with the whole suite (its embedded defaults)."""
+    bins = os.path.dirname(COORDINATOR)
+    with tempfile.TemporaryDirectory() as home:
+        servers = {
+            "mcp-static": [STATIC, "--root", FIXTURES],
+            "mcp-memory": [os.path.join(bins, "mcp-memory")],
+            "mcp-d2": [os.path.join(bins, "mcp-d2"), "--root", FIXTURES],
+            "mcp-network": [os.path.join(bins, "mcp-network"), "--root", FIXTURES],
+            "sandbox-runner": [SANDBOX, "mcp", "--allow-launch", "--root", FIXTURES],
+            "mcp-coordinator": [COORDINATOR, "--data-dir", os.path.join(home, "data")],
+        }
+        env = dict(os.environ, HOME=home)
+        for name, server in servers.items():
+            cmd = [INSPECTOR, "--cli", "--strict", "--method", "tools/list", "--", *server]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+            errors = [line for line in p.stderr.splitlines() if line.startswith("Error")]
+            assert p.returncode == 0 and not errors, f"{name}: rc {p.returncode}\n{p.stderr[-3000:]}"
+            tools = json.loads(p.stdout)["tools"]
+            if name == "mcp-coordinator":
+                prefixes = {t["name"].split("__")[0] for t in tools if "__" in t["name"]}
+                assert prefixes == {"static", "memory", "d2", "network", "sandbox"}, prefixes
