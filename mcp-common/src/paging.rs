@@ -13,9 +13,9 @@ pub const MAX_ANSWER_BYTES: usize = 40_000;
 /// `offset`/`limit` arguments shared by every list tool (flattened into its input).
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 pub struct PageArgs {
-    /// Index of the first item to return (default 0; a page's `next_offset`).
+    /// First item (default 0; a page's `next_offset`).
     pub offset: Option<usize>,
-    /// How many items to return (default 100).
+    /// Items per page (default 100).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }

@@ -127,9 +127,15 @@ fn inline_single_use(root: &mut Value) {
     };
     let mut counts = std::collections::HashMap::new();
     count_refs(root, &mut counts);
+    // A definition that refers to itself is never inlined (it would never end).
     let once: Object = defs
         .iter()
-        .filter(|(k, _)| counts.get(&format!("#/$defs/{k}")) == Some(&1))
+        .filter(|(k, v)| {
+            let me = format!("#/$defs/{k}");
+            let mut own = std::collections::HashMap::new();
+            count_refs(v, &mut own);
+            counts.get(&me) == Some(&1) && !own.contains_key(&me)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     replace_refs(root, &once);
@@ -174,9 +180,9 @@ fn replace_refs(v: &mut Value, once: &Object) {
                     o.entry(k).or_insert(d);
                 }
             }
-            o.iter_mut()
-                .filter(|(k, _)| k.as_str() != "$defs")
-                .for_each(|(_, c)| replace_refs(c, once));
+            // Definitions that stay are walked too: their single-use references are inlined
+            // like any other, so none is left pointing at a removed definition.
+            o.values_mut().for_each(|c| replace_refs(c, once));
         }
         Value::Array(a) => a.iter_mut().for_each(|c| replace_refs(c, once)),
         _ => {}
@@ -219,6 +225,14 @@ fn strip(v: &Value) -> Value {
                     .is_some_and(|m| val.as_u64() == Some(m)) => {}
             "type" => {
                 out.insert(k.clone(), without_null(val));
+            }
+            "enum" => {
+                // An optional enum's `null` member goes with the `null` type.
+                let members = val
+                    .as_array()
+                    .map(|m| m.iter().filter(|v| !v.is_null()).cloned().collect())
+                    .unwrap_or_default();
+                out.insert(k.clone(), Value::Array(members));
             }
             "anyOf" => match non_null_single(val) {
                 Some(inner) => {
@@ -362,6 +376,36 @@ mod tests {
                 "$defs": {"Kind": {"type": "string", "enum": ["a", "b"]}},
                 "additionalProperties": false
             })
+        );
+    }
+
+    #[test]
+    fn single_use_definitions_inside_kept_ones_are_inlined_too() {
+        let schema = obj(json!({
+            "type": "object",
+            "properties": {
+                "a": {"$ref": "#/$defs/Outer"},
+                "b": {"$ref": "#/$defs/Outer"},
+                "t": {"$ref": "#/$defs/Tree"},
+                "e": {"type": ["string", "null"], "enum": ["x", "y", null]}
+            },
+            "$defs": {
+                "Outer": {"type": "object", "properties": {"f": {"$ref": "#/$defs/Inner"}}},
+                "Inner": {"type": "string", "enum": ["p", "q"]},
+                "Tree": {"type": "object", "properties": {"kids": {"items": {"$ref": "#/$defs/Tree"}}}}
+            }
+        }));
+        let c = Value::Object(compact_input(&schema));
+        assert_eq!(
+            c["$defs"]["Outer"]["properties"]["f"],
+            json!({"type": "string", "enum": ["p", "q"]})
+        );
+        assert!(c["$defs"].get("Inner").is_none());
+        // A recursive definition stays a definition.
+        assert_eq!(c["properties"]["t"], json!({"$ref": "#/$defs/Tree"}));
+        assert_eq!(
+            c["properties"]["e"],
+            json!({"type": "string", "enum": ["x", "y"]})
         );
     }
 

@@ -175,3 +175,91 @@ async fn progress_keeps_a_call_alive_past_the_timeout_up_to_the_maximum() -> Res
     service.cancel().await?;
     Ok(())
 }
+
+/// CPU time (user + system, in clock ticks) of process `pid` so far.
+fn cpu_ticks(pid: u64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: state is the 3rd, utime the 14th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[tokio::test]
+async fn a_cancelled_scan_stops_using_cpu_in_the_child() -> Result<(), Error> {
+    use mcp_testkit::{LineProcess, build_fixtures};
+    let fixtures = build_fixtures(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/memfix/build.sh"),
+        &std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        "memfix-coordinator",
+        "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+    );
+    let mut target = std::process::Command::new(fixtures.join("memfix"));
+    target.args(["--big-mib", "1024"]);
+    // Spawned once it printed where its values are (its first line).
+    let target = LineProcess::spawn(target);
+    let dir = tmp("cancel-scan")?;
+    let text = format!(
+        "[[servers]]\nname = \"memory\"\ncommand = \"{}\"\n",
+        common::sibling("mcp-memory")?.display()
+    );
+    let cfg = write_config(dir.path(), "c.toml", &text)?;
+    let mut cmd = tokio::process::Command::new(COORDINATOR);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::null());
+    let host = Host::default();
+    let service = host.clone().serve(TokioChildProcess::new(cmd)?).await?;
+    let status = service
+        .send_request(call("servers_status", json!({})))
+        .await?;
+    let ServerResult::CallToolResult(status) = status else {
+        panic!("no status: {status:?}");
+    };
+    let memory_pid = status
+        .structured_content
+        .as_ref()
+        .and_then(|s| common::server_entry(s, "memory")["pid"].as_u64())
+        .ok_or("no pid for the memory server")?;
+    // A pattern scan of every byte of a 1 GiB region: seconds of work on every core.
+    let request = call(
+        "memory__scan_start",
+        json!({"pid": target.pid(), "pattern": "B5 ?? 6B ?? ?? 01 ?? 77", "alignment": 1}),
+    );
+    let handle = service
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await?;
+    // Wait until the scan is busy (its CPU grows), then cancel as a host does.
+    let before = cpu_ticks(memory_pid).ok_or("cannot read the server's CPU time")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cpu_ticks(memory_pid).unwrap_or(before) < before + 20 {
+        assert!(Instant::now() < deadline, "the scan never got busy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled_at = Instant::now();
+    handle.cancel(Some("test".into())).await?;
+    // CPU stops growing: find when two readings 50 ms apart (5 ticks at 100 Hz) are equal
+    // but for at most one tick of bookkeeping.
+    let stopped = loop {
+        let a = cpu_ticks(memory_pid).ok_or("the server went away")?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let b = cpu_ticks(memory_pid).ok_or("the server went away")?;
+        if b <= a + 1 {
+            break Instant::now() - Duration::from_millis(50);
+        }
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(20),
+            "the scan kept running after the cancel"
+        );
+    };
+    eprintln!(
+        "cancel -> scan CPU stopped: within {:.0} ms",
+        (stopped.saturating_duration_since(cancelled_at)).as_secs_f64() * 1e3
+    );
+    service.cancel().await?;
+    Ok(())
+}

@@ -6,6 +6,7 @@
 
 pub mod bits;
 pub mod live;
+pub mod prompts;
 pub mod save;
 pub mod stash;
 pub mod tables;

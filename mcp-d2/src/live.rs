@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, HashSet};
 pub enum LiveError {
     /// No Diablo II process (or not the given pid).
     NoGame(String),
+    /// Several Diablo II processes run and none was named: their pids.
+    SeveralGames(Vec<u32>),
     /// The version could not be recognised and none was given.
     UnknownVersion(String),
     /// A read failed; `what` names the structure being read.
@@ -30,6 +32,15 @@ impl std::fmt::Display for LiveError {
         match self {
             LiveError::NoGame(m) | LiveError::UnknownVersion(m) | LiveError::NotInGame(m) => {
                 f.write_str(m)
+            }
+            LiveError::SeveralGames(pids) => {
+                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+                write!(
+                    f,
+                    "{} Diablo II processes are running (pids {})",
+                    pids.len(),
+                    list.join(", ")
+                )
             }
             LiveError::Read { what, error } => write!(f, "reading {what}: {error}"),
         }
@@ -233,12 +244,9 @@ pub fn open(tables: &Tables, pid: Option<u32>, version: Option<&str>) -> Result<
                 }
                 [one] => one.pid,
                 many => {
-                    let pids: Vec<String> = many.iter().map(|g| g.pid.to_string()).collect();
-                    return Err(LiveError::NoGame(format!(
-                        "{} Diablo II processes are running (pids {}): give `pid`",
-                        many.len(),
-                        pids.join(", ")
-                    )));
+                    return Err(LiveError::SeveralGames(
+                        many.iter().map(|g| g.pid).collect(),
+                    ));
                 }
             }
         }
@@ -267,9 +275,11 @@ pub fn open(tables: &Tables, pid: Option<u32>, version: Option<&str>) -> Result<
             ))
         })?,
         None => recognised.ok_or_else(|| {
+            let known: Vec<&str> = tables.versions.iter().map(|v| v.name.as_str()).collect();
             LiveError::UnknownVersion(format!(
-                "the game's version was not recognised ({}): pass `version` (1.13c, 1.13d, 1.14d)",
-                info.recognised_by
+                "the game's version was not recognised ({}); the layouts known are {}",
+                info.recognised_by,
+                known.join(", ")
             ))
         })?,
     };

@@ -87,7 +87,15 @@ async fn check_game(client: &Client, pid: u64, game: &Game, exp: u64, wine: bool
     );
 
     let inv = ok(client, "inventory", json!({"pid": pid})).await;
-    assert_eq!(inv["count"], 3, "{inv}");
+    assert_eq!(
+        (inv["count"].clone(), inv["total"].clone()),
+        (json!(3), json!(3)),
+        "{inv}"
+    );
+    assert_eq!(
+        inv["by_location"],
+        json!({"equipped": 1, "inventory": 1, "stash": 1})
+    );
     let items = inv["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items[0]["unit_id"], 101);
     assert_eq!(items[0]["location"], "equipped");
@@ -111,10 +119,21 @@ async fn check_game(client: &Client, pid: u64, game: &Game, exp: u64, wine: bool
         json!({"pid": pid, "location": "stash"}),
     )
     .await;
-    assert_eq!(stash["count"], 1);
+    assert_eq!(
+        (stash["count"].clone(), stash["total"].clone()),
+        (json!(3), json!(1))
+    );
+    let second = ok(
+        client,
+        "inventory",
+        json!({"pid": pid, "offset": 1, "limit": 1}),
+    )
+    .await;
+    assert_eq!(second["items"], json!([items[1]]));
+    assert_eq!(second["next_offset"], 2);
 
     let monsters = ok(client, "units", json!({"pid": pid, "type": "monster"})).await;
-    let m: Vec<(u64, u64, u64)> = monsters["units"]
+    let m: Vec<(u64, u64, u64)> = monsters["items"]
         .as_array()
         .into_iter()
         .flatten()
@@ -128,24 +147,25 @@ async fn check_game(client: &Client, pid: u64, game: &Game, exp: u64, wine: bool
         .collect();
     assert_eq!(m, vec![(7001, 5130, 5090), (7129, 5140, 5095)]);
     let objects = ok(client, "units", json!({"pid": pid, "type": "object"})).await;
-    assert_eq!(objects["units"][0]["unit_id"], 9001);
+    assert_eq!(objects["items"][0]["unit_id"], 9001);
     assert_eq!(
         (
-            objects["units"][0]["x"].clone(),
-            objects["units"][0]["y"].clone()
+            objects["items"][0]["x"].clone(),
+            objects["items"][0]["y"].clone()
         ),
         (json!(5125), json!(5085))
     );
     let players = ok(client, "units", json!({"pid": pid, "type": "player"})).await;
-    assert_eq!(players["count"], 1);
-    assert_eq!(players["units"][0]["unit_id"], 42);
+    assert_eq!(players["total"], 1);
+    assert_eq!(players["items"][0]["unit_id"], 42);
     let items = ok(
         client,
         "units",
         json!({"pid": pid, "type": "item", "limit": 2}),
     )
     .await;
-    assert_eq!(items["count"], 2);
+    assert_eq!(items["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(items["next_offset"], 2, "{items}");
 }
 
 #[tokio::test]
@@ -228,6 +248,13 @@ async fn live_bad_input_is_a_clear_error() -> TestResult {
     assert!(e.contains("`pid`") && e.contains("does not exist"), "{e}");
     let e = err(&client, "character", json!({"pid": pid, "version": "1.99"})).await;
     assert!(e.contains("`version`") && e.contains("1.13c"), "{e}");
+    let e = err(
+        &client,
+        "units",
+        json!({"pid": pid, "type": "monster", "limit": 5000}),
+    )
+    .await;
+    assert!(e.contains("`limit`"), "{e}");
     let e = err(&client, "units", json!({"pid": pid, "type": "tile"})).await;
     assert!(e.contains("tile"), "{e}");
     let e = err(

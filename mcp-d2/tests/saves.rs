@@ -110,6 +110,25 @@ async fn fixture_saves_and_stashes_parse_as_their_readme_says() -> TestResult {
     }
     let long = ok(&client, "parse_stash", json!({"path": "plugy14.sss"})).await;
     assert!(long.to_string().contains("a long long name of "));
+    let page = long["pages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|x| x["name"] == "a long long name of "))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let index = page["index"].as_u64().unwrap_or(0);
+    let only = ok(
+        &client,
+        "parse_stash",
+        json!({"path": "plugy14.sss", "page": index}),
+    )
+    .await;
+    assert_eq!(only["pages"], json!([page]));
+    let items = only["items"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(items.len() as u64, page["located"].as_u64().unwrap_or(0));
+    assert!(items.iter().all(|i| i["page"] == index), "{only}");
     for (bad, word) in [
         ("err-eof.d2x", "truncated"),
         ("err-string-too-long.d2x", "too long"),
@@ -145,6 +164,63 @@ async fn fixture_saves_and_stashes_parse_as_their_readme_says() -> TestResult {
     };
     let v: Value = serde_json::from_str(&text)?;
     assert_eq!(v["header"]["name"], "test");
+    assert_eq!(v["items"]["total"], s["items"]["total"]);
+
+    // Items page by page, and by location.
+    let all = ok(&client, "parse_save", json!({"path": "sets.d2s"})).await;
+    let total = all["items"]["total"].as_u64().unwrap_or(0);
+    assert!(total > 2, "{all}");
+    assert_eq!(all["item_list"]["located"], total);
+    let second = ok(
+        &client,
+        "parse_save",
+        json!({"path": "sets.d2s", "offset": 1, "limit": 1}),
+    )
+    .await;
+    assert_eq!(second["items"]["items"], json!([all["items"]["items"][1]]));
+    assert_eq!(second["items"]["next_offset"], 2);
+    let equipped = ok(
+        &client,
+        "parse_save",
+        json!({"path": "sets.d2s", "location": "equipped"}),
+    )
+    .await;
+    let eq = equipped["items"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        Some(eq.len() as u64),
+        all["item_list"]["by_location"]["equipped"].as_u64(),
+        "{}",
+        all["item_list"]
+    );
+    assert!(
+        eq.iter()
+            .all(|i| i["location_name"] == "equipped" || i["location_name"] == "socketed"),
+        "{equipped}"
+    );
+    let e = err(
+        &client,
+        "parse_save",
+        json!({"path": "sets.d2s", "location": "pocket"}),
+    )
+    .await;
+    assert!(e.contains("`location`") && e.contains("stash"), "{e}");
+    let e = err(
+        &client,
+        "parse_save",
+        json!({"path": "sets.d2s", "limit": 0}),
+    )
+    .await;
+    assert!(e.contains("`limit`"), "{e}");
+    let e = err(
+        &client,
+        "parse_stash",
+        json!({"path": "simple.sss", "page": 0}),
+    )
+    .await;
+    assert!(e.contains("`page`"), "{e}");
     client.cancel().await?;
     Ok(())
 }
@@ -219,8 +295,8 @@ async fn a_written_save_parses_back_bit_exact() -> TestResult {
     absurd[jm + 3] = 0xEA;
     std::fs::write(dir.join("absurd.d2s"), &absurd)?;
     let a = ok(&client, "parse_save", json!({"path": "absurd.d2s"})).await;
-    assert_eq!(a["items"]["count"], 60000);
-    assert!(a["items"]["note"].is_string(), "{}", a["items"]);
+    assert_eq!(a["item_list"]["count"], 60000);
+    assert!(a["item_list"]["note"].is_string(), "{}", a["item_list"]);
     // An unknown version and a file that is not a save.
     let mut version = bytes.clone();
     version[4] = 200;

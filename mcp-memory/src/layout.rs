@@ -22,7 +22,7 @@ const BUILT_IN: &[(&str, &str)] = &[(
 )];
 
 /// One field of a layout.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Field {
     pub name: String,
     /// Offset from the start of the structure.
@@ -42,11 +42,61 @@ pub struct Field {
 }
 
 /// A layout by name, or inline fields.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum LayoutRef {
     Name(String),
     Inline(Vec<Field>),
+}
+
+/// Written by hand: the derived schema is recursive (a field's `layout` is a `LayoutRef`),
+/// which needs shared definitions; here a nested layout is only typed (a name or fields),
+/// the limits are those [`validate`] checks, and a field's `type` refers to read_value's
+/// enum instead of repeating it (the listing is paid for in tokens).
+impl JsonSchema for LayoutRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LayoutRef".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string" },
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": { "type": "string" },
+                            "offset": { "type": ["integer", "string"] },
+                            "type": { "description": "A read_value type", "type": "string" },
+                            "layout": {
+                                "description": "Pointee layout",
+                                "type": ["string", "array"]
+                            },
+                            "count": {
+                                "description": "Array length",
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_COUNT
+                            },
+                            "length": {
+                                "description": "String bytes (default 64)",
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_STRING
+                            }
+                        },
+                        "required": ["name", "offset", "type"]
+                    }
+                }
+            ]
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

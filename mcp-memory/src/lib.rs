@@ -5,13 +5,15 @@
 //! `procfs` reads `/proc`; `reader` reads and writes memory without staying attached;
 //! `modules` finds ELF and PE images and module-relative addresses; `scan`, `pointers`,
 //! `snapshot` and `layout` are the analyses; `store` keeps results between calls within a
-//! memory budget; `freeze` stops a process briefly; `tools` maps all of it onto MCP.
+//! memory budget; `freeze` stops a process briefly; `tools` maps all of it onto MCP;
+//! `prompts` adds the guided workflows and argument completion.
 
 pub mod freeze;
 pub mod layout;
 pub mod modules;
 pub mod pointers;
 pub mod procfs;
+pub mod prompts;
 pub mod reader;
 pub mod scan;
 pub mod snapshot;

@@ -232,14 +232,15 @@ impl JsonSchema for Location {
         "Location".into()
     }
 
+    // Inlined: one short schema per argument costs fewer tokens than a shared definition.
+    fn inline_schema() -> bool {
+        true
+    }
+
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "An address: an integer, a hex string such as \"0x6FAB0000\", or a \
-                            module-relative address such as \"D2Client.dll+0x11BBFC\"",
-            "anyOf": [
-                { "type": "integer", "minimum": 0 },
-                { "type": "string", "minLength": 1 }
-            ]
+            "description": "Number, hex or Module.dll+0x1234",
+            "type": ["integer", "string"]
         })
     }
 }

@@ -384,12 +384,16 @@ fn copy_ranges(
     let mut blocks = Vec::new();
     let mut unreadable = 0;
     for &(s, e) in ranges {
-        if ctl.is_cancelled() {
-            return Err(ScanError::Cancelled);
-        }
         let mut data = vec![0u8; (e - s) as usize];
-        unreadable += mem.read_range(s, &mut data)?.unreadable_pages;
-        ctl.done.fetch_add(e - s, Ordering::Relaxed);
+        // A chunk at a time, so that a cancel stops a copy of a large region promptly.
+        for (i, piece) in data.chunks_mut(CHUNK).enumerate() {
+            if ctl.is_cancelled() {
+                return Err(ScanError::Cancelled);
+            }
+            let at = s + (i * CHUNK) as u64;
+            unreadable += mem.read_range(at, piece)?.unreadable_pages;
+            ctl.done.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        }
         blocks.push((s, data));
     }
     Ok(FirstResult {

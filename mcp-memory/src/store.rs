@@ -137,6 +137,23 @@ impl Store {
         }
     }
 
+    /// The live ids `<prefix>-<n>`, newest first (for argument completion; does not count
+    /// as a use).
+    pub fn ids(&self, prefix: &str) -> Vec<String> {
+        let mut inner = self.lock();
+        self.expire(&mut inner);
+        let mut ids: Vec<(u64, String)> = inner
+            .entries
+            .keys()
+            .filter_map(|k| {
+                let n = k.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()?;
+                Some((n, k.clone()))
+            })
+            .collect();
+        ids.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        ids.into_iter().map(|(_, k)| k).collect()
+    }
+
     pub fn used(&self) -> u64 {
         self.lock().entries.values().map(|e| e.bytes).sum()
     }
@@ -188,6 +205,8 @@ mod tests {
         assert!(s.get(&b).is_err_and(|e| e.contains("expired")));
         assert!(s.get("snap-99").is_err_and(|e| e.contains("unknown")));
         assert!(s.insert("snap", snap(1), 101).is_err());
+        assert_eq!(s.ids("snap"), [c, a]);
+        assert!(s.ids("scan").is_empty());
         Ok(())
     }
 }

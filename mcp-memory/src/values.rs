@@ -5,9 +5,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The scalar and string types tools read and scan.
+/// The scalar and string types tools read and scan. Inlined in schemas: each argument says
+/// what it is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum ValueType {
     U8,
     U16,
@@ -27,6 +29,11 @@ pub enum ValueType {
 
 pub const TYPE_NAMES: &str =
     "u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, ptr32, ptr64, cstring, utf16";
+
+/// The fixed-size types: what scans, diffs, watches and typed writes accept.
+pub const NUMERIC_NAMES: [&str; 12] = [
+    "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f32", "f64", "ptr32", "ptr64",
+];
 
 impl ValueType {
     pub fn parse(name: &str) -> Option<Self> {
@@ -253,6 +260,21 @@ pub fn ascii_preview(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numeric_names_are_the_fixed_size_types() {
+        let all: Vec<&str> = TYPE_NAMES.split(", ").collect();
+        let numeric: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|n| ValueType::parse(n).is_some_and(|t| t.size().is_some()))
+            .collect();
+        assert_eq!(numeric, NUMERIC_NAMES);
+        assert!(
+            all.iter()
+                .all(|n| ValueType::parse(n).is_some_and(|t| t.name() == *n))
+        );
+    }
 
     #[test]
     fn decodes_and_encodes() -> Result<(), String> {

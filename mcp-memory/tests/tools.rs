@@ -541,6 +541,119 @@ async fn writes_are_undone() -> TestResult {
     Ok(())
 }
 
+/// The `find_value_pointer` prompt over MCP: listed with its arguments, filled in for a live
+/// process, bad arguments named in the error; completion offers pids, types and scan ids.
+#[tokio::test]
+async fn find_value_pointer_prompt_and_completions() -> TestResult {
+    use rmcp::model::GetPromptRequestParams;
+    let fx = Fixture::native(&[]);
+    let pid = fx.pid();
+    let client = start(&[]).await?;
+
+    let prompts = client.list_all_prompts().await?;
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["find_value_pointer"]);
+    let mut args: Vec<(String, bool)> = prompts[0]
+        .arguments
+        .iter()
+        .flatten()
+        .map(|a| (a.name.clone(), a.required == Some(true)))
+        .collect();
+    args.sort();
+    assert_eq!(
+        args,
+        [
+            ("pid".to_string(), true),
+            ("value".to_string(), false),
+            ("value_type".to_string(), false)
+        ]
+    );
+    assert!(
+        prompts[0]
+            .arguments
+            .iter()
+            .flatten()
+            .all(|a| a.description.is_some())
+    );
+
+    let get = |a: Value| {
+        let params = GetPromptRequestParams::new("find_value_pointer")
+            .with_arguments(a.as_object().cloned().unwrap_or_default());
+        let client = &client;
+        async move { client.get_prompt(params).await }
+    };
+    let r = get(json!({"pid": pid.to_string(), "value": "271828"})).await?;
+    let text: String = r
+        .messages
+        .iter()
+        .filter_map(|m| m.content.as_text().map(|t| t.text.clone()))
+        .collect();
+    for step in [
+        format!("scan_start {{\"pid\": {pid}, \"value_type\": \"u32\", \"value\": 271828}}"),
+        "scan_next".to_string(),
+        "pointer_scan".to_string(),
+        format!("\"pointer_size\": {}", std::mem::size_of::<usize>()),
+        "resolve_pointer".to_string(),
+        "pointer_rescan".to_string(),
+    ] {
+        assert!(text.contains(&step), "{step} not in {text}");
+    }
+    for (bad, argument) in [
+        (json!({}), "`pid`"),
+        (json!({"pid": "twelve"}), "`pid`"),
+        (
+            json!({"pid": pid.to_string(), "value_type": "utf16"}),
+            "`value_type`",
+        ),
+        (
+            json!({"pid": pid.to_string(), "value": "-1", "value_type": "u8"}),
+            "`value`",
+        ),
+        (json!({"pid": pid.to_string(), "vaule": "1"}), "`vaule`"),
+    ] {
+        let e = get(bad.clone())
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains(argument), "{bad}: {e}");
+    }
+
+    let me = pid.to_string();
+    let c = client
+        .complete_prompt_argument("find_value_pointer", "pid", &me[..1], None)
+        .await?;
+    assert!(c.values.contains(&me) && c.values.len() <= 100, "{c:?}");
+    assert!(c.values.iter().all(|p| p.starts_with(&me[..1])));
+    let c = client
+        .complete_prompt_argument("find_value_pointer", "pid", "memfix", None)
+        .await?;
+    assert!(c.values.contains(&me), "{c:?}");
+    let c = client
+        .complete_prompt_argument("find_value_pointer", "value_type", "f", None)
+        .await?;
+    assert_eq!(c.values, ["f32", "f64"]);
+    let s = ok(
+        &client,
+        "scan_start",
+        json!({"pid": pid, "value_type": "u32", "value": 271828}),
+    )
+    .await;
+    let c = client
+        .complete_prompt_argument("find_value_pointer", "scan_id", "scan-", None)
+        .await?;
+    assert_eq!(c.values, [s["scan_id"].as_str().unwrap_or_default()]);
+    let e = client
+        .complete_prompt_argument("no_such_prompt", "pid", "", None)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("unknown prompt"), "{e}");
+    client.cancel().await?;
+    Ok(())
+}
+
 /// `schemas/tools/mcp-memory.json` holds every tool's definition (write tools included) as the
 /// server lists it. This test fails when the file is stale;
 /// `UPDATE_SCHEMAS=1 cargo test -p mcp-memory --test tools` rewrites it.

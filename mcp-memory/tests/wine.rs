@@ -114,6 +114,30 @@ async fn wine_process_modules_scans_and_pointer_chain() -> TestResult {
     )
     .await;
     assert_eq!(parse_hex(&r["final_address"]), fx.addr("chain_value"));
+
+    // The prompt's pid completion offers the game under Wine before native processes of the
+    // same name; the guide it fills in names the .exe and the pointer width of its PE code
+    // (a 64-bit build here).
+    let c = client
+        .complete_prompt_argument("find_value_pointer", "pid", "memfix", None)
+        .await?;
+    assert_eq!(c.values.first(), Some(&pid.to_string()), "{c:?}");
+    let args = json!({"pid": pid.to_string(), "value": "271829"});
+    let g = client
+        .get_prompt(
+            rmcp::model::GetPromptRequestParams::new("find_value_pointer")
+                .with_arguments(args.as_object().cloned().unwrap_or_default()),
+        )
+        .await?;
+    let text: String = g
+        .messages
+        .iter()
+        .filter_map(|m| m.content.as_text().map(|t| t.text.clone()))
+        .collect();
+    assert!(
+        text.contains("(memfix.exe)") && text.contains("\"pointer_size\": 8"),
+        "{text}"
+    );
     client.cancel().await?;
     drop(fx);
     Ok(())

@@ -81,9 +81,16 @@ pub struct DirectionReport {
     pub leftover_bytes: u64,
     /// Byte ranges missing from the capture.
     pub gaps: Vec<Gap>,
+    /// Gaps left out of `gaps` to keep an answer small.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gaps_omitted: usize,
     /// The first problems met (at most 100).
     pub problems: Vec<DecodeProblem>,
     pub problems_total: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One decoded direction.
@@ -132,6 +139,7 @@ pub fn decode_direction(
         corrupt_frames: None,
         leftover_bytes: 0,
         gaps: stream.gaps.clone(),
+        gaps_omitted: 0,
         problems: Vec::new(),
         problems_total: 0,
     };

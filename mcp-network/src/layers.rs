@@ -131,6 +131,9 @@ impl PacketMeta {
     }
 }
 
+/// Most 802.1Q tags a layer lists (`vlan_tags` counts them all when there are more).
+const MAX_VLANS_SHOWN: usize = 8;
+
 /// One decoded header for `packet_detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Layer {
@@ -304,10 +307,15 @@ impl Walker<'_, '_> {
                 };
                 let mut off = 14;
                 let mut vlans = Vec::new();
+                // A crafted frame can stack thousands of tags: the first few are shown.
+                let mut vlan_count = 0usize;
                 while matches!(ethertype, 0x8100 | 0x88A8 | 0x9100) {
                     match (be16(b, off), be16(b, off + 2)) {
                         (Some(tci), Some(inner)) => {
-                            vlans.push(json!({"id": tci & 0x0FFF, "priority": tci >> 13}));
+                            if vlans.len() < MAX_VLANS_SHOWN {
+                                vlans.push(json!({"id": tci & 0x0FFF, "priority": tci >> 13}));
+                            }
+                            vlan_count += 1;
                             ethertype = inner;
                             off += 4;
                         }
@@ -324,6 +332,9 @@ impl Walker<'_, '_> {
                     ];
                     if !vlans.is_empty() {
                         f.push(("vlans", Value::Array(vlans)));
+                    }
+                    if vlan_count > MAX_VLANS_SHOWN {
+                        f.push(("vlan_tags", json!(vlan_count)));
                     }
                     if ethertype < 0x0600 {
                         f.push(("length", json!(ethertype)));

@@ -627,6 +627,9 @@ pub struct StreamSlice {
     pub next_offset: Option<u64>,
     /// Retransmissions, overlaps, out-of-order segments of the whole direction.
     pub reassembly: ReassemblyStats,
+    /// True when the window was made shorter than asked to keep the answer small.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 fn printable(bytes: &[u8]) -> String {
@@ -695,6 +698,7 @@ pub fn follow_stream(
         packets,
         next_offset: (end < stream.end).then_some(end),
         reassembly: stream.stats,
+        truncated: false,
     })
 }
 

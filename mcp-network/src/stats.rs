@@ -41,6 +41,9 @@ pub struct D2Stats {
     pub ids: Vec<IdStat>,
     /// What decoding each direction found.
     pub directions: Vec<DirectionReport>,
+    /// True when ids or reports were left out to keep the answer small: pass `flow_id`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 #[derive(Default)]
@@ -113,5 +116,6 @@ pub fn d2_stats(decodes: &[DirectionDecode], t: &Tables) -> D2Stats {
         last_time: last,
         ids,
         directions: decodes.iter().map(|d| d.report.clone()).collect(),
+        truncated: false,
     }
 }

@@ -259,3 +259,85 @@ async fn capture_without_permission_says_what_is_missing() -> TestResult {
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
+
+/// The `decode_capture` prompt: listed with its argument, rendered for a file or a capture id,
+/// refused naming the argument when it is missing or wrong; `source` completes to capture ids
+/// (when a capture can be started here) and files.
+#[tokio::test]
+async fn decode_prompt_and_source_completion() -> TestResult {
+    use rmcp::model::GetPromptRequestParams;
+    let out = tmp_dir("net-prompt")?;
+    std::fs::write(out.join("game.pcap"), b"")?;
+    std::fs::write(out.join("game2.pcap"), b"")?;
+    let client = start(&[&out], &out, None).await?;
+    let prompts = client.list_all_prompts().await?;
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "decode_capture");
+    let args = prompts[0].arguments.clone().unwrap_or_default();
+    assert_eq!(args.len(), 1);
+    assert_eq!(args[0].name, "source");
+    assert_eq!(args[0].required, Some(true));
+    let get = |args: serde_json::Value| {
+        let mut p = GetPromptRequestParams::new("decode_capture");
+        if let serde_json::Value::Object(m) = args {
+            p = p.with_arguments(m);
+        }
+        client.get_prompt(p)
+    };
+    let p = get(json!({"source": "game.pcap"})).await?;
+    let text = serde_json::to_string(&p.messages)?;
+    for step in [
+        "pcap_summary",
+        "list_flows",
+        "d2_decode",
+        "d2_stats",
+        "game.pcap",
+    ] {
+        assert!(text.contains(step), "{step} missing from {text}");
+    }
+    for (args, wanted) in [
+        (json!({}), "missing argument `source`"),
+        (json!({"source": "cap-99"}), "no capture with this id"),
+        (
+            json!({"source": "/etc/passwd"}),
+            "outside the allowed roots",
+        ),
+    ] {
+        let e = get(args.clone())
+            .await
+            .err()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_default();
+        assert!(e.contains(wanted), "{args}: {e}");
+    }
+    let c = client
+        .complete_prompt_argument("decode_capture", "source", "ga", None)
+        .await?;
+    assert_eq!(c.values, vec!["game.pcap", "game2.pcap"]);
+
+    let started = call(
+        &client,
+        "capture_start",
+        json!({"interface": "lo", "max_seconds": 5}),
+    )
+    .await;
+    if started.is_error {
+        eprintln!("capture ids not completed: {}", started.text);
+    } else {
+        let c = client
+            .complete_prompt_argument("decode_capture", "source", "cap", None)
+            .await?;
+        // The capture id first, then files (its pcap is in the output directory, a root).
+        assert_eq!(
+            c.values.first().map(String::as_str),
+            Some("cap-1"),
+            "{:?}",
+            c.values
+        );
+        let p = get(json!({"source": "cap-1"})).await?;
+        assert!(serde_json::to_string(&p.messages)?.contains("cap-1"));
+        ok(&client, "capture_stop", json!({"capture_id": "cap-1"})).await;
+    }
+    client.cancel().await?;
+    Ok(())
+}

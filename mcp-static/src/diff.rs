@@ -56,6 +56,92 @@ pub struct BinaryDiff {
     /// (base relocations) are ignored, so a function that only moved is not listed.
     pub functions_changed: Vec<FunctionChange>,
     pub functions_compared: usize,
+    /// Full lengths of the lists above (after `filter`).
+    pub totals: DiffTotals,
+    /// True when lists were cut to keep the answer small: narrow with `filter`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct DiffTotals {
+    pub exports_added: usize,
+    pub exports_removed: usize,
+    pub exports_moved: usize,
+    pub sections: usize,
+    pub functions_changed: usize,
+}
+
+impl BinaryDiff {
+    /// Keeps only the exports and functions whose name contains `filter` (case-insensitive).
+    pub fn restrict(&mut self, filter: &str) {
+        let f = filter.to_lowercase();
+        let keep = |name: &str| name.to_lowercase().contains(&f);
+        self.exports_added.retain(|e| keep(&e.export));
+        self.exports_removed.retain(|e| keep(&e.export));
+        self.exports_moved.retain(|e| keep(&e.export));
+        self.functions_changed.retain(|c| keep(&c.name));
+    }
+
+    /// Sets `totals`, then cuts the lists so that the whole serialises to about `budget`
+    /// bytes at most, sharing the room fairly: short lists are kept whole, the longest
+    /// are cut.
+    pub fn fit(&mut self, budget: usize) {
+        self.totals = DiffTotals {
+            exports_added: self.exports_added.len(),
+            exports_removed: self.exports_removed.len(),
+            exports_moved: self.exports_moved.len(),
+            sections: self.sections.len(),
+            functions_changed: self.functions_changed.len(),
+        };
+        let lists = [
+            sizes(&self.exports_added),
+            sizes(&self.exports_removed),
+            sizes(&self.exports_moved),
+            sizes(&self.sections),
+            sizes(&self.functions_changed),
+        ];
+        // Everything but the lists: hashes, counts, keys (a generous estimate).
+        let base = 1024;
+        let keep = share(&lists, budget.saturating_sub(base));
+        self.truncated = keep.iter().zip(&lists).any(|(k, l)| *k < l.len());
+        self.exports_added.truncate(keep[0]);
+        self.exports_removed.truncate(keep[1]);
+        self.exports_moved.truncate(keep[2]);
+        self.sections.truncate(keep[3]);
+        self.functions_changed.truncate(keep[4]);
+    }
+}
+
+/// Serialised size of each item (with its separating comma).
+fn sizes<T: Serialize>(items: &[T]) -> Vec<usize> {
+    items
+        .iter()
+        .map(|x| serde_json::to_vec(x).map_or(0, |b| b.len() + 1))
+        .collect()
+}
+
+/// How many leading items of each list fit in `budget` bytes: lists in order of total size,
+/// each given an equal share of what is left, so what a short list does not use goes to the
+/// longer ones.
+pub fn share(lists: &[Vec<usize>], budget: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..lists.len()).collect();
+    order.sort_by_key(|&i| lists[i].iter().sum::<usize>());
+    let mut left = budget;
+    let mut keep = vec![0; lists.len()];
+    for (n, &i) in order.iter().enumerate() {
+        let room = left / (lists.len() - n);
+        let mut used = 0;
+        for &s in &lists[i] {
+            if used + s > room {
+                break;
+            }
+            used += s;
+            keep[i] += 1;
+        }
+        left -= used;
+    }
+    keep
 }
 
 fn export_key(e: &crate::binary::Export) -> String {
@@ -133,7 +219,7 @@ pub fn diff(a: &Binary, b: &Binary) -> BinaryDiff {
                 let differ = a.section_bytes(sa) != b.section_bytes(sb);
                 if differ
                     || sa.virtual_size != sb.virtual_size
-                    || sa.va - a.image_base != sb.va - b.image_base
+                    || sa.va.wrapping_sub(a.image_base) != sb.va.wrapping_sub(b.image_base)
                 {
                     sections.push(SectionChange {
                         name: sa.name.clone(),
@@ -161,7 +247,7 @@ pub fn diff(a: &Binary, b: &Binary) -> BinaryDiff {
     // Functions are matched by name; generated `sub_` names only match at the same RVA.
     let key = |bin: &Binary, f: &crate::analysis::Function| {
         if f.name.starts_with("sub_") {
-            format!("rva:{:X}", f.va - bin.image_base)
+            format!("rva:{:X}", f.va.wrapping_sub(bin.image_base))
         } else {
             f.name.clone()
         }
@@ -202,5 +288,24 @@ pub fn diff(a: &Binary, b: &Binary) -> BinaryDiff {
         sections,
         functions_changed,
         functions_compared,
+        totals: DiffTotals::default(),
+        truncated: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn short_lists_stay_whole_and_long_ones_share_the_rest() {
+        let lists = vec![vec![10; 3], vec![10; 100], vec![], vec![10; 100]];
+        let keep = share(&lists, 1000);
+        assert_eq!(keep[0], 3);
+        assert_eq!(keep[2], 0);
+        // 970 left for two long lists: 48 each (480 bytes), the second gets the first's rest.
+        assert_eq!(keep[1] + keep[3], 97);
+        assert!(keep[1] >= 48 && keep[3] >= 48, "{keep:?}");
+        assert_eq!(share(&lists, 100_000), vec![3, 100, 0, 100]);
     }
 }

@@ -5,7 +5,8 @@
 //! `binary` parses a file once into an owned model (`formats` does the per-format work);
 //! `analysis` builds the function and cross-reference index lazily on top of it; `queries`
 //! and `diff` answer the tools' questions; `cache` keeps parsed binaries between calls;
-//! `tools` maps all of it onto MCP.
+//! `tools` maps all of it onto MCP; `prompts` adds the `triage_binary` prompt and path
+//! completion.
 
 pub mod analysis;
 pub mod binary;
@@ -14,6 +15,7 @@ pub mod diff;
 pub mod disasm;
 mod formats;
 pub mod pattern;
+pub mod prompts;
 pub mod queries;
 pub mod strings;
 pub mod tools;

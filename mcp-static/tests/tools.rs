@@ -389,3 +389,71 @@ async fn published_tool_schemas_are_current() -> TestResult {
     )?;
     Ok(())
 }
+
+/// The `triage_binary` prompt: listed with its argument, rendered for a file under the roots,
+/// refused naming the argument when it is missing, wrong or unknown; `path` completes.
+#[tokio::test]
+async fn triage_prompt_and_path_completion() -> TestResult {
+    use rmcp::model::GetPromptRequestParams;
+    let client = start(&[fixture_dir()]).await?;
+    let caps = client
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
+    assert!(caps.prompts.is_some() && caps.completions.is_some());
+    let prompts = client.list_all_prompts().await?;
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "triage_binary");
+    let args = prompts[0].arguments.clone().unwrap_or_default();
+    assert_eq!(args.len(), 1);
+    assert_eq!(args[0].name, "path");
+    assert_eq!(args[0].required, Some(true));
+
+    let get = |args: Value| {
+        let mut p = GetPromptRequestParams::new("triage_binary");
+        if let Value::Object(m) = args {
+            p = p.with_arguments(m);
+        }
+        client.get_prompt(p)
+    };
+    let p = get(json!({"path": "D2Client.dll"})).await?;
+    let text = serde_json::to_string(&p.messages)?;
+    for step in [
+        "binary_info",
+        "list_imports",
+        "list_strings",
+        "xrefs_to",
+        "D2Client.dll",
+    ] {
+        assert!(text.contains(step), "{step} missing from {text}");
+    }
+    for (args, wanted) in [
+        (json!({}), "missing argument `path`"),
+        (json!({"path": ""}), "`path` is empty"),
+        (json!({"path": "no-such.dll"}), "no-such.dll"),
+        (json!({"path": 5}), "must be a string"),
+        (
+            json!({"path": "D2Client.dll", "pth": "x"}),
+            "unknown argument `pth`",
+        ),
+    ] {
+        let e = get(args.clone())
+            .await
+            .err()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_default();
+        assert!(e.contains(wanted), "{args}: {e}");
+    }
+
+    let c = client
+        .complete_prompt_argument("triage_binary", "path", "D2Client", None)
+        .await?;
+    assert_eq!(c.values, vec!["D2Client.dll", "D2Client_v2.dll"]);
+    assert_eq!(c.has_more, Some(false));
+    let none = client
+        .complete_prompt_argument("triage_binary", "other", "D2", None)
+        .await?;
+    assert!(none.values.is_empty());
+    client.cancel().await?;
+    Ok(())
+}

@@ -85,43 +85,44 @@ impl SandboxServer {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LaunchArgs {
-    /// `wine` or `strict` (built in), or a path to a profile .toml.
+    /// `wine` or `strict` (built in), or a profile .toml path.
     pub profile: String,
-    /// The program: a path, or a name found in PATH (e.g. `wine` with the .exe in `args`).
+    /// A path, or a name in PATH (e.g. `wine`, with the .exe in `args`).
     pub program: String,
+    /// The program's arguments.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Memory limit, e.g. `4G`, `512M` (default: the profile's).
+    /// Memory limit, e.g. `4G` (default: the profile's).
     pub memory: Option<String>,
-    /// Most tasks (processes + threads) inside, the runner's init included.
+    /// Most processes + threads inside.
     pub pids: Option<u64>,
-    /// CPU bandwidth in cores, e.g. 1.5.
+    /// CPU cores, e.g. 1.5.
     pub cpus: Option<f64>,
-    /// `none` (loopback only), `isolated` (a veth pair to the host) or `host`.
-    pub network: Option<String>,
-    /// Wall-clock limit in seconds, after which everything inside is killed.
+    /// Default: the profile's (built-ins: `none`, loopback only). `isolated`: a veth pair to
+    /// the host; `host`: the host's network.
+    pub network: Option<NetMode>,
+    /// Seconds until everything inside is killed.
+    #[schemars(range(min = 0.001, max = 604800.0))]
     pub timeout: Option<f64>,
-    /// Directories (inside the server's roots) writable inside at the same path.
+    /// Directories under the roots, writable inside.
     #[serde(default)]
     pub rw: Vec<String>,
-    /// Directories (inside the server's roots) shown read-only at the same path, for those
-    /// the sandbox's view hides (/home, /tmp, ...). Absolute paths among `args` that lie
-    /// inside the roots have their directories shown without asking.
+    /// Directories under the roots, shown read-only (/home, /tmp are hidden).
     #[serde(default)]
     pub ro: Vec<String>,
-    /// A persistent home directory (inside the roots), kept afterwards: reuse a WINEPREFIX.
+    /// A home directory under the roots, kept: reuse a WINEPREFIX.
     pub home: Option<String>,
-    /// Record seccomp violations but let the calls run.
+    /// Let refused syscalls run, only recording them.
     #[serde(default)]
     pub seccomp_log: bool,
-    /// Environment variables set inside (over the profile's), e.g. WINEDLLOVERRIDES.
+    /// Environment variables set inside.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct IdArgs {
-    /// The id `launch` returned.
+    /// The id from launch or list.
     pub sandbox_id: String,
 }
 
@@ -240,14 +241,17 @@ impl Summary for Listed {
 
 #[tool_router]
 impl SandboxServer {
-    /// Starts a program (e.g. `wine` + `Game.exe`) in a new sandbox: namespaces, cgroup limits,
-    /// seccomp filter, private /tmp and home. Returns the host pids for mcp-memory and, in
-    /// `isolated` network mode, the host interface for mcp-network.
-    #[tool(annotations(
-        destructive_hint = true,
-        idempotent_hint = false,
-        open_world_hint = false
-    ))]
+    /// Starts a program (e.g. `wine` with Game.exe) in a new sandbox: namespaces, cgroup
+    /// limits, seccomp. Gives host pids for mcp-memory (and an interface for mcp-network when
+    /// `isolated`); then status, stop.
+    #[tool(
+        title = "Launch in a sandbox",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
     async fn launch(
         &self,
         Parameters(a): Parameters<LaunchArgs>,
@@ -266,18 +270,7 @@ impl SandboxServer {
                     e,
                 )
             })?;
-        let network = a
-            .network
-            .as_deref()
-            .map(str::parse::<NetMode>)
-            .transpose()
-            .map_err(|e| {
-                ToolError::invalid(
-                    "network",
-                    format!("{:?}", a.network.as_deref().unwrap_or("")),
-                    e,
-                )
-            })?;
+        let network = a.network;
         let timeout = match a.timeout {
             Some(t) if !(t.is_finite() && t > 0.0 && t <= 7.0 * 86400.0) => {
                 return Err(ToolError::invalid(
@@ -369,29 +362,38 @@ impl SandboxServer {
         .await
     }
 
-    /// A sandbox's state: processes (host and namespace pids, which one is the game), memory
-    /// and CPU use, events (OOM kills, pids-limit hits, seccomp violations) and, once it has
-    /// ended, the exit report.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// A sandbox's processes (host pids, which is the game), memory and CPU use, OOM, pids and
+    /// seccomp events, and the exit report once ended. Poll it after launch.
+    #[tool(
+        title = "Sandbox status",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn status(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<Status>, ToolError> {
         let s = self.registry.get(&a.sandbox_id)?;
         blocking(move || Ok(Json(s.status()))).await
     }
 
-    /// Kills every process of a sandbox (wineserver included), removes its cgroup and files,
-    /// and returns the exit report.
-    #[tool(annotations(
-        destructive_hint = true,
-        idempotent_hint = true,
-        open_world_hint = false
-    ))]
+    /// Kills everything in a sandbox (wineserver included), removes its cgroup and files, and
+    /// gives the exit report.
+    #[tool(
+        title = "Stop a sandbox",
+        annotations(
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     async fn stop(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<Report>, ToolError> {
         let s = self.registry.get(&a.sandbox_id)?;
         blocking(move || s.stop().map(Json).map_err(ToolError::new)).await
     }
 
-    /// Every sandbox this server started, running or ended.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    /// Lists the sandboxes this server started, running or ended, with the ids status and
+    /// stop take.
+    #[tool(
+        title = "List sandboxes",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn list(&self, Parameters(_a): Parameters<NoArgs>) -> Result<Json<Listed>, ToolError> {
         let all: Vec<Sandbox> = self
             .registry
