@@ -74,9 +74,12 @@ pub async fn call_tool<S: Send + Sync + 'static>(
     let arguments = request.arguments.clone();
     // serde ignores keys a struct does not name, so a misspelt optional argument would
     // silently fall back to its default: refuse it, naming the accepted ones.
+    // The schema's own limits (types, enums, ranges) hold for every argument given, also
+    // where the code would not check them again.
     if let Some(tool) = router.get(&name)
         && let Some(detail) =
             crate::schema::unknown_argument(&tool.input_schema, arguments.as_ref())
+                .or_else(|| given_argument_error(&tool.input_schema, arguments.as_ref()))
     {
         let text = format!("invalid arguments for `{name}`: {detail}");
         return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
@@ -133,15 +136,19 @@ fn json_types(v: &serde_json::Value) -> &'static [&'static str] {
     }
 }
 
-/// The first top-level argument that cannot be what the input schema declares: a required
-/// one missing, a value of another JSON type, a value outside the property's `enum`, or a
-/// number below its `minimum` or above its `maximum`; named with the value and what is
-/// accepted. `null` is taken for an optional argument (serde reads it as absent).
+/// The first top-level argument that cannot be what the input schema declares: a value of
+/// another JSON type, a value outside the property's `enum`, or a number below its `minimum`
+/// or above its `maximum` (checked first, since the model gave it), else a required one
+/// missing; named with the value and what is accepted. `null` is taken for an optional
+/// argument (serde reads it as absent).
 fn mistyped_argument(
     schema: &serde_json::Map<String, serde_json::Value>,
     arguments: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Option<String> {
     use serde_json::Value;
+    if let Some(e) = given_argument_error(schema, arguments) {
+        return Some(e);
+    }
     let props = schema.get("properties")?.as_object()?;
     let empty = serde_json::Map::new();
     let arguments = arguments.unwrap_or(&empty);
@@ -150,15 +157,29 @@ fn mistyped_argument(
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    if let Some(missing) = required.iter().find(|r| !arguments.contains_key(**r)) {
-        let what = props
-            .get(*missing)
-            .and_then(|p| p.get("description"))
-            .and_then(Value::as_str)
-            .map(|d| format!(": {}", d.lines().next().unwrap_or_default()))
-            .unwrap_or_default();
-        return Some(format!("missing argument `{missing}` (required{what})"));
-    }
+    let missing = required.iter().find(|r| !arguments.contains_key(**r))?;
+    let what = props
+        .get(*missing)
+        .and_then(|p| p.get("description"))
+        .and_then(Value::as_str)
+        .map(|d| format!(": {}", d.lines().next().unwrap_or_default()))
+        .unwrap_or_default();
+    Some(format!("missing argument `{missing}` (required{what})"))
+}
+
+/// The first argument given whose value its property's type, enum or range refuses.
+fn given_argument_error(
+    schema: &serde_json::Map<String, serde_json::Value>,
+    arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Option<String> {
+    use serde_json::Value;
+    let props = schema.get("properties")?.as_object()?;
+    let arguments = arguments?;
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let defs = schema.get("$defs").and_then(Value::as_object);
     for (key, value) in arguments {
         let Some(prop) = props.get(key) else { continue };

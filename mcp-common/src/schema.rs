@@ -140,7 +140,11 @@ fn inline_single_use(root: &mut Value) {
         .collect();
     replace_refs(root, &once);
     if let Some(obj) = root.as_object_mut() {
-        let mut left = defs;
+        // The definitions as the walk left them (their own single-use references inlined).
+        let mut left = match obj.remove("$defs") {
+            Some(Value::Object(d)) => d,
+            _ => Object::new(),
+        };
         left.retain(|k, _| !once.contains_key(k));
         if left.is_empty() {
             obj.remove("$defs");
@@ -305,9 +309,13 @@ fn non_null_single(v: &Value) -> Option<&Value> {
 }
 
 /// The first argument the input schema does not declare, named with the accepted ones
-/// (`None` when every key is declared, or the schema declares no properties at all).
+/// (`None` when every key is declared; a schema without properties takes none).
 pub fn unknown_argument(schema: &Object, arguments: Option<&Object>) -> Option<String> {
-    let props = schema.get("properties")?.as_object()?;
+    let none = Object::new();
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&none);
     let open = schema
         .get("additionalProperties")
         .is_some_and(|a| a != &Value::Bool(false));

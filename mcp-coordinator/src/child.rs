@@ -613,7 +613,12 @@ impl Child {
             .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
         params.meta = None;
         match tokio::time::timeout(self.spec.call_timeout, peer.get_prompt(params)).await {
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(mut r)) => {
+                // As for tool results: the discriminator of the version the host speaks.
+                r.result_type
+                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
+                Ok(r)
+            }
             Ok(Err(ServiceError::McpError(e))) => Err(e),
             Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
                 format!("server {:?} failed during prompts/get: {e}", self.spec.name),
@@ -639,7 +644,11 @@ impl Child {
             .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
         params.meta = None;
         match tokio::time::timeout(self.spec.call_timeout, peer.complete(params)).await {
-            Ok(Ok(r)) => Ok(r),
+            Ok(Ok(mut r)) => {
+                r.result_type
+                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
+                Ok(r)
+            }
             Ok(Err(ServiceError::McpError(e))) => Err(e),
             Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
                 format!("server {:?} failed during completion: {e}", self.spec.name),

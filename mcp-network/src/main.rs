@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use mcp_common::serve::{CommonArgs, init_tracing, run};
-use mcp_network::tools::{NetworkServer, State, default_output_dir};
+use mcp_network::tools::{NetworkServer, State};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,8 +12,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Where captures and exports are written (default: $TMPDIR/mcp-network); readable as a
-    /// source too.
+    /// Where captures and exports are written (an existing directory; default:
+    /// $TMPDIR/mcp-network, created); readable as a source too.
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
 }
@@ -33,10 +33,7 @@ async fn main() -> std::process::ExitCode {
     } else {
         cli.common.roots.clone()
     };
-    let state = match State::new(
-        &roots,
-        cli.output_dir.clone().unwrap_or_else(default_output_dir),
-    ) {
+    let state = match State::new(&roots, cli.output_dir.clone()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!("{e}");

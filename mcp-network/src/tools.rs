@@ -52,14 +52,30 @@ pub struct State {
 }
 
 impl State {
-    /// `output_dir` holds captures and exports; it is readable as a source too.
-    pub fn new(roots: &[PathBuf], output_dir: PathBuf) -> Result<Self, String> {
-        std::fs::create_dir_all(&output_dir).map_err(|e| {
-            format!(
-                "cannot create the output directory {}: {e}",
-                output_dir.display()
-            )
-        })?;
+    /// `output_dir` holds captures and exports; it is readable as a source too. The default
+    /// (`None`: a directory of this server's own under $TMPDIR) is created; a directory the
+    /// user named must exist, like a root: a typo is a start-up error, not a new directory.
+    pub fn new(roots: &[PathBuf], output_dir: Option<PathBuf>) -> Result<Self, String> {
+        let output_dir = match output_dir {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "--output-dir {}: no such directory (create it, or leave the flag out \
+                         for {})",
+                        dir.display(),
+                        default_output_dir().display()
+                    ));
+                }
+                dir
+            }
+            None => {
+                let dir = default_output_dir();
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    format!("cannot create the output directory {}: {e}", dir.display())
+                })?;
+                dir
+            }
+        };
         let mut all = roots.to_vec();
         all.push(output_dir.clone());
         Ok(Self {

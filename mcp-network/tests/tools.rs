@@ -341,3 +341,20 @@ async fn decode_prompt_and_source_completion() -> TestResult {
     client.cancel().await?;
     Ok(())
 }
+
+/// A directory the user names must exist: the server refuses to start, naming the flag,
+/// instead of creating a directory nobody asked for.
+#[test]
+fn a_missing_output_dir_is_a_start_up_error_naming_the_flag() {
+    let missing = std::env::temp_dir().join(format!("mcp-network-none-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-network"))
+        .arg("--output-dir")
+        .arg(&missing)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mcp-network: {e}"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--output-dir"), "{stderr}");
+    assert!(!missing.exists(), "the directory was created");
+}

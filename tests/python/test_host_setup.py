@@ -139,3 +139,41 @@ def test_unknown_tools_and_arguments_name_what_exists():
                 assert set(servers) == {"static"}, servers
 
     anyio.run(main)
+
+
+def test_prompts_completions_and_findings_through_the_coordinator():
+    from mcp.types import PromptReference
+
+    async def main():
+        with tempfile.TemporaryDirectory() as home:
+            save_dir = os.path.join(home, "saves")
+            os.makedirs(save_dir)
+            async with Client(params([], home)) as client:
+                prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+                expected = {"static__triage_binary", "memory__find_value_pointer",
+                            "d2__analyze_character", "d2__compare_saves",
+                            "network__decode_capture"}
+                assert expected <= set(prompts), set(prompts)
+                # A prompt is filled in by its server, through the coordinator.
+                open(os.path.join(home, "game.dll"), "wb").close()
+                got = await client.get_prompt("static__triage_binary",
+                                              {"path": os.path.join(home, "game.dll")})
+                text = " ".join(m.content.text for m in got.messages if hasattr(m.content, "text"))
+                assert "binary_info" in text, text
+                # A prompt argument is completed by its server: paths under the roots.
+                done = await client.complete(PromptReference(type="ref/prompt",
+                                                             name="static__triage_binary"),
+                                             {"name": "path", "value": os.path.join(home, "ga")})
+                assert any(v.endswith("game.dll") for v in done.completion.values), done
+                # Unknown prompts are named with the ones that exist.
+                with pytest.raises(Exception) as e:
+                    await client.get_prompt("static__triage", {})
+                assert "static__triage_binary" in str(e.value)
+                # Findings are listed as resources once there are some.
+                r = await client.call_tool("findings_record", {"kind": "note", "title": "a note"})
+                assert not r.is_error, r.content
+                fid = r.structured_content["finding"]["id"]
+                uris = {x.uri for x in (await client.list_resources()).resources}
+                assert f"findings://{fid}" in uris, uris
+
+    anyio.run(main)
