@@ -11,6 +11,7 @@ pub mod error;
 pub mod output;
 pub mod paging;
 pub mod progress;
+pub mod prompts;
 pub mod roots;
 pub mod schema;
 pub mod serve;

@@ -608,30 +608,13 @@ impl Child {
         &self,
         mut params: rmcp::model::GetPromptRequestParams,
     ) -> Result<rmcp::model::GetPromptResult, rmcp::ErrorData> {
-        let peer = self
-            .peer_or_unavailable()
-            .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
         params.meta = None;
-        match tokio::time::timeout(self.spec.call_timeout, peer.get_prompt(params)).await {
-            Ok(Ok(mut r)) => {
-                // As for tool results: the discriminator of the version the host speaks.
-                r.result_type
-                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
-                Ok(r)
-            }
-            Ok(Err(ServiceError::McpError(e))) => Err(e),
-            Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
-                format!("server {:?} failed during prompts/get: {e}", self.spec.name),
-                None,
-            )),
-            Err(_) => Err(rmcp::ErrorData::internal_error(
-                format!(
-                    "server {:?} did not answer prompts/get in time",
-                    self.spec.name
-                ),
-                None,
-            )),
-        }
+        let peer = self.peer_or_error()?;
+        let mut r = self.ask("prompts/get", peer.get_prompt(params)).await?;
+        // As for tool results: the discriminator of the version the host speaks.
+        r.result_type
+            .get_or_insert(rmcp::model::ResultType::COMPLETE);
+        Ok(r)
     }
 
     /// Forwards `completion/complete` (the reference already the child's own).
@@ -639,26 +622,36 @@ impl Child {
         &self,
         mut params: rmcp::model::CompleteRequestParams,
     ) -> Result<rmcp::model::CompleteResult, rmcp::ErrorData> {
-        let peer = self
-            .peer_or_unavailable()
-            .map_err(|m| rmcp::ErrorData::internal_error(m, None))?;
         params.meta = None;
-        match tokio::time::timeout(self.spec.call_timeout, peer.complete(params)).await {
-            Ok(Ok(mut r)) => {
-                r.result_type
-                    .get_or_insert(rmcp::model::ResultType::COMPLETE);
-                Ok(r)
-            }
+        let peer = self.peer_or_error()?;
+        let mut r = self
+            .ask("completion/complete", peer.complete(params))
+            .await?;
+        r.result_type
+            .get_or_insert(rmcp::model::ResultType::COMPLETE);
+        Ok(r)
+    }
+
+    fn peer_or_error(&self) -> Result<Peer<RoleClient>, rmcp::ErrorData> {
+        self.peer_or_unavailable()
+            .map_err(|m| rmcp::ErrorData::internal_error(m, None))
+    }
+
+    /// A request to the child within the call timeout; the child's own errors pass unchanged.
+    async fn ask<T>(
+        &self,
+        what: &str,
+        request: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, rmcp::ErrorData> {
+        match tokio::time::timeout(self.spec.call_timeout, request).await {
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(ServiceError::McpError(e))) => Err(e),
             Ok(Err(e)) => Err(rmcp::ErrorData::internal_error(
-                format!("server {:?} failed during completion: {e}", self.spec.name),
+                format!("server {:?} failed during {what}: {e}", self.spec.name),
                 None,
             )),
             Err(_) => Err(rmcp::ErrorData::internal_error(
-                format!(
-                    "server {:?} did not answer completion in time",
-                    self.spec.name
-                ),
+                format!("server {:?} did not answer {what} in time", self.spec.name),
                 None,
             )),
         }

@@ -332,12 +332,8 @@ impl Config {
                     command,
                     url,
                     kind,
-                    args: s.args.iter().map(|a| expand_env(a)).collect(),
-                    env: s
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), expand_env(v)))
-                        .collect(),
+                    args: expand_args(&s.args),
+                    env: expand_values(&s.env),
                     allow: s.allow,
                     deny: s.deny,
                     start_timeout: Duration::from_secs(s.start_timeout_s.unwrap_or(start)),
@@ -373,12 +369,8 @@ impl Config {
                     kind,
                     prefix: name.clone(),
                     name,
-                    args: s.args.iter().map(|a| expand_env(a)).collect(),
-                    env: s
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), expand_env(v)))
-                        .collect(),
+                    args: expand_args(&s.args),
+                    env: expand_values(&s.env),
                     allow: Vec::new(),
                     deny: Vec::new(),
                     start_timeout: Duration::from_secs(DEFAULT_START),
@@ -462,6 +454,16 @@ pub fn expand_env(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+fn expand_args(args: &[String]) -> Vec<String> {
+    args.iter().map(|a| expand_env(a)).collect()
+}
+
+fn expand_values(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .map(|(k, v)| (k.clone(), expand_env(v)))
+        .collect()
 }
 
 /// (command, url) of a child: exactly one of them.

@@ -14,13 +14,11 @@ use crate::values::{self, Num, TYPE_NAMES, ValueType};
 use mcp_common::paging::MAX_ANSWER_BYTES;
 use mcp_common::{Address, Json, Noun, Page, PageArgs, Summary, ToolError, blocking};
 use mcp_static::pattern::Pattern;
-use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CompleteRequestParams, CompleteResult, Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
@@ -2324,24 +2322,7 @@ impl ServerHandler for MemoryServer {
 
     mcp_common::tool_handler_methods!();
 
-    async fn list_prompts(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(
-            self.prompt_router.list_all(),
-        ))
-    }
-
-    async fn get_prompt(
-        &self,
-        request: GetPromptRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, ErrorData> {
-        let ctx = PromptContext::new(self, request.name, request.arguments, context);
-        self.prompt_router.get_prompt(ctx).await
-    }
+    mcp_common::prompt_handler_methods!();
 
     async fn complete(
         &self,

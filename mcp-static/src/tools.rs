@@ -9,13 +9,11 @@ use crate::prompts;
 use crate::queries::{self, *};
 use mcp_common::paging::{MAX_ANSWER_BYTES, MAX_LIMIT};
 use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError};
-use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CompleteRequestParams, CompleteResult, Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
@@ -718,25 +716,7 @@ impl ServerHandler for StaticServer {
 
     mcp_common::tool_handler_methods!();
 
-    async fn list_prompts(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(
-            self.prompt_router.list_all(),
-        ))
-    }
-
-    async fn get_prompt(
-        &self,
-        request: GetPromptRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, ErrorData> {
-        prompts::check_arguments(&self.prompt_router, &request)?;
-        let ctx = PromptContext::new(self, request.name, request.arguments, context);
-        self.prompt_router.get_prompt(ctx).await
-    }
+    mcp_common::prompt_handler_methods!();
 
     async fn complete(
         &self,
