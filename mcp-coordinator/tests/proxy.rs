@@ -349,7 +349,11 @@ async fn findings_are_recorded_linked_queried_and_kept_across_restarts() -> Test
         )
         .await;
         assert_eq!(q["total"], 1, "only the successful call is a finding: {q}");
-        let f = &q["items"][0];
+        let listed = &q["items"][0];
+        // A search lists findings without their data; findings_get has it.
+        assert!(listed.get("data").is_none(), "{listed}");
+        let full = ok(&client, "findings_get", json!({"id": listed["id"]})).await;
+        let f = &full["finding"];
         assert_eq!(f["target"]["binary"], path.as_str());
         assert!(f["data"]["sha256"].is_string(), "{f}");
         // The target names the binary by content too: the coordinator's hash of the file

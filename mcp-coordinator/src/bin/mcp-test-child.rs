@@ -60,6 +60,23 @@ struct Said {
     text: String,
     pid: u32,
 }
+/// A result as a third-party server may send it: summary, JSON text and structured content,
+/// without the suite's size bound (`mcp_common::Json` refuses large answers).
+struct Unbounded(Said);
+
+impl rmcp::handler::server::tool::IntoCallToolResult for Unbounded {
+    fn into_call_tool_result(self) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let value = serde_json::to_value(&self.0)
+            .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))?;
+        let mut r = rmcp::model::CallToolResult::success(vec![
+            rmcp::model::ContentBlock::text(self.0.summary()),
+            rmcp::model::ContentBlock::text(value.to_string()),
+        ]);
+        r.structured_content = Some(value);
+        Ok(r.into())
+    }
+}
+
 impl Summary for Said {
     fn summary(&self) -> String {
         self.text.clone()
@@ -68,9 +85,11 @@ impl Summary for Said {
 
 #[tool_router]
 impl TestChild {
-    /// Answers the text (`repeat` times over) and this process's pid.
+    /// Answers the text (`repeat` times over) and this process's pid. Unlike the suite's
+    /// servers it answers any size (up to 4 MiB): a child the coordinator proxies need not
+    /// keep the suite's bound, and large results must pass intact.
     #[tool]
-    async fn echo(&self, Parameters(a): Parameters<EchoArgs>) -> Result<Json<Said>, ToolError> {
+    async fn echo(&self, Parameters(a): Parameters<EchoArgs>) -> Result<Unbounded, ToolError> {
         let repeat = a.repeat.unwrap_or(1);
         let size = a.text.len().saturating_mul(repeat);
         if repeat == 0 || size > MAX_ECHO {
@@ -83,7 +102,7 @@ impl TestChild {
                 ),
             ));
         }
-        Ok(Json(Said {
+        Ok(Unbounded(Said {
             text: a.text.repeat(repeat),
             pid: std::process::id(),
         }))
