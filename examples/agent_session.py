@@ -111,7 +111,7 @@ async def analyse(s, game_dir, wine):
         profile, is_game = "strict", lambda p: p.get("name") == "d2game"
     ok, launched, text = await s.call("sandbox__launch", {
         "profile": profile, "program": program, "args": ["-c", script], "ro": [game_dir],
-        "env": env, "net": "none", "timeout": 600})
+        "env": env, "network": "none", "timeout": 600})
     sandbox = launched.get("sandbox_id")
     s.step("launch", "sandbox__launch", ok, sandbox_id=sandbox, error=None if ok else text)
     if not ok:
