@@ -20,8 +20,16 @@ pub struct SharedRedis {
 impl SharedRedis {
     /// Checks the URL; the connection is made on first use.
     pub fn new(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url)
-            .map_err(|e| format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)"))?;
+        use redis::IntoConnectionInfo;
+        let bad = |e: redis::RedisError| {
+            format!("--redis-url {url:?}: {e} (expected redis://HOST:PORT/DB)")
+        };
+        // Commands are small and answered at once: no Nagle delay on the socket.
+        let info = url
+            .into_connection_info()
+            .map_err(bad)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(bad)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             // Generous: one slow answer on a busy machine rests Redis for REST.
