@@ -166,7 +166,16 @@ pub struct Binary {
     /// Size of the headers, mapped at the image base (PE).
     pub header_size: u64,
     code_index: OnceLock<crate::analysis::CodeIndex>,
+    /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
+    strings: std::sync::Mutex<Vec<(StringsKey, std::sync::Arc<Vec<crate::strings::Found>>)>>,
 }
+
+/// What a string extraction depends on: minimum length, encodings (0 ascii, 1 utf16le,
+/// 2 both) and the section (`None`: the whole file).
+pub type StringsKey = (usize, u8, Option<String>);
+
+/// How many extractions of one binary are kept (each is 24 bytes a string).
+const KEPT_EXTRACTIONS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct DeclaredFunction {
@@ -230,6 +239,7 @@ impl Binary {
             relocations,
             header_size: parsed.header_size,
             code_index: OnceLock::new(),
+            strings: std::sync::Mutex::default(),
             data,
         })
     }
@@ -312,6 +322,26 @@ impl Binary {
     pub fn code_index(&self) -> &crate::analysis::CodeIndex {
         self.code_index
             .get_or_init(|| crate::analysis::CodeIndex::build(self))
+    }
+
+    /// The strings of one extraction, computed by `extract` on first use and kept (the last
+    /// few extractions), so that each page of a list is a slice, not a new pass over the file.
+    pub fn strings_found(
+        &self,
+        key: StringsKey,
+        extract: impl FnOnce() -> Vec<crate::strings::Found>,
+    ) -> std::sync::Arc<Vec<crate::strings::Found>> {
+        let lock = || self.strings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, found)) = lock().iter().find(|(k, _)| *k == key) {
+            return found.clone();
+        }
+        let found = std::sync::Arc::new(extract());
+        let mut kept = lock();
+        if kept.len() == KEPT_EXTRACTIONS {
+            kept.remove(0);
+        }
+        kept.push((key, found.clone()));
+        found
     }
 
     /// Whether the code index has been computed already (for reporting cache hits).

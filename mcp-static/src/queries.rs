@@ -209,17 +209,19 @@ pub fn strings(
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<StringItem>), ToolError> {
-    let ranges: Vec<(usize, &[u8])> = match section {
-        None => vec![(0, &bin.data[..])],
+    let (base, data): (usize, &[u8]) = match section {
+        None => (0, &bin.data[..]),
         Some(name) => {
             let s = find_section(bin, name)?;
-            vec![(s.file_offset as usize, bin.section_bytes(s))]
+            (s.file_offset as usize, bin.section_bytes(s))
         }
     };
-    let needle = contains.as_ref().map(|c| c.to_lowercase());
-    let mut total = 0usize;
-    let mut items = Vec::new();
-    for (base, data) in ranges {
+    let code = match kinds {
+        StringKinds::Ascii => 0,
+        StringKinds::Utf16le => 1,
+        StringKinds::Both => 2,
+    };
+    let found = bin.strings_found((min_length, code, section.clone()), || {
         let mut found = Vec::new();
         if kinds != StringKinds::Utf16le {
             strings::ascii(data, min_length, &mut found);
@@ -228,30 +230,39 @@ pub fn strings(
             strings::utf16le(data, min_length, &mut found);
             found.sort_by_key(|f| f.offset);
         }
-        for f in found {
-            if let Some(n) = &needle
-                && !f.text(data).to_lowercase().contains(n)
-            {
-                continue;
-            }
-            if total >= offset && items.len() < limit {
-                let file_offset = (base + f.offset) as u64;
-                let mut text = f.text(data);
-                let chars = f.chars();
-                if chars > MAX_STRING_CHARS {
-                    // Every character is ASCII, so characters are bytes here.
-                    text.truncate(MAX_STRING_CHARS);
-                }
-                items.push(StringItem {
-                    va: bin.offset_to_va(file_offset).map(Address),
-                    file_offset: file_offset.into(),
-                    encoding: f.encoding.name().into(),
-                    text,
-                    length: (chars > MAX_STRING_CHARS).then_some(chars),
-                });
-            }
-            total += 1;
+        found
+    });
+    let item = |f: &strings::Found| {
+        let file_offset = (base + f.offset) as u64;
+        let mut text = f.text(data);
+        let chars = f.chars();
+        if chars > MAX_STRING_CHARS {
+            // Every character is ASCII, so characters are bytes here.
+            text.truncate(MAX_STRING_CHARS);
         }
+        StringItem {
+            va: bin.offset_to_va(file_offset).map(Address),
+            file_offset: file_offset.into(),
+            encoding: f.encoding.name().into(),
+            text,
+            length: (chars > MAX_STRING_CHARS).then_some(chars),
+        }
+    };
+    // Without a filter a page is a slice of the extraction.
+    let Some(needle) = contains.as_ref().map(|c| c.to_lowercase()) else {
+        let items = found.iter().skip(offset).take(limit).map(item).collect();
+        return Ok((found.len(), items));
+    };
+    let mut total = 0usize;
+    let mut items = Vec::new();
+    for f in found.iter() {
+        if !f.text(data).to_lowercase().contains(&needle) {
+            continue;
+        }
+        if total >= offset && items.len() < limit {
+            items.push(item(f));
+        }
+        total += 1;
     }
     Ok((total, items))
 }

@@ -316,3 +316,35 @@ fn elf_matches_objdump() -> TestResult {
     }
     Ok(())
 }
+
+/// Every page of the ASCII strings of user32.dll, in turn, is what GNU `strings -a -n 4`
+/// prints, in its order: the extraction is made once and each page is a slice of it.
+#[test]
+fn string_pages_walk_the_same_strings_as_gnu_strings() -> TestResult {
+    let bin = load(USER32);
+    let want = objdump("strings", &["-a", "-n", "4", USER32]);
+    let want: Vec<&str> = want.lines().collect();
+    let mut got = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (total, items) = queries::strings(
+            &bin,
+            4,
+            queries::StringKinds::Ascii,
+            &None,
+            &None,
+            offset,
+            1000,
+        )?;
+        assert_eq!(total, want.len());
+        if items.is_empty() {
+            break;
+        }
+        offset += items.len();
+        got.extend(items.into_iter().map(|s| s.text));
+    }
+    assert_eq!(got.len(), want.len());
+    let differing = got.iter().zip(&want).position(|(g, w)| g != w);
+    assert_eq!(differing, None, "first difference at string {differing:?}");
+    Ok(())
+}
