@@ -66,25 +66,57 @@ pub fn capstone(arch: Arch, detail: bool) -> Result<Capstone, String> {
         .map_err(|e| format!("capstone: {e}"))
 }
 
-/// Decodes up to `count` instructions from `code` (at `va`), stopping at the first byte
-/// sequence that is not an instruction.
+/// Decodes up to `count` instructions from `code` (at `va`). A byte capstone cannot decode
+/// becomes one `(bad)` entry and decoding goes on after it, as objdump does, so a listing
+/// walks through data in a code section instead of stopping there.
 pub fn decode(cs: &Capstone, arch: Arch, code: &[u8], va: u64, count: usize) -> Vec<Insn> {
     let mut out = Vec::new();
-    let Ok(mut iter) = cs.disasm_iter(code, va) else {
-        return out;
-    };
-    while out.len() < count
-        && let Some(insn) = iter.next()
-    {
-        out.push(Insn {
-            va: insn.address(),
-            bytes: insn.bytes().to_vec(),
-            mnemonic: insn.mnemonic().unwrap_or("").to_string(),
-            operands: insn.op_str().unwrap_or("").to_string(),
-            facts: facts(cs, arch, &insn),
-        });
+    let mut pos = 0usize;
+    while out.len() < count && pos < code.len() {
+        let at = va.wrapping_add(pos as u64);
+        let Ok(mut iter) = cs.disasm_iter(&code[pos..], at) else {
+            return out;
+        };
+        while out.len() < count
+            && let Some(insn) = iter.next()
+        {
+            pos += insn.len();
+            out.push(Insn {
+                va: insn.address(),
+                bytes: insn.bytes().to_vec(),
+                mnemonic: insn.mnemonic().unwrap_or("").to_string(),
+                operands: insn.op_str().unwrap_or("").to_string(),
+                facts: facts(cs, arch, &insn),
+            });
+        }
+        if out.len() < count && pos < code.len() {
+            // Capstone stopped at bytes it cannot decode.
+            let bad_va = va.wrapping_add(pos as u64);
+            out.push(Insn {
+                va: bad_va,
+                bytes: vec![code[pos]],
+                mnemonic: "(bad)".into(),
+                operands: String::new(),
+                facts: Facts::none(),
+            });
+            pos += 1;
+        }
     }
     out
+}
+
+impl Facts {
+    /// The facts of something that is not an instruction: no flow beyond it, no operands.
+    pub fn none() -> Self {
+        Facts {
+            flow: Flow::Stop,
+            target: None,
+            mem_ref: None,
+            immediate: None,
+            disp_span: None,
+            imm_span: None,
+        }
+    }
 }
 
 /// Operand facts of one capstone instruction (the handle must have detail on).
@@ -209,4 +241,30 @@ pub fn linear_text(arch: Arch, code: &[u8], va: u64, out: &mut String) -> Result
         }
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0x06 (push es) does not exist in 64-bit mode: one `(bad)` byte, then decoding goes on,
+    /// as objdump shows it.
+    #[test]
+    fn undecodable_bytes_are_marked_and_passed() -> Result<(), String> {
+        let cs = capstone(Arch::X86_64, true)?;
+        let code = [0x90, 0x06, 0x90, 0xC3];
+        let insns = decode(&cs, Arch::X86_64, &code, 0x1000, 10);
+        let listed: Vec<(u64, &str)> = insns.iter().map(|i| (i.va, i.mnemonic.as_str())).collect();
+        assert_eq!(
+            listed,
+            vec![
+                (0x1000, "nop"),
+                (0x1001, "(bad)"),
+                (0x1002, "nop"),
+                (0x1003, "ret")
+            ]
+        );
+        assert_eq!(decode(&cs, Arch::X86_64, &code, 0x1000, 2).len(), 2);
+        Ok(())
+    }
 }
