@@ -263,3 +263,52 @@ async fn a_cancelled_scan_stops_using_cpu_in_the_child() -> Result<(), Error> {
     service.cancel().await?;
     Ok(())
 }
+
+/// mcp-memory's `watch` reports progress at every sample: through a coordinator whose call
+/// timeout is 2 s, a 5-sample watch 1 s apart (about 4 s) completes with every sample.
+#[tokio::test]
+async fn a_real_watch_outlives_the_call_timeout() -> Result<(), Error> {
+    use mcp_testkit::{LineProcess, build_fixtures};
+    let fixtures = build_fixtures(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/memfix/build.sh"),
+        &std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        "memfix-coordinator-watch",
+        "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+    );
+    let target = LineProcess::spawn(std::process::Command::new(fixtures.join("memfix")));
+    let address = target.info["heap_value"]
+        .as_str()
+        .ok_or("the fixture printed no heap_value")?
+        .to_string();
+    let dir = tmp("watch")?;
+    let text = format!(
+        "[coordinator]\ncall_timeout_s = 2\n\n[[servers]]\nname = \"memory\"\ncommand = \"{}\"\n",
+        common::sibling("mcp-memory")?.display()
+    );
+    let cfg = write_config(dir.path(), "c.toml", &text)?;
+    let mut cmd = tokio::process::Command::new(COORDINATOR);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::null());
+    let service = Host::default().serve(TokioChildProcess::new(cmd)?).await?;
+    let started = Instant::now();
+    let r = service
+        .send_request(call(
+            "memory__watch",
+            json!({"pid": target.pid(), "address": address, "value_type": "u32",
+                   "interval_ms": 1000, "samples": 5}),
+        ))
+        .await?;
+    let ServerResult::CallToolResult(r) = r else {
+        panic!("not a tool result: {r:?}");
+    };
+    assert_ne!(r.is_error, Some(true), "{:?}", r.content);
+    assert!(started.elapsed() > Duration::from_secs(3));
+    let data = r.structured_content.unwrap_or_default();
+    assert_eq!(data["samples"], 5, "{data}");
+    assert!(data["duration_ms"].as_u64().unwrap_or(0) >= 4000, "{data}");
+    service.cancel().await?;
+    Ok(())
+}
