@@ -127,18 +127,30 @@ pub struct ExportItem {
 }
 
 /// Exports whose name (or `#ordinal`) contains `filter`, case-insensitively.
-pub fn exports(bin: &Binary, filter: &Option<String>) -> Vec<ExportItem> {
-    bin.exports
-        .iter()
-        .filter(|e| {
-            let label = match (&e.name, e.ordinal) {
-                (Some(n), Some(o)) => format!("{n} #{o}"),
-                (Some(n), None) => n.clone(),
-                (None, Some(o)) => format!("#{o}"),
-                (None, None) => String::new(),
-            };
-            matches_filter(filter, &label)
+/// One page of the exports matching `filter` and how many match: only the page's items are
+/// built, so walking every page costs about one listing.
+pub fn exports(
+    bin: &Binary,
+    filter: &Option<String>,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<ExportItem>) {
+    let matching = || {
+        bin.exports.iter().filter(|e| {
+            filter.is_none() || {
+                let label = match (&e.name, e.ordinal) {
+                    (Some(n), Some(o)) => format!("{n} #{o}"),
+                    (Some(n), None) => n.clone(),
+                    (None, Some(o)) => format!("#{o}"),
+                    (None, None) => String::new(),
+                };
+                matches_filter(filter, &label)
+            }
         })
+    };
+    let items = matching()
+        .skip(offset)
+        .take(limit)
         .map(|e| ExportItem {
             name: e.name.clone(),
             ordinal: e.ordinal,
@@ -146,7 +158,8 @@ pub fn exports(bin: &Binary, filter: &Option<String>) -> Vec<ExportItem> {
             va: e.va.into(),
             forwarder: e.forwarder.clone(),
         })
-        .collect()
+        .collect();
+    (matching().count(), items)
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -163,17 +176,29 @@ pub struct ImportItem {
     pub iat_va: Option<Address>,
 }
 
-pub fn imports(bin: &Binary, filter: &Option<String>) -> Vec<ImportItem> {
-    bin.imports
-        .iter()
-        .filter(|i| matches_filter(filter, &i.display_name()))
+/// One page of the imports matching `filter` and how many match (as [`exports`]).
+pub fn imports(
+    bin: &Binary,
+    filter: &Option<String>,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<ImportItem>) {
+    let matching = || {
+        bin.imports
+            .iter()
+            .filter(|i| filter.is_none() || matches_filter(filter, &i.display_name()))
+    };
+    let items = matching()
+        .skip(offset)
+        .take(limit)
         .map(|i| ImportItem {
             library: i.library.clone(),
             name: i.name.clone(),
             ordinal: i.ordinal,
             iat_va: i.slot_va.map(Address),
         })
-        .collect()
+        .collect();
+    (matching().count(), items)
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

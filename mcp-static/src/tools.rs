@@ -396,10 +396,10 @@ impl StaticServer {
         &self,
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<Page<ExportItem>>, ToolError> {
-        let page = a.page;
-        page.resolve()?;
+        let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
-            Page::of(queries::exports(b, &a.filter), page)
+            let (total, items) = queries::exports(b, &a.filter, offset, limit);
+            Ok(Page::fit(items, offset, total))
         })
         .await
         .map(Json)
@@ -415,10 +415,10 @@ impl StaticServer {
         &self,
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<Page<ImportItem>>, ToolError> {
-        let page = a.page;
-        page.resolve()?;
+        let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
-            Page::of(queries::imports(b, &a.filter), page)
+            let (total, items) = queries::imports(b, &a.filter, offset, limit);
+            Ok(Page::fit(items, offset, total))
         })
         .await
         .map(Json)

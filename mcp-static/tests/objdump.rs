@@ -348,3 +348,35 @@ fn string_pages_walk_the_same_strings_as_gnu_strings() -> TestResult {
     assert_eq!(differing, None, "first difference at string {differing:?}");
     Ok(())
 }
+
+/// Every page of libgnat-12.dll's 13,644 exports, in turn, is the export table in order, with
+/// the ordinals objdump lists; a filter pages the same way.
+#[test]
+fn export_pages_walk_the_whole_table() -> TestResult {
+    let bin = load(GNAT32);
+    let (want, _) = pe_exports("i686-w64-mingw32-objdump", GNAT32);
+    let mut got = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (total, items) = queries::exports(&bin, &None, offset, 1000);
+        assert_eq!(total, bin.exports.len());
+        if items.is_empty() {
+            break;
+        }
+        offset += items.len();
+        got.extend(items);
+    }
+    assert_eq!(got.len(), bin.exports.len());
+    let ordinals: Vec<u32> = got.iter().filter_map(|e| e.ordinal).collect();
+    let mut wanted: Vec<u32> = want.iter().map(|(o, _)| *o).collect();
+    let mut listed = ordinals.clone();
+    wanted.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(listed, wanted);
+    let filter = Some("ada__".to_string());
+    let (total, first) = queries::exports(&bin, &filter, 0, 10);
+    assert!(total > 10 && first.len() == 10);
+    let (_, last) = queries::exports(&bin, &filter, total - 1, 10);
+    assert_eq!(last.len(), 1);
+    Ok(())
+}
