@@ -66,7 +66,7 @@ impl<T: Serialize> Page<T> {
         let mut bytes = 0usize;
         let mut truncated = false;
         for item in items {
-            bytes += serde_json::to_vec(&item).map(|v| v.len() + 1).unwrap_or(0);
+            bytes += json_len(&item) + 1;
             if bytes > MAX_ANSWER_BYTES && !kept.is_empty() {
                 truncated = true;
                 break;
@@ -81,6 +81,27 @@ impl<T: Serialize> Page<T> {
             truncated,
             items: kept,
         }
+    }
+}
+
+/// The length of `value`'s JSON, counted as it is written (nothing is kept).
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Serialising into a counter fails only for values that have no JSON form (a map with
+    // non-string keys); those count as nothing, as before.
+    match serde_json::to_writer(&mut c, value) {
+        Ok(()) => c.0,
+        Err(_) => 0,
     }
 }
 

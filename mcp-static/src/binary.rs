@@ -168,6 +168,8 @@ pub struct Binary {
     code_index: OnceLock<crate::analysis::CodeIndex>,
     /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
     strings: std::sync::Mutex<Vec<(StringsKey, std::sync::Arc<Vec<crate::strings::Found>>)>>,
+    /// Each section's linear-sweep listing (see [`Binary::listing`]), by section index.
+    listings: Vec<OnceLock<Option<std::sync::Arc<crate::listing::Listing>>>>,
 }
 
 /// What a string extraction depends on: minimum length, encodings (0 ascii, 1 utf16le,
@@ -231,7 +233,6 @@ impl Binary {
             timestamp: parsed.timestamp,
             subsystem: parsed.subsystem,
             imphash,
-            sections: parsed.sections,
             exports: parsed.exports,
             imports: parsed.imports,
             tls_callbacks: parsed.tls_callbacks,
@@ -240,6 +241,8 @@ impl Binary {
             header_size: parsed.header_size,
             code_index: OnceLock::new(),
             strings: std::sync::Mutex::default(),
+            listings: parsed.sections.iter().map(|_| OnceLock::new()).collect(),
+            sections: parsed.sections,
             data,
         })
     }
@@ -342,6 +345,45 @@ impl Binary {
         }
         kept.push((key, found.clone()));
         found
+    }
+
+    /// The linear sweep of the executable section holding `va`, decoded on first use and
+    /// kept; None when `va` is in no executable section or the section is too large to keep.
+    pub fn listing(&self, va: u64) -> Option<std::sync::Arc<crate::listing::Listing>> {
+        let i = self.sections.iter().position(|s| s.contains_va(va))?;
+        let section = &self.sections[i];
+        if !section.execute {
+            return None;
+        }
+        self.listings[i]
+            .get_or_init(|| {
+                let cs = crate::disasm::capstone(self.arch, true).ok()?;
+                let code = self.section_bytes(section);
+                crate::listing::Listing::build(&cs, self.arch, section, code)
+                    .map(std::sync::Arc::new)
+            })
+            .clone()
+    }
+
+    /// Bytes this binary holds in memory: the file and what was computed from it and kept
+    /// (listings, string extractions; the code index is not counted).
+    pub fn held_bytes(&self) -> usize {
+        let listings: usize = self
+            .listings
+            .iter()
+            .filter_map(|l| l.get().and_then(Option::as_ref))
+            .map(|l| l.heap_bytes())
+            .sum();
+        let strings: usize = self
+            .strings
+            .lock()
+            .map(|kept| {
+                kept.iter()
+                    .map(|(_, f)| f.capacity() * std::mem::size_of::<crate::strings::Found>())
+                    .sum()
+            })
+            .unwrap_or(0);
+        self.data.len() + listings + strings
     }
 
     /// Whether the code index has been computed already (for reporting cache hits).

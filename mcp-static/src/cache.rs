@@ -90,7 +90,7 @@ impl BinaryCache {
             last_used: now,
         });
         loop {
-            let used: usize = inner.entries.iter().map(|e| e.binary.data.len()).sum();
+            let used: usize = inner.entries.iter().map(|e| e.binary.held_bytes()).sum();
             if used <= self.budget || inner.entries.len() <= 1 {
                 break;
             }

@@ -3,7 +3,8 @@
 //! patterns, signatures, address conversion and binary diff.
 //!
 //! `binary` parses a file once into an owned model (`formats` does the per-format work);
-//! `analysis` builds the function and cross-reference index lazily on top of it; `queries`
+//! `analysis` builds the function and cross-reference index lazily on top of it; `listing`
+//! keeps each code section's linear sweep so `disassemble` pages are slices; `queries`
 //! and `diff` answer the tools' questions; `cache` keeps parsed binaries between calls;
 //! `tools` maps all of it onto MCP; `prompts` adds the `triage_binary` prompt and path
 //! completion.
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod diff;
 pub mod disasm;
 mod formats;
+pub mod listing;
 pub mod pattern;
 pub mod prompts;
 pub mod queries;

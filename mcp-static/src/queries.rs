@@ -356,12 +356,37 @@ pub fn resolve_start(bin: &Binary, start: Start) -> Result<u64, ToolError> {
 }
 
 pub fn hex_bytes(bytes: &[u8]) -> String {
-    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
-    parts.join(" ")
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }
 
-/// Disassembles `count` instructions at `va`, naming targets.
-pub fn disassemble(bin: &Binary, va: u64, count: usize) -> Result<Vec<InsnItem>, ToolError> {
+/// Instructions from one address on, as many as asked or as fit one answer.
+pub struct Disassembled {
+    pub items: Vec<InsnItem>,
+    /// The address after the last instruction returned.
+    pub next_va: u64,
+    /// True when fewer than asked were returned because the answer was full.
+    pub cut: bool,
+}
+
+/// Disassembles up to `count` instructions at `va`, naming targets, and stops early when the
+/// items reach `max_bytes` of JSON. Where `va` is an instruction of its section's linear sweep
+/// (the start of a section, or where a previous page stopped) the items are a slice of the
+/// kept sweep ([`Binary::listing`]); elsewhere the bytes from `va` are decoded.
+pub fn disassemble(
+    bin: &Binary,
+    va: u64,
+    count: usize,
+    max_bytes: usize,
+) -> Result<Disassembled, ToolError> {
     if count == 0 || count > MAX_DISASSEMBLE {
         return Err(ToolError::invalid(
             "count",
@@ -370,29 +395,80 @@ pub fn disassemble(bin: &Binary, va: u64, count: usize) -> Result<Vec<InsnItem>,
         ));
     }
     let code = code_at(bin, "address", va)?;
-    let cs = disasm::capstone(bin.arch, true).map_err(ToolError::new)?;
     let names = &bin.code_index().names;
-    let insns = disasm::decode(&cs, bin.arch, code, va, count);
-    if insns.is_empty() {
+    let item =
+        |va: u64, bytes: &[u8], mnemonic: &str, operands: &str, target: Option<u64>| InsnItem {
+            va: va.into(),
+            bytes: hex_bytes(bytes),
+            mnemonic: mnemonic.to_string(),
+            operands: operands.to_string(),
+            target: target.map(Address),
+            symbol: target.and_then(|t| names.get(&t).cloned()),
+        };
+    let mut out = Disassembled {
+        items: Vec::new(),
+        next_va: va,
+        cut: false,
+    };
+    let mut used = 0usize;
+    // Adds one item unless the answer is full; false when it is.
+    let mut push = |out: &mut Disassembled, i: InsnItem, len: usize| {
+        used += mcp_common::paging::json_len(&i) + 1;
+        if used > max_bytes && !out.items.is_empty() {
+            out.cut = true;
+            return false;
+        }
+        out.next_va = i.va.0.wrapping_add(len as u64);
+        out.items.push(i);
+        true
+    };
+    if let Some(listing) = bin.listing(va)
+        && let Some(first) = listing.index_of(va)
+    {
+        let last = (first + count).min(listing.len());
+        for n in first..last {
+            let l = listing.line(n);
+            let off = (l.va - va) as usize;
+            let bytes = code.get(off..off + l.len).unwrap_or(&[]);
+            if !push(
+                &mut out,
+                item(l.va, bytes, l.mnemonic, l.operands, l.target),
+                l.len,
+            ) {
+                break;
+            }
+        }
+        return Ok(out);
+    }
+    let cs = disasm::capstone(bin.arch, true).map_err(ToolError::new)?;
+    // Decoded in small runs so that a page cut by size has not decoded all `count`.
+    let mut pos = 0usize;
+    while out.items.len() < count && pos < code.len() {
+        let run = (count - out.items.len()).min(256);
+        let insns = disasm::decode(&cs, bin.arch, &code[pos..], va + pos as u64, run);
+        if insns.is_empty() {
+            break;
+        }
+        for i in insns {
+            pos += i.bytes.len();
+            let target = i.facts.target.or(i.facts.mem_ref);
+            let len = i.bytes.len();
+            if !push(
+                &mut out,
+                item(i.va, &i.bytes, &i.mnemonic, &i.operands, target),
+                len,
+            ) {
+                return Ok(out);
+            }
+        }
+    }
+    if out.items.is_empty() {
         return Err(ToolError::new(format!(
             "no valid instruction at {}",
             Address(va)
         )));
     }
-    Ok(insns
-        .into_iter()
-        .map(|i| {
-            let target = i.facts.target.or(i.facts.mem_ref);
-            InsnItem {
-                va: i.va.into(),
-                bytes: hex_bytes(&i.bytes),
-                mnemonic: i.mnemonic,
-                operands: i.operands,
-                target: target.map(Address),
-                symbol: target.and_then(|t| names.get(&t).cloned()),
-            }
-        })
-        .collect())
+    Ok(out)
 }
 
 /// The file bytes from `va` on, or an error naming the field and the valid ranges.

@@ -497,25 +497,11 @@ impl StaticServer {
                 })?),
             };
             let va = queries::resolve_start(b, start)?;
-            let all = queries::disassemble(b, va, count)?;
-            let wanted = all.len();
-            let mut items = Vec::with_capacity(wanted);
-            let mut bytes = 0;
-            for i in all {
-                bytes += serde_json::to_vec(&i).map(|v| v.len() + 1).unwrap_or(0);
-                if bytes > MAX_ANSWER_BYTES && !items.is_empty() {
-                    break;
-                }
-                items.push(i);
-            }
-            let next_address = items.last().map(|i: &InsnItem| {
-                let len = i.bytes.split(' ').count() as u64;
-                Address(i.va.0.wrapping_add(len))
-            });
+            let d = queries::disassemble(b, va, count, MAX_ANSWER_BYTES)?;
             Ok(Disassembly {
-                truncated: items.len() < wanted,
-                items,
-                next_address,
+                next_address: Some(Address(d.next_va)),
+                truncated: d.cut,
+                items: d.items,
             })
         })
         .await

@@ -200,7 +200,9 @@ fn check_instructions(tool: &str, path: &str, bin: &Binary, exports: &[&str]) {
             .map(|e| e.va)
             .unwrap_or_else(|| panic!("{path} has no export {name}"));
         let theirs = objdump_insns(tool, path, va);
-        let ours = queries::disassemble(bin, va, 12).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours = queries::disassemble(bin, va, 12, usize::MAX)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .items;
         // The last objdump lines may be cut by --stop-address: compare the first 10.
         assert!(theirs.len() >= 10, "{name}: objdump gave {theirs:?}");
         for (t, o) in theirs.iter().take(10).zip(&ours) {
@@ -378,5 +380,91 @@ fn export_pages_walk_the_whole_table() -> TestResult {
     assert!(total > 10 && first.len() == 10);
     let (_, last) = queries::exports(&bin, &filter, total - 1, 10);
     assert_eq!(last.len(), 1);
+    Ok(())
+}
+
+/// Instruction starts of `objdump -d -z -w` over a whole section (zeros decoded, one line
+/// per instruction), up to the first `.byte` line: there objdump cut an instruction short at
+/// a symbol and restarted decoding at it, which a sweep that knows no symbols does not do.
+fn objdump_section_starts(tool: &str, path: &str, section: &str) -> (Vec<u64>, usize) {
+    let text = objdump(tool, &["-d", "-z", "-w", "-j", section, path]);
+    let mut starts = Vec::new();
+    let mut all = 0;
+    let mut cut = false;
+    for line in text.lines() {
+        let Some((addr, rest)) = line.split_once(":\t") else {
+            continue;
+        };
+        // An instruction line has bytes then a tab then the mnemonic; a label has none.
+        let Some((_, insn)) = rest.split_once('\t') else {
+            continue;
+        };
+        let Ok(va) = u64::from_str_radix(addr.trim(), 16) else {
+            continue;
+        };
+        all += 1;
+        cut |= insn.starts_with(".byte");
+        if !cut {
+            starts.push(va);
+        }
+    }
+    (starts, all)
+}
+
+/// Walking user32.dll's whole `.text` page by page (each page cut by size, continuing at its
+/// `next_address`, the second walk served from the kept sweep) meets every instruction start
+/// objdump prints, bad bytes included, and no other.
+#[test]
+fn disassemble_pages_walk_the_whole_text_as_objdump() -> TestResult {
+    let tool = "x86_64-w64-mingw32-objdump";
+    let bin = load(USER32);
+    let (want, all) = objdump_section_starts(tool, USER32, ".text");
+    // The symbols that stop objdump's sweep sit in the data tables at the end of .text.
+    assert!(want.len() * 1000 > all * 999, "{} of {all}", want.len());
+    let text = bin
+        .sections
+        .iter()
+        .find(|s| s.name == ".text")
+        .ok_or("user32.dll has no .text")?;
+    let end = text.va + text.raw_size.min(text.virtual_size);
+    for walk in 0..2 {
+        let mut got = Vec::with_capacity(want.len());
+        let mut va = text.va;
+        let mut pages = 0;
+        while va < end {
+            let page = queries::disassemble(&bin, va, 2000, 40_000)?;
+            pages += 1;
+            got.extend(page.items.iter().map(|i| i.va.0).filter(|v| *v < end));
+            assert!(page.next_va > va, "no progress at {va:#x}");
+            va = page.next_va;
+        }
+        assert!(pages > 1, "one page cannot hold all of .text");
+        let differing = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert_eq!(
+            differing,
+            None,
+            "walk {walk}: first difference at instruction {differing:?}: ours {:?}, objdump {:?}",
+            differing.map(|i| got[i]),
+            differing.map(|i| want[i])
+        );
+        assert!(got.len() >= want.len(), "walk {walk}");
+    }
+    // A page served from the sweep is what decoding its bytes afresh gives.
+    let cs = mcp_static::disasm::capstone(bin.arch, true)?;
+    for &va in want.iter().step_by(want.len() / 40 + 1) {
+        let page = queries::disassemble(&bin, va, 20, usize::MAX)?;
+        let code = bin.bytes_at(va).ok_or("no bytes")?;
+        let fresh = mcp_static::disasm::decode(&cs, bin.arch, code, va, 20);
+        let ours: Vec<_> = page
+            .items
+            .iter()
+            .map(|i| (i.va.0, i.mnemonic.clone(), i.operands.clone()))
+            .collect();
+        let theirs: Vec<_> = fresh
+            .into_iter()
+            .map(|i| (i.va, i.mnemonic, i.operands))
+            .collect();
+        assert_eq!(ours, theirs, "at {va:#x}");
+    }
     Ok(())
 }

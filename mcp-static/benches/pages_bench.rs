@@ -1,0 +1,229 @@
+//! Every page of a list through MCP, against the command-line tool that prints the whole list,
+//! side by side in one run (issue 14's paging rows). The release `mcp-static` is started once
+//! over stdio and driven by rmcp's client, as a host or the coordinator drives it; each walk
+//! calls the tool page after page until the answer has nothing left. The first walk of each
+//! list is not counted: it parses the file and fills the per-file caches, as the first call of
+//! any session does. Medians of 5; the ratio is ours over the peer's (below 1 is faster).
+//!
+//! - `list_strings` (ascii, limit 1000) over Wine's user32.dll against `strings -a -n 4`;
+//! - `disassemble` (count 2000, continuing at `next_address`) over user32.dll's whole `.text`
+//!   against `x86_64-w64-mingw32-objdump -d` of the same file;
+//! - `list_exports` (limit 1000) of mingw's PE32 libgnat-12.dll against
+//!   `i686-w64-mingw32-objdump -p`.
+//!
+//! Run: `cargo bench -p mcp-static --bench pages_bench` (needs wine64, binutils and
+//! binutils-mingw-w64, which `scripts/setup.sh` installs).
+
+use mcp_testkit::{Client, call, parse_hex, start_bin};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USER32: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows/user32.dll";
+const GNAT32: &str = "/usr/lib/gcc/i686-w64-mingw32/12-win32/adalib/libgnat-12.dll";
+const RUNS: usize = 5;
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux's ABI).
+const USER_HZ: f64 = 100.0;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The median wall time of a command writing its whole output to /dev/null.
+fn peer(cmd: &str, args: &[&str]) -> Duration {
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                let status = Command::new(cmd)
+                    .args(args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+                assert!(status.success(), "{cmd} {args:?} failed");
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// Calls `tool` and panics on an error answer (a bench of a failing walk means nothing).
+async fn page(client: &Client, tool: &str, args: Value) -> Value {
+    let a = call(client, tool, args).await;
+    assert!(!a.is_error, "{tool}: {}", a.text);
+    a.data
+}
+
+/// Walks every page of an offset-paged list; returns (items, calls).
+async fn walk_offsets(client: &Client, tool: &str, base: &Value) -> (usize, usize) {
+    let (mut offset, mut items, mut calls) = (0u64, 0, 0);
+    loop {
+        let mut args = base.clone();
+        args["offset"] = json!(offset);
+        let p = page(client, tool, args).await;
+        calls += 1;
+        items += p["items"].as_array().map_or(0, Vec::len);
+        match p["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => return (items, calls),
+        }
+    }
+}
+
+/// Disassembles `[start, end)` page after page; returns (instructions, calls).
+async fn walk_code(client: &Client, start: u64, end: u64) -> (usize, usize) {
+    let (mut va, mut items, mut calls) = (start, 0, 0);
+    while va < end {
+        let p = page(
+            client,
+            "disassemble",
+            json!({"path": USER32, "address": format!("{va:#x}"), "count": 2000}),
+        )
+        .await;
+        calls += 1;
+        let insns = p["items"].as_array().map_or(0, Vec::len);
+        // Instructions that run past the section's end are the next section's business.
+        items += p["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| parse_hex(&i["va"]) < end)
+            .count();
+        if insns == 0 {
+            break;
+        }
+        va = parse_hex(&p["next_address"]);
+    }
+    (items, calls)
+}
+
+/// CPU seconds used so far by this bench's `mcp-static` child (0 when it cannot be read).
+fn server_cpu() -> f64 {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    for e in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let is_child = f.get(1) == Some(&me.as_str());
+        let is_server = std::fs::read_link(e.path().join("exe"))
+            .is_ok_and(|x| x.to_string_lossy().ends_with("mcp-static"));
+        if is_child && is_server {
+            let ticks: f64 =
+                f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+            return ticks / USER_HZ;
+        }
+    }
+    0.0
+}
+
+/// A walk's median wall time and the server's CPU time per walk.
+struct Walk {
+    wall: Duration,
+    server_cpu: f64,
+    counts: (usize, usize),
+}
+
+async fn timed<F, Fut>(mut f: F) -> Walk
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (usize, usize)>,
+{
+    let first = f().await;
+    let mut times = Vec::new();
+    let cpu0 = server_cpu();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let got = f().await;
+        times.push(t.elapsed());
+        assert_eq!(got, first, "two walks of the same list differ");
+    }
+    Walk {
+        wall: median(times),
+        server_cpu: (server_cpu() - cpu0) / RUNS as f64,
+        counts: first,
+    }
+}
+
+fn report(what: &str, w: Walk, peer_name: &str, peer: Duration) {
+    println!(
+        "{what}: {:.1} ms for {} items in {} calls (server CPU {:.1} ms); {peer_name}: {:.1} ms; ratio {:.2}x",
+        w.wall.as_secs_f64() * 1e3,
+        w.counts.0,
+        w.counts.1,
+        w.server_cpu * 1e3,
+        peer.as_secs_f64() * 1e3,
+        w.wall.as_secs_f64() / peer.as_secs_f64()
+    );
+}
+
+fn main() {
+    for f in [USER32, GNAT32] {
+        if !std::path::Path::new(f).exists() {
+            eprintln!("pages_bench: {f} is missing (scripts/setup.sh installs it); nothing run");
+            return;
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    };
+    rt.block_on(async {
+        let client = start_bin(
+            env!("CARGO_BIN_EXE_mcp-static"),
+            &["--root".into(), "/usr".into()],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot start mcp-static: {e}"));
+
+        let strings_args = json!({"path": USER32, "encoding": "ascii", "limit": 1000});
+        let w = timed(|| walk_offsets(&client, "list_strings", &strings_args)).await;
+        let p = peer("strings", &["-a", "-n", "4", USER32]);
+        report(
+            "list_strings, every page of user32.dll",
+            w,
+            "strings -a -n 4",
+            p,
+        );
+
+        let info = page(&client, "binary_info", json!({"path": USER32})).await;
+        let text = info["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == ".text")
+            .unwrap_or_else(|| panic!("user32.dll has no .text: {info}"));
+        let start = parse_hex(&text["va"]);
+        let end = start + text["virtual_size"].as_u64().unwrap_or(0);
+        let w = timed(|| walk_code(&client, start, end)).await;
+        let p = peer("x86_64-w64-mingw32-objdump", &["-d", USER32]);
+        report(
+            "disassemble, user32.dll's whole .text",
+            w,
+            "x86_64-w64-mingw32-objdump -d",
+            p,
+        );
+
+        let exports_args = json!({"path": GNAT32, "limit": 1000});
+        let w = timed(|| walk_offsets(&client, "list_exports", &exports_args)).await;
+        let p = peer("i686-w64-mingw32-objdump", &["-p", GNAT32]);
+        report(
+            "list_exports, every page of libgnat-12.dll (PE32)",
+            w,
+            "i686-w64-mingw32-objdump -p",
+            p,
+        );
+        drop(client);
+    });
+}
