@@ -13,7 +13,7 @@ use crate::reassembly::{Segment, Stream};
 use std::path::{Path, PathBuf};
 
 /// An opened source.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Analysis {
     pub path: PathBuf,
     pub format: SourceFormat,
@@ -22,7 +22,24 @@ pub struct Analysis {
     pub metas: Vec<PacketMeta>,
     pub flows: FlowTable,
     raw_stream: Option<Vec<u8>>,
+    /// Directions already decoded as Diablo II traffic, so that every page of `d2_decode`
+    /// and `d2_stats` after the first reads them instead of reassembling and decoding again.
+    decoded: std::sync::Mutex<DecodedDirections>,
+    /// The time order of `d2_decode`'s matches, per query (the last few), newest last.
+    orders: std::sync::Mutex<Vec<(String, Order)>>,
 }
+
+/// The matches of one `d2_decode` query in time order: (decode, message) indices.
+type Order = std::sync::Arc<Vec<(usize, usize)>>;
+
+/// How many `d2_decode` orders one source keeps.
+const KEPT_ORDERS: usize = 8;
+
+/// A direction decoded as one protocol: (flow id, direction, protocol) and the result.
+type DecodedDirections = std::collections::HashMap<
+    (u32, crate::flows::Direction, crate::flows::AppProtocol),
+    std::sync::Arc<crate::d2_session::DirectionDecode>,
+>;
 
 impl Analysis {
     /// Opens a pcap, pcapng or raw D2GS stream file.
@@ -54,6 +71,8 @@ impl Analysis {
             metas,
             flows,
             raw_stream: None,
+            decoded: Default::default(),
+            orders: Default::default(),
         }
     }
 
@@ -66,7 +85,40 @@ impl Analysis {
             metas: Vec::new(),
             flows: FlowTable::default(),
             raw_stream: Some(bytes),
+            decoded: Default::default(),
+            orders: Default::default(),
         }
+    }
+
+    /// The decode of one direction, from the kept ones or made by `decode` and kept.
+    pub fn decoded(
+        &self,
+        key: (u32, crate::flows::Direction, crate::flows::AppProtocol),
+        decode: impl FnOnce() -> Result<crate::d2_session::DirectionDecode>,
+    ) -> Result<std::sync::Arc<crate::d2_session::DirectionDecode>> {
+        let lock = || self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = lock().get(&key) {
+            return Ok(d.clone());
+        }
+        let d = std::sync::Arc::new(decode()?);
+        lock().insert(key, d.clone());
+        Ok(d)
+    }
+
+    /// The order of one `d2_decode` query (`key` names it), from the kept ones or made by
+    /// `order` and kept.
+    pub fn d2_order(&self, key: String, order: impl FnOnce() -> Vec<(usize, usize)>) -> Order {
+        let lock = || self.orders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, o)) = lock().iter().find(|(k, _)| *k == key) {
+            return o.clone();
+        }
+        let o = std::sync::Arc::new(order());
+        let mut kept = lock();
+        if kept.len() == KEPT_ORDERS {
+            kept.remove(0);
+        }
+        kept.push((key, o.clone()));
+        o
     }
 
     /// The raw stream's bytes, for a raw D2GS stream source.

@@ -213,7 +213,8 @@ pub fn decode_direction(
     })
 }
 
-/// Decodes the chosen flows and directions. Without `flow_id`, every d2gs, realm and bncs
+/// Decodes the chosen flows and directions (each once per source: see
+/// [`Analysis::decoded`]). Without `flow_id`, every d2gs, realm and bncs
 /// flow (only those of `protocol` if given); with it, that flow as its own protocol, or as
 /// `protocol` when given (to decode traffic on unusual ports).
 pub fn decode_flows(
@@ -221,7 +222,7 @@ pub fn decode_flows(
     flow_id: Option<u32>,
     direction: Option<Direction>,
     protocol: Option<AppProtocol>,
-) -> Result<Vec<DirectionDecode>> {
+) -> Result<Vec<std::sync::Arc<DirectionDecode>>> {
     let dirs: Vec<Direction> = match direction {
         Some(d) => vec![d],
         None => vec![Direction::ClientToServer, Direction::ServerToClient],
@@ -259,7 +260,7 @@ pub fn decode_flows(
     let mut out = Vec::new();
     for (id, p) in targets {
         for &d in &dirs {
-            out.push(decode_direction(a, id, d, p)?);
+            out.push(a.decoded((id, d, p), || decode_direction(a, id, d, p))?);
         }
     }
     Ok(out)

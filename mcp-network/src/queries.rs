@@ -806,25 +806,34 @@ pub fn d2_decode(a: &Analysis, q: &D2Query, offset: usize, limit: usize) -> Resu
     let t = tables()?;
     let ids = id_set(&q.ids)?;
     let decodes = decode_flows(a, q.flow_id, q.direction, q.protocol)?;
-    let mut order: Vec<(usize, usize)> = Vec::new();
-    for (di, d) in decodes.iter().enumerate() {
-        for (mi, m) in d.messages.iter().enumerate() {
-            if ids.is_none_or(|set| set[usize::from(m.id)]) {
-                order.push((di, mi));
+    // The time order of the matching messages is computed once per query and kept, so a
+    // page is a slice of it (the decodes themselves are kept by `decode_flows`).
+    let key = format!(
+        "{:?}",
+        (q.flow_id, q.direction, q.protocol, ids.map(|s| s.to_vec()))
+    );
+    let order = a.d2_order(key, || {
+        let mut order: Vec<(usize, usize)> = Vec::new();
+        for (di, d) in decodes.iter().enumerate() {
+            for (mi, m) in d.messages.iter().enumerate() {
+                if ids.is_none_or(|set| set[usize::from(m.id)]) {
+                    order.push((di, mi));
+                }
             }
         }
-    }
-    let key = |&(di, mi): &(usize, usize)| {
-        let d: &DirectionDecode = &decodes[di];
-        let time = d.times.get(mi).copied().flatten().map_or(0.0, |(_, t)| t);
-        (time, d.report.flow_id, d.report.direction, mi)
-    };
-    order.sort_by(|x, y| {
-        let (kx, ky) = (key(x), key(y));
-        kx.0.total_cmp(&ky.0)
-            .then(kx.1.cmp(&ky.1))
-            .then(kx.2.cmp(&ky.2))
-            .then(kx.3.cmp(&ky.3))
+        let key = |&(di, mi): &(usize, usize)| {
+            let d: &DirectionDecode = &decodes[di];
+            let time = d.times.get(mi).copied().flatten().map_or(0.0, |(_, t)| t);
+            (time, d.report.flow_id, d.report.direction, mi)
+        };
+        order.sort_by(|x, y| {
+            let (kx, ky) = (key(x), key(y));
+            kx.0.total_cmp(&ky.0)
+                .then(kx.1.cmp(&ky.1))
+                .then(kx.2.cmp(&ky.2))
+                .then(kx.3.cmp(&ky.3))
+        });
+        order
     });
     let messages = order
         .iter()
@@ -860,7 +869,7 @@ pub fn d2_decode(a: &Analysis, q: &D2Query, offset: usize, limit: usize) -> Resu
         total: order.len(),
         offset,
         messages,
-        directions: decodes.into_iter().map(|d| d.report).collect(),
+        directions: decodes.iter().map(|d| d.report.clone()).collect(),
     })
 }
 

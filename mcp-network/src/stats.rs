@@ -63,7 +63,7 @@ fn max_opt(a: Option<f64>, b: f64) -> Option<f64> {
 }
 
 /// Builds the statistics of `decodes`.
-pub fn d2_stats(decodes: &[DirectionDecode], t: &Tables) -> D2Stats {
+pub fn d2_stats(decodes: &[std::sync::Arc<DirectionDecode>], t: &Tables) -> D2Stats {
     let mut per: BTreeMap<(AppProtocol, Direction, u8), (Acc, String)> = BTreeMap::new();
     // active span of each (protocol, direction)
     let mut spans: BTreeMap<(AppProtocol, Direction), (f64, f64)> = BTreeMap::new();
