@@ -1,40 +1,70 @@
 //! Start-up overhead of an empty sandbox (`/bin/true`), measured side by side in one run with
-//! bubblewrap and firejail doing the same job (new namespaces including the network, a
-//! read-only system view, private /tmp and /proc), plus plain `/bin/true` as the floor.
-//! Run: `cargo bench -p sandbox-runner --bench startup` (root; bwrap and firejail from
-//! scripts/setup.sh). Target: our median under 50 ms. Prints medians, p90 and ratios.
+//! bubblewrap and firejail, plus plain `/bin/true` as the floor. bubblewrap appears twice: the
+//! issue's reference command (`--unshare-all --die-with-parent --ro-bind / / /bin/true`) and
+//! the same with the fresh /dev, /proc and /tmp our view has.
+//! Run: `cargo bench -p sandbox-runner --bench startup` (an optimised build; root; bwrap and
+//! firejail from scripts/setup.sh; firejail is left out when it is not installed).
+//! `SANDBOX_RUNNER_BASELINE=PATH` adds another build of the runner (the previous commit's,
+//! say) to the same run, for a before/after figure.
+//! The cases take turns run by run, so that a machine whose load changes meanwhile weighs on
+//! all of them alike. Prints the median and p90 wall time, the CPU time per run (the process
+//! and everything it started) and the ratio of our median to each peer's. Target: at most 2x
+//! bubblewrap's median.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 60;
+const WARM_UP: usize = 5;
 
-fn measure(cmd: &[&str]) -> Option<Vec<Duration>> {
-    let mut times = Vec::with_capacity(RUNS);
-    for i in 0..RUNS + 5 {
-        let start = Instant::now();
-        let status = Command::new(cmd[0])
-            .args(&cmd[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()?;
-        let took = start.elapsed();
-        if !status.success() {
-            eprintln!("{}: failed ({status})", cmd.join(" "));
-            return None;
-        }
-        if i >= 5 {
-            times.push(took); // the first five warm the caches
-        }
+/// CPU time (user + system) of the children waited for so far.
+fn children_cpu() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// One run: wall time and CPU time, or `None` when the command failed.
+fn once(cmd: &[&str]) -> Option<(Duration, Duration)> {
+    let cpu = children_cpu();
+    let start = Instant::now();
+    let status = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    let took = start.elapsed();
+    if !status.success() {
+        eprintln!("{}: failed ({status})", cmd.join(" "));
+        return None;
     }
-    times.sort();
-    Some(times)
+    Some((took, children_cpu().saturating_sub(cpu)))
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Case {
+    name: &'static str,
+    cmd: Vec<&'static str>,
+    wall: Vec<Duration>,
+    cpu: Duration,
+    failed: bool,
 }
 
 fn main() {
@@ -44,91 +74,112 @@ fn main() {
         return;
     }
     let ours = env!("CARGO_BIN_EXE_sandbox-runner");
-    let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("/bin/true (no sandbox)", vec!["/bin/true"]),
-        (
-            "sandbox-runner strict, net none",
-            vec![ours, "run", "--profile", "strict", "--", "/bin/true"],
-        ),
-        (
-            "sandbox-runner strict, net host",
-            vec![
-                ours,
-                "run",
-                "--profile",
-                "strict",
-                "--net",
-                "host",
-                "--",
-                "/bin/true",
-            ],
-        ),
+    let strict = |net: &'static str| vec![ours, "run", "--profile", "strict", "--net", net];
+    let mut cases: Vec<(&str, Vec<&str>)> = vec![
+        ("/bin/true (no sandbox)", vec![]),
+        ("sandbox-runner strict, net none", strict("none")),
+        ("sandbox-runner strict, net host", strict("host")),
         (
             "sandbox-runner wine, net none",
-            vec![ours, "run", "--profile", "wine", "--", "/bin/true"],
+            vec![ours, "run", "--profile", "wine", "--net", "none"],
         ),
-        (
-            "bwrap --unshare-all",
-            vec![
-                "bwrap",
-                "--unshare-all",
-                "--die-with-parent",
-                "--ro-bind",
-                "/",
-                "/",
-                "--dev",
-                "/dev",
-                "--proc",
-                "/proc",
-                "--tmpfs",
-                "/tmp",
-                "/bin/true",
-            ],
-        ),
-        (
-            "firejail --net=none",
+    ];
+    if let Ok(b) = std::env::var("SANDBOX_RUNNER_BASELINE") {
+        // Leaked: one short string that lives as long as the bench anyway.
+        let b: &'static str = b.leak();
+        cases.push((
+            "baseline strict, net none",
+            vec![b, "run", "--profile", "strict", "--net", "none"],
+        ));
+    }
+    if installed("bwrap") {
+        let bwrap = vec![
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+        ];
+        cases.push(("bwrap (the issue's command)", bwrap.clone()));
+        let mut view = bwrap;
+        view.extend(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+        cases.push(("bwrap + /dev, /proc, /tmp", view));
+    }
+    if installed("firejail") {
+        cases.push((
+            "firejail --noprofile --net=none",
             vec![
                 "firejail",
                 "--quiet",
                 "--noprofile",
                 "--net=none",
                 "--private-tmp",
-                "/bin/true",
             ],
-        ),
-    ];
-    println!("{RUNS} runs each, same machine, same run");
-    let mut medians = Vec::new();
-    for (name, cmd) in &cases {
-        match measure(cmd) {
-            Some(t) => {
-                let med = t[t.len() / 2];
-                let p90 = t[t.len() * 9 / 10];
-                println!(
-                    "{name:36} median {:7.2} ms  p90 {:7.2} ms",
-                    ms(med),
-                    ms(p90)
-                );
-                medians.push((*name, med));
+        ));
+    }
+    let mut cases: Vec<Case> = cases
+        .into_iter()
+        .map(|(name, mut cmd)| {
+            // Ours takes the program after `--`; the others right after their options.
+            if cmd.get(1) == Some(&"run") {
+                cmd.push("--");
             }
-            None => println!("{name:36} unavailable"),
+            cmd.push("/bin/true");
+            Case {
+                name,
+                cmd,
+                wall: Vec::with_capacity(RUNS),
+                cpu: Duration::ZERO,
+                failed: false,
+            }
+        })
+        .collect();
+    for i in 0..WARM_UP + RUNS {
+        for case in cases.iter_mut().filter(|c| !c.failed) {
+            match once(&case.cmd) {
+                // The first runs warm the caches (and ours compiles its filters once).
+                Some(_) if i < WARM_UP => {}
+                Some((wall, cpu)) => {
+                    case.wall.push(wall);
+                    case.cpu += cpu;
+                }
+                None => case.failed = true,
+            }
         }
     }
-    let find = |n: &str| {
-        medians
-            .iter()
-            .find(|(m, _)| m.starts_with(n))
-            .map(|(_, d)| ms(*d))
-    };
-    if let Some(o) = find("sandbox-runner strict, net none") {
-        for other in ["bwrap", "firejail"] {
-            if let Some(x) = find(other) {
-                println!("ratio sandbox-runner / {other}: {:.2}", o / x);
-            }
+    println!("{RUNS} runs each, taking turns, same machine, same run");
+    let mut medians = Vec::new();
+    for case in &mut cases {
+        if case.failed || case.wall.is_empty() {
+            println!("{:34} unavailable", case.name);
+            continue;
         }
+        case.wall.sort();
+        let med = ms(case.wall[case.wall.len() / 2]);
+        let p90 = ms(case.wall[case.wall.len() * 9 / 10]);
+        let cpu = ms(case.cpu) / case.wall.len() as f64;
         println!(
-            "target: median under 50 ms -> {}",
-            if o < 50.0 { "met" } else { "NOT met" }
+            "{:34} median {med:7.2} ms  p90 {p90:7.2} ms  CPU {cpu:6.2} ms/run",
+            case.name
+        );
+        medians.push((case.name, med));
+    }
+    let find = |n: &str| medians.iter().find(|(m, _)| m.starts_with(n)).map(|m| m.1);
+    let Some(o) = find("sandbox-runner strict, net none") else {
+        return;
+    };
+    let peers = medians.iter().filter(|(n, _)| {
+        n.starts_with("bwrap") || n.starts_with("firejail") || n.starts_with("baseline")
+    });
+    for (name, peer) in peers {
+        println!("ratio sandbox-runner strict / {name}: {:.2}", o / peer);
+    }
+    if let Some(b) = find("bwrap (the issue's") {
+        println!(
+            "target: at most 2x bubblewrap's median ({:.2} ms) -> {}",
+            2.0 * b,
+            if o <= 2.0 * b { "met" } else { "NOT met" }
         );
     }
 }

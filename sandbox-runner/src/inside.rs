@@ -3,8 +3,9 @@
 //!
 //! - stage 1 (the holder) unshares the namespaces, tells the runner its pid (the runner then
 //!   wires the network), forks, and reaps until everything below it is gone;
-//! - stage 2 is pid 1 of the new pid namespace: it joins the cgroup, builds the file system view, brings up
-//!   loopback, forks the program and reaps; when the program ends it reports the status and
+//! - stage 2 is pid 1 of the new pid namespace: it joins the cgroup, builds the file system
+//!   view, brings up loopback, waits for the runner's `go` (network wired, the compiled
+//!   filter), forks the program and reaps; when the program ends it reports the status and
 //!   exits, which kills whatever is left in the namespace;
 //! - stage 3 sets rlimits, drops every capability, loads the seccomp filter, hands the
 //!   filter's notification fd to the runner and executes the program.
@@ -45,7 +46,8 @@ pub struct Config {
     pub ro: Vec<PathBuf>,
     /// Top-level directories of the host left out of the view.
     pub hide: Vec<String>,
-    pub procs_files: Vec<PathBuf>,
+    /// The files stage 2 writes "0" into to join the sandbox's cgroup.
+    pub join_files: Vec<PathBuf>,
     pub net: NetMode,
     pub user_ns: bool,
     pub hostname: String,
@@ -59,7 +61,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Message {
-    /// Stage 1 unshared its namespaces; the runner answers `go` once the network is wired.
+    /// Stage 1 unshared its namespaces; the runner answers `go` (to stage 2) once the network
+    /// is wired.
     Unshared { pid: u32 },
     /// Stage 2 started the program: its pid inside the namespace.
     Started { ns_pid: u32 },
@@ -101,7 +104,7 @@ fn cstr(p: &Path) -> Result<CString, String> {
 
 /// Entry point of `__stage1`: never returns.
 pub fn stage1(config_json: &str) -> ! {
-    let mut cfg: Config = match serde_json::from_str(config_json) {
+    let cfg: Config = match serde_json::from_str(config_json) {
         Ok(c) => c,
         Err(e) => fail(format!("inside: bad configuration: {e}")),
     };
@@ -140,26 +143,15 @@ pub fn stage1(config_json: &str) -> ! {
     send(&Message::Unshared {
         pid: std::process::id(),
     });
-    // Wait for the runner's "go" (network wired).
-    // SAFETY: SYNC_FD is ours; the UnixStream is forgotten below so it is not closed.
-    let sock = unsafe { UnixStream::from_raw_fd(SYNC_FD) };
-    let mut line = String::new();
-    let go = std::io::BufReader::new(&sock).read_line(&mut line);
-    std::mem::forget(sock);
-    match (go, line.trim().strip_prefix("go ")) {
-        (Ok(_), Some(hex)) => match mcp_common::bytes::from_hex(hex) {
-            Some(bpf) => cfg.filter = bpf,
-            None => fail("the runner's filter is not hex".into()),
-        },
-        _ => fail(format!("runner did not answer go (got {:?})", line.trim())),
-    }
+    // Stage 2 starts at once: it joins the cgroup and builds the view while the runner wires
+    // the network, and waits for the runner's `go` only before it starts the program.
     // SAFETY: fork in a single-threaded process.
     let child = unsafe { libc::fork() };
     if child < 0 {
         fail(errno("fork (pid 1 of the sandbox)"));
     }
     if child == 0 {
-        stage2(&cfg);
+        stage2(cfg);
     }
     let mut status = 0;
     loop {
@@ -195,38 +187,38 @@ fn encode(status: libc::c_int) -> i32 {
     }
 }
 
-fn stage2(cfg: &Config) -> ! {
+/// The runner's `go` (the network is wired) with the compiled filter on the same line.
+fn wait_go() -> Vec<u8> {
+    // SAFETY: SYNC_FD is ours; the UnixStream is forgotten below so it is not closed.
+    let sock = unsafe { UnixStream::from_raw_fd(SYNC_FD) };
+    let mut line = String::new();
+    let go = std::io::BufReader::new(&sock).read_line(&mut line);
+    std::mem::forget(sock);
+    match (go, line.trim().strip_prefix("go ")) {
+        (Ok(_), Some(hex)) => match mcp_common::bytes::from_hex(hex) {
+            Some(bpf) => bpf,
+            None => fail("the runner's filter is not hex".into()),
+        },
+        _ => fail(format!("runner did not answer go (got {:?})", line.trim())),
+    }
+}
+
+fn stage2(mut cfg: Config) -> ! {
     // If the holder (stage 1) dies, so does pid 1, and with it the whole namespace.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     // Pid 1 and everything it starts are the cgroup; the holder stays outside so that it can
-    // reap after a kill of the whole group. "0" is the writing process itself (v1 and v2).
-    // On v1 each move can wait for an RCU grace period; moving into the hierarchies from
-    // parallel threads lets them share it (all threads are joined before the next fork).
-    // The first error, if any (the scope joins every thread either way).
-    let joined: Result<(), String> = std::thread::scope(|s| {
-        let handles: Vec<_> = cfg
-            .procs_files
-            .iter()
-            .map(|f| {
-                s.spawn(move || {
-                    std::fs::write(f, "0")
-                        .map_err(|e| format!("joining cgroup {}: {e}", f.display()))
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err("cgroup join thread panicked".into()))
-        })
-    });
-    if let Err(e) = joined {
-        fail(e);
+    // reap after a kill of the whole group. "0" is the writing thread: this process is still
+    // single-threaded (a fresh fork), so that is all of it (see `Cgroup::join_files`).
+    for f in &cfg.join_files {
+        if let Err(e) = std::fs::write(f, "0") {
+            fail(format!("joining cgroup {}: {e}", f.display()));
+        }
     }
     if let Err(e) = nix::unistd::sethostname(&cfg.hostname) {
         fail(format!("sethostname: {e}"));
     }
-    if let Err(e) = build_view(cfg) {
+    if let Err(e) = build_view(&cfg) {
         fail(e);
     }
     if cfg.net != NetMode::Host
@@ -234,6 +226,8 @@ fn stage2(cfg: &Config) -> ! {
     {
         fail(e);
     }
+    cfg.filter = wait_go();
+    let cfg = &cfg;
     // SAFETY: fork in a single-threaded process.
     let child = unsafe { libc::fork() };
     if child < 0 {
@@ -730,7 +724,7 @@ impl Channel {
     }
 }
 
-/// Sends the runner's `go` to stage 1, with the compiled filter (hex) on the same line.
+/// Sends the runner's `go` to stage 2, with the compiled filter (hex) on the same line.
 pub fn answer_go(mut sock: &UnixStream, bpf: &[u8]) -> Result<(), String> {
     let line = format!("go {}\n", mcp_common::bytes::to_hex(bpf));
     sock.write_all(line.as_bytes())

@@ -1,7 +1,7 @@
 //! The `isolated` network: a veth pair between the host and the sandbox's namespace, a /30
 //! between them and no route anywhere else. The host end is where mcp-network captures the
-//! game's traffic. Wired with iproute2 (`ip`, `nsenter`) from the host side while stage 1
-//! waits.
+//! game's traffic. Wired with iproute2 (`ip`, `nsenter`) from the host side while stage 2
+//! builds the view and then waits.
 
 use serde::Serialize;
 use std::net::Ipv4Addr;

@@ -178,6 +178,9 @@ pub struct LimitsView {
 pub struct Runner {
     pub exe: PathBuf,
     pub base_dir: PathBuf,
+    /// Where compiled seccomp filters are kept between runs ([`seccomp::cache_dir`]); `None`:
+    /// compiled once per process.
+    pub cache_dir: Option<PathBuf>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -190,6 +193,7 @@ impl Runner {
             return Runner {
                 exe,
                 base_dir: PathBuf::from(dir),
+                cache_dir: seccomp::cache_dir(),
             };
         }
         // SAFETY: geteuid has no preconditions.
@@ -200,7 +204,11 @@ impl Runner {
             // SAFETY: as above.
             std::env::temp_dir().join(format!("sandbox-runner-{}", unsafe { libc::geteuid() }))
         };
-        Runner { exe, base_dir }
+        Runner {
+            exe,
+            base_dir,
+            cache_dir: seccomp::cache_dir(),
+        }
     }
 
     /// Starts a sandbox; returns once the program is about to run (or with what failed, having
@@ -295,7 +303,7 @@ impl Runner {
             rw: spec.rw.clone(),
             ro,
             hide: HIDDEN.iter().map(|s| s.to_string()).collect(),
-            procs_files: cgroup.procs_files(),
+            join_files: cgroup.join_files(),
             net: network,
             // SAFETY: geteuid has no preconditions.
             user_ns: unsafe { libc::geteuid() } != 0,
@@ -351,7 +359,7 @@ impl Runner {
             spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
         drop(theirs);
         // Compiled (or taken from the cache) while the inside starts up.
-        let bpf = match seccomp::compile(&policy) {
+        let bpf = match seccomp::compile(&policy, self.cache_dir.as_deref()) {
             Ok(b) => b,
             Err(e) => {
                 let _ = child.kill();
@@ -576,8 +584,8 @@ fn environment(spec: &Spec) -> Vec<(String, String)> {
 /// pipe and the program's pid inside the namespace.
 type SetUp = (Option<Isolated>, (OwnedFd, OwnedFd), u32);
 
-/// Stage 1's `unshared` -> (network) -> `go`, then stage 2's `started` and stage 3's `filter`
-/// with its fds (those two in either order).
+/// Stage 1's `unshared` -> (network) -> `go` (stage 2 waits for it), then stage 2's `started`
+/// and stage 3's `filter` with its fds (those two in either order).
 fn handshake(
     sock: &UnixStream,
     chan: &mut inside::Channel,

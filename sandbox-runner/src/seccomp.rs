@@ -11,10 +11,11 @@
 use crate::profile::{SeccompMode, SeccompPolicy};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpNotifReq,
-    ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall,
+    ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall, ScmpVersion,
 };
 use serde::Serialize;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -111,39 +112,167 @@ fn build(policy: &SeccompPolicy) -> Result<ScmpFilterContext, String> {
     Ok(ctx)
 }
 
-/// The filter as classic BPF, ready for seccomp(2): compiled once per policy in this process
-/// (libseccomp takes a few milliseconds for the two architectures), in the runner, while the
-/// sandbox is starting.
-pub fn compile(policy: &SeccompPolicy) -> Result<Arc<Vec<u8>>, String> {
+/// What a compiled filter depends on, as one line: everything [`build`] reads (the mode is
+/// left out: only the supervisor acts on it), the libseccomp version and the kernel release
+/// (libseccomp asks the kernel what it supports), and this format's version.
+fn cache_key(policy: &SeccompPolicy) -> Result<String, String> {
+    let v = ScmpVersion::current().map_err(|e| format!("libseccomp version: {e}"))?;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let rules = (
+        &policy.allow,
+        &policy.kill,
+        &policy.enosys,
+        &policy.arg_rules,
+    );
+    let key = (
+        1,
+        format!("{}.{}.{}", v.major, v.minor, v.micro),
+        kernel,
+        rules,
+    );
+    serde_json::to_string(&key).map_err(|e| format!("seccomp policy: {e}"))
+}
+
+/// Whether `bpf` has the shape of a classic BPF program seccomp(2) takes.
+fn is_program(bpf: &[u8]) -> bool {
+    !bpf.is_empty() && bpf.len().is_multiple_of(8) && bpf.len() / 8 <= usize::from(u16::MAX)
+}
+
+/// The filter as classic BPF, ready for seccomp(2). libseccomp takes about 5 ms of CPU for
+/// the two-architecture filter (as much as all the rest of a sandbox's start), so each policy
+/// is compiled once: kept in this process (the MCP server) and, when `cache_dir` is given, in
+/// a file there for the next runs (the `run` command starts a fresh process each time).
+pub fn compile(policy: &SeccompPolicy, cache_dir: Option<&Path>) -> Result<Arc<Vec<u8>>, String> {
     use std::collections::HashMap;
     use std::io::Read;
     static CACHE: std::sync::OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> =
         std::sync::OnceLock::new();
-    let key = serde_json::to_string(policy).map_err(|e| format!("seccomp policy: {e}"))?;
+    let key = cache_key(policy)?;
     let cache = CACHE.get_or_init(Mutex::default);
     if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(hit);
     }
-    let ctx = build(policy)?;
-    // libseccomp 2.5 exports to a file descriptor only: a pipe holds the few KB.
-    let (mut rx, tx) = std::io::pipe().map_err(|e| format!("seccomp export pipe: {e}"))?;
-    ctx.export_bpf(&tx)
-        .map_err(|e| format!("seccomp export: {e}"))?;
-    drop(tx);
-    let mut bpf = Vec::new();
-    rx.read_to_end(&mut bpf)
-        .map_err(|e| format!("seccomp export: {e}"))?;
-    if bpf.is_empty() || !bpf.len().is_multiple_of(8) || bpf.len() / 8 > usize::from(u16::MAX) {
-        return Err(format!(
-            "seccomp export: {} bytes is not a BPF program",
-            bpf.len()
-        ));
-    }
+    let file = cache_dir.map(|d| cache_file(d, &key));
+    let bpf = match file.as_deref().and_then(|f| read_cached(f, &key)) {
+        Some(bpf) => bpf,
+        None => {
+            let ctx = build(policy)?;
+            // libseccomp 2.5 exports to a file descriptor only: a pipe holds the few KB.
+            let (mut rx, tx) = std::io::pipe().map_err(|e| format!("seccomp export pipe: {e}"))?;
+            ctx.export_bpf(&tx)
+                .map_err(|e| format!("seccomp export: {e}"))?;
+            drop(tx);
+            let mut bpf = Vec::new();
+            rx.read_to_end(&mut bpf)
+                .map_err(|e| format!("seccomp export: {e}"))?;
+            if !is_program(&bpf) {
+                return Err(format!(
+                    "seccomp export: {} bytes is not a BPF program",
+                    bpf.len()
+                ));
+            }
+            if let Some(f) = &file {
+                write_cached(f, &key, &bpf);
+            }
+            bpf
+        }
+    };
     let bpf = Arc::new(bpf);
     if let Ok(mut c) = cache.lock() {
         c.insert(key, bpf.clone());
     }
     Ok(bpf)
+}
+
+/// Where compiled filters are kept between runs: `/var/cache/sandbox-runner` for root,
+/// `$XDG_CACHE_HOME/sandbox-runner` or `~/.cache/sandbox-runner` for others. A filter read
+/// from there is only trusted when the directory and the file belong to this user and nobody
+/// else may write them (see [`read_cached`]), the same trust as the runner's own binary: a
+/// sandbox only reaches them through a `--rw` directory that covers them.
+pub fn cache_dir() -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Some(PathBuf::from("/var/cache/sandbox-runner"));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("sandbox-runner"))
+}
+
+/// The file for `key`: its hash names it; the file itself starts with the whole key, so a
+/// collision of names is a miss, never another policy's filter.
+fn cache_file(dir: &Path, key: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    key.hash(&mut h);
+    dir.join(format!("seccomp-{:016x}.bpf", h.finish()))
+}
+
+/// Owned by this user and writable by no one else.
+fn ours(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+}
+
+/// The cached program for `key`, when `file` holds it (the key's line, then the program) and
+/// only this user could have written it.
+fn read_cached(file: &Path, key: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = file.parent()?;
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && ours(&m)) {
+        return None;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || !ours(&meta) || meta.len() > 1 << 20 {
+        return None;
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut data).ok()?;
+    let bpf = data.strip_prefix(key.as_bytes())?.strip_prefix(b"\n")?;
+    is_program(bpf).then(|| bpf.to_vec())
+}
+
+/// Stores a compiled program for the next runs: written aside, then renamed into place, so a
+/// reader sees a whole file or none. Failing to store it only costs the next run a compile.
+fn write_cached(file: &Path, key: &str, bpf: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let Some(dir) = file.parent() else { return };
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir);
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && ours(&m)) {
+        return;
+    }
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(key.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.write_all(bpf)
+        })
+        .and_then(|()| std::fs::rename(&tmp, file));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!("seccomp cache {}: {e}", file.display());
+    }
 }
 
 /// Loads a compiled filter on the calling thread (no_new_privs first, as an unprivileged
@@ -273,5 +402,43 @@ fn arch_name(arch: ScmpArch) -> &'static str {
         ScmpArch::X86 => "x86",
         ScmpArch::X32 => "x32",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stored program is used only when it is whole, for the same key, and nobody but this
+    /// user could have written it; the mode (only the supervisor's business) shares one.
+    #[test]
+    fn cached_filters_are_reused_only_when_whole_and_ours() -> Result<(), String> {
+        let policy = crate::profile::Profile::load("strict")?.seccomp;
+        let mut logged = policy.clone();
+        logged.mode = SeccompMode::Log;
+        assert_eq!(cache_key(&policy)?, cache_key(&logged)?);
+        let dir = std::env::temp_dir().join(format!("sbx-seccomp-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bpf = compile(&policy, None)?;
+        let key = cache_key(&policy)?;
+        let file = cache_file(&dir, &key);
+        write_cached(&file, &key, &bpf);
+        let hit = read_cached(&file, &key);
+        let other = read_cached(&file, &format!("{key} "));
+        let perms = |mode| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode));
+        perms(0o622).map_err(|e| e.to_string())?;
+        let shared = read_cached(&file, &key);
+        perms(0o600).map_err(|e| e.to_string())?;
+        let mut cut = format!("{key}\n").into_bytes();
+        cut.extend_from_slice(&bpf[..5]);
+        std::fs::write(&file, cut).map_err(|e| e.to_string())?;
+        let truncated = read_cached(&file, &key);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(hit.as_deref(), Some(bpf.as_slice()));
+        assert!(other.is_none(), "another key's program was taken");
+        assert!(shared.is_none(), "a file others may write was trusted");
+        assert!(truncated.is_none(), "a truncated program was taken");
+        Ok(())
     }
 }
