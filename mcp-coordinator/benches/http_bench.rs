@@ -132,6 +132,78 @@ async fn throughput(client: &Client, tool: &'static str) -> Result<f64, Error> {
     Ok(CONCURRENT as f64 / t.elapsed().as_secs_f64())
 }
 
+/// An nginx reverse proxy (keep-alive to the upstream, no buffering, as one fronts a
+/// streamable-HTTP server) from a free port to each of `upstreams`; None without nginx.
+/// Returns the process and the front port of each upstream, in order.
+fn nginx_front(
+    dir: &std::path::Path,
+    upstreams: &[u16],
+) -> Result<Option<(KillOnDrop, Vec<u16>)>, Error> {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        return Ok(None);
+    };
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let mut servers = String::new();
+    let mut fronts = Vec::new();
+    for (i, up) in upstreams.iter().enumerate() {
+        let front = free_port()?;
+        fronts.push(front);
+        servers.push_str(&format!(
+            "upstream u{i} {{ server 127.0.0.1:{up}; keepalive 16; }}\n\
+             server {{ listen 127.0.0.1:{front}; location / {{ proxy_pass http://u{i}; \
+             proxy_http_version 1.1; proxy_set_header Connection \"\"; \
+             proxy_set_header Host $host; proxy_buffering off; proxy_cache off; \
+             proxy_read_timeout 300s; }} }}\n"
+        ));
+    }
+    let p = prefix.display();
+    let conf = format!(
+        "worker_processes 1; daemon off; pid {p}/nginx.pid; error_log {p}/logs/error.log warn;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{ access_log off; client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; \
+         fastcgi_temp_path {p}/fastcgi; uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
+         {servers}}}\n"
+    );
+    let conf_path = prefix.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let child = std::process::Command::new(nginx)
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(prefix.join("logs/error.log"))
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let guard = KillOnDrop(child);
+    for front in &fronts {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", *front)).is_err() {
+            if Instant::now() > deadline {
+                return Err(
+                    format!("nginx did not listen on {front}; see {p}/logs/error.log").into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(Some((guard, fronts)))
+}
+
+/// A process killed when the bench ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Figures {
     p50_ms: f64,
     p99_ms: f64,
@@ -213,38 +285,76 @@ async fn main() -> Result<(), Error> {
         Err(_) => println!("gateway with Redis: not measured (set REDIS_URL)"),
     }
 
+    let mut proxy_figures = None;
+    let mut _proxy_server = None;
+    let mut p_proxy = 0;
     match std::env::var("MCP_PROXY") {
         Err(_) => println!(
             "mcp-proxy: not measured (set MCP_PROXY to its executable; scripts/bench-proxy.sh does)"
         ),
         Ok(proxy) => {
-            let p_proxy = free_port()?;
-            let _proxy_server = start(
-                &proxy,
-                &[
-                    "--port".into(),
-                    p_proxy.to_string(),
-                    "--host".into(),
-                    "127.0.0.1".into(),
-                    "--log-level".into(),
-                    "WARNING".into(),
-                    "--".into(),
-                    child.into(),
-                ],
-                p_proxy,
-            )
-            .await?;
+            p_proxy = free_port()?;
+            _proxy_server = Some(
+                start(
+                    &proxy,
+                    &[
+                        "--port".into(),
+                        p_proxy.to_string(),
+                        "--host".into(),
+                        "127.0.0.1".into(),
+                        "--log-level".into(),
+                        "WARNING".into(),
+                        "--".into(),
+                        child.into(),
+                    ],
+                    p_proxy,
+                )
+                .await?,
+            );
             let py = connect(format!("http://127.0.0.1:{p_proxy}/mcp"), None).await?;
             let p = measure(&py, "echo").await?;
             line("python mcp-proxy (HTTP -> stdio)", &p, &d);
             let added_c = (c.p50_ms - d.p50_ms).max(1e-3);
             let added_p = p.p50_ms - d.p50_ms;
             println!(
-                "ratios: mcp-proxy adds {:.1}x the p50 latency the coordinator adds; the coordinator serves {:.1}x the calls/s of mcp-proxy",
+                "ratios: keep-alive p50 {:.3} ms (coordinator) against {:.3} ms (mcp-proxy): {:.2}x; \
+                 mcp-proxy adds {:.1}x the p50 latency the coordinator adds; the coordinator \
+                 serves {:.1}x the calls/s of mcp-proxy",
+                c.p50_ms,
+                p.p50_ms,
+                c.p50_ms / p.p50_ms,
                 added_p / added_c,
                 c.calls_per_s / p.calls_per_s
             );
             py.cancel().await?;
+            proxy_figures = Some(p);
+        }
+    }
+
+    // The same calls through nginx in front (keep-alive on both hops).
+    let mut upstreams = vec![p_coord];
+    if proxy_figures.is_some() {
+        upstreams.push(p_proxy);
+    }
+    match nginx_front(&dir, &upstreams)? {
+        None => println!("through nginx: not measured (nginx is not installed)"),
+        Some((_nginx, fronts)) => {
+            let via = connect(format!("http://127.0.0.1:{}/", fronts[0]), None).await?;
+            let cn = measure(&via, "child__echo").await?;
+            line("nginx -> mcp-coordinator", &cn, &d);
+            via.cancel().await?;
+            if let Some(&front) = fronts.get(1) {
+                let via = connect(format!("http://127.0.0.1:{front}/mcp"), None).await?;
+                let pn = measure(&via, "echo").await?;
+                line("nginx -> python mcp-proxy", &pn, &d);
+                println!(
+                    "ratios through nginx: keep-alive p50 {:.3} ms (coordinator) against {:.3} ms (mcp-proxy): {:.2}x",
+                    cn.p50_ms,
+                    pn.p50_ms,
+                    cn.p50_ms / pn.p50_ms
+                );
+                via.cancel().await?;
+            }
         }
     }
     direct.cancel().await?;

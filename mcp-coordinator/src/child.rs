@@ -14,6 +14,7 @@ use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer,
     RunningServiceCancellationToken, ServiceError,
 };
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
@@ -386,8 +387,15 @@ impl Child {
         let (service, pid) = match &spec.url {
             // A streamable-HTTP server someone else runs: connected, not started.
             Some(url) => {
+                // TCP_NODELAY, so a small request is not held back for the peer's delayed
+                // ACK (reqwest's default today; said here so that no upgrade loses it).
+                let http = reqwest::Client::builder()
+                    .tcp_nodelay(true)
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client for {url}: {e}"))?;
+                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 let transport = Counting {
-                    inner: StreamableHttpClientTransport::from_uri(url.as_str()),
+                    inner: StreamableHttpClientTransport::with_client(http, config),
                     routes: self.routes.clone(),
                 };
                 let service = handler

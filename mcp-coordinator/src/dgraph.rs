@@ -145,6 +145,7 @@ impl Dgraph {
             ));
         }
         let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
             .build()

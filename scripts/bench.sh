@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every performance figure the README gives, each against its peer in the same run, with the
+# ratios gathered at the end (release builds; the machine is noisy, so compare within a run):
+#  - pages through MCP: list_strings / disassemble / list_exports walked page by page against
+#    strings and objdump (mcp-static pages_bench);
+#  - the library targets of mcp-static against objdump and strings (static_bench);
+#  - streamable HTTP on keep-alive connections: the coordinator and a child against the Python
+#    mcp-proxy, directly and through nginx, and the gateway's cost (bench-proxy.sh);
+#  - scans over 1 GiB against the raw copy rate and scanmem (memory_bench);
+#  - sandbox start-up against bubblewrap and firejail (sandbox-runner startup);
+#  - how long a cancelled 1 GiB scan keeps its CPU (bench-cancel.py).
+# Usage: scripts/bench.sh [LOG]   (default target/bench.log)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log="${1:-target/bench.log}"
+mkdir -p "$(dirname "$log")"
+# The peers and fixtures come from scripts/setup.sh; run it when one is missing.
+need_setup() {
+  local p
+  [ -x .venv/bin/python ] || return 0
+  for p in bubblewrap firejail nginx-light binutils-mingw-w64 wine64 scanmem redis-server; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 0
+  done
+  return 1
+}
+if need_setup; then
+  bash scripts/setup.sh
+fi
+: >"$log"
+section() { echo "== $1 ==" | tee -a "$log"; }
+run() { "$@" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\|Blocking\)' | tee -a "$log"; }
+
+section "pages through MCP (mcp-static)"
+run cargo bench -p mcp-static --bench pages_bench
+section "mcp-static library targets"
+run cargo bench -p mcp-static --bench static_bench
+section "streamable HTTP and stdio proxying (mcp-coordinator)"
+run bash scripts/bench-proxy.sh
+section "scans over 1 GiB (mcp-memory)"
+run cargo bench -p mcp-memory --bench memory_bench
+section "sandbox start-up (sandbox-runner)"
+run cargo bench -p sandbox-runner --bench startup
+section "cancel to CPU stop"
+cargo build --release -p mcp-memory -p mcp-coordinator --quiet
+bash tests/fixtures/memfix/build.sh target/bench-fixtures/memfix
+run .venv/bin/python scripts/bench-cancel.py target/release target/bench-fixtures/memfix/memfix
+
+echo
+echo "== ratios (ours / peer unless said) =="
+grep -i "ratio" "$log" || true
+echo "(whole log: $log)"
