@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian 12 machine that has the Rust
 # toolchain: Debian packages (mingw-w64 compilers and binutils for the PE fixtures and
-# objdump ground truth, wine64 to run the Windows fixtures, scanmem as ground truth for memory
+# objdump ground truth, wine64 and wine32 (i386) to run the Windows fixtures, scanmem as ground truth for memory
 # scans, libpcap for captures, tshark as ground truth for packets, iproute2 for the test
 # network namespaces, libseccomp for the sandbox filter, redis-server for the coordinator's
 # cache tests, nginx to put two coordinators behind, bubblewrap and firejail to compare the
@@ -23,6 +23,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 32-bit Wine, which Diablo II (a 32-bit Windows program) runs under: Debian's wine32 is an
+# i386 package, so the i386 architecture comes first.
+if ! dpkg-query -W -f='${Status}' wine32:i386 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  echo "setup: installing wine32:i386 (32-bit Wine; adds the i386 architecture)" >&2
+  if ! { { dpkg --print-foreign-architectures | grep -qx i386 || $SUDO dpkg --add-architecture i386; } \
+      && $SUDO apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wine32:i386 >/dev/null; }; then
+    echo "setup: cannot install wine32:i386. The 32-bit game tests need it: as root run" >&2
+    echo "       dpkg --add-architecture i386 && apt-get update && apt-get install wine32:i386" >&2
+    exit 1
+  fi
 fi
 
 # PyJWT mints the tokens the gateway's JWT test presents (an outside implementation);

@@ -14,7 +14,7 @@ use crate::modules::{self, Module};
 use crate::procfs::Region;
 use crate::reader::{MemError, ProcessMemory};
 use crate::scan::{CHUNK, Control, ScanError};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -180,25 +180,21 @@ pub fn scan(
     index.sort_unstable();
     let bytes_scanned = ctl.done.load(Ordering::Relaxed);
 
-    // Breadth-first from the target. Each node: (address, parent node, offset to parent).
-    struct Node {
-        addr: u64,
-        parent: u32,
-        offset: u64,
-    }
-    let mut nodes = vec![Node {
-        addr: p.target,
-        parent: u32::MAX,
-        offset: 0,
-    }];
-    let mut seen: HashSet<u64> = HashSet::from([p.target]);
-    let mut frontier: Vec<u32> = vec![0];
-    let mut chains = Vec::new();
+    // Breadth-first from the target, level by level. Every indexed pointer whose value lies
+    // at most max_offset below a node is an edge (slot -> node, offset). A slot is widened
+    // once, at its shortest distance, but its edges to every node are kept: two chains that
+    // meet in one node (say a short one that holds only because two allocations happen to
+    // sit close together, and the one that follows the real structure) are both listed, as
+    // Cheat Engine's pointer scanner lists them.
+    let mut dist: HashMap<u64, usize> = HashMap::from([(p.target, 0)]);
+    let mut edges: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
+    let mut bases: Vec<(usize, u64)> = Vec::new(); // (distance, slot in a root module)
+    let mut frontier: Vec<u64> = vec![p.target];
     let mut depth_completed = 0;
     let mut stopped = None;
-    'levels: for _depth in 1..=p.max_depth {
+    'levels: for depth in 1..=p.max_depth {
         let mut next = Vec::new();
-        for &ni in &frontier {
+        for &t in &frontier {
             if ctl.is_cancelled() {
                 return Err(ScanError::Cancelled);
             }
@@ -209,37 +205,18 @@ pub fn scan(
                 ));
                 break 'levels;
             }
-            let t = nodes[ni as usize].addr;
             let lo = t.saturating_sub(p.max_offset);
             let from = index.partition_point(|&(v, _)| v < lo);
             for &(v, slot) in index[from..].iter().take_while(|&&(v, _)| v <= t) {
-                if !seen.insert(slot) {
+                edges.entry(slot).or_default().push((t, t - v));
+                if dist.contains_key(&slot) {
                     continue;
                 }
-                nodes.push(Node {
-                    addr: slot,
-                    parent: ni,
-                    offset: t - v,
-                });
-                let id = (nodes.len() - 1) as u32;
-                if let Some(m) = roots.iter().find(|m| m.contains(slot)) {
-                    let mut offsets = Vec::new();
-                    let mut k = id;
-                    while nodes[k as usize].parent != u32::MAX {
-                        offsets.push(nodes[k as usize].offset);
-                        k = nodes[k as usize].parent;
-                    }
-                    chains.push(Chain {
-                        module: m.name.clone(),
-                        module_offset: slot - m.base,
-                        offsets,
-                    });
-                    if chains.len() >= p.max_results {
-                        stopped = Some(format!("max_results ({}) reached", p.max_results));
-                        break 'levels;
-                    }
+                dist.insert(slot, depth);
+                if roots.iter().any(|m| m.contains(slot)) {
+                    bases.push((depth, slot));
                 } else if !in_module(slot) {
-                    next.push(id);
+                    next.push(slot);
                 }
             }
             if next.len() > MAX_FRONTIER {
@@ -255,6 +232,44 @@ pub fn scan(
             break;
         }
     }
+
+    // Every distinct chain from a base to the target, shortest first.
+    bases.sort_unstable();
+    let graph = Graph {
+        edges: &edges,
+        dist: &dist,
+        target: p.target,
+    };
+    let mut chains = Vec::new();
+    'lengths: for len in 1..=p.max_depth {
+        for &(d, slot) in &bases {
+            if d > len {
+                continue;
+            }
+            let mut found = Vec::new();
+            graph.paths(
+                slot,
+                len,
+                &mut Vec::new(),
+                &mut found,
+                p.max_results - chains.len(),
+            );
+            for offsets in found {
+                let Some(m) = roots.iter().find(|m| m.contains(slot)) else {
+                    continue;
+                };
+                chains.push(Chain {
+                    module: m.name.clone(),
+                    module_offset: slot - m.base,
+                    offsets,
+                });
+            }
+            if chains.len() >= p.max_results {
+                stopped.get_or_insert(format!("max_results ({}) reached", p.max_results));
+                break 'lengths;
+            }
+        }
+    }
     Ok(ScanOutcome {
         chains,
         pointers_indexed: index.len() as u64,
@@ -262,6 +277,50 @@ pub fn scan(
         depth_completed,
         stopped,
     })
+}
+
+/// The pointers found by a scan, as edges towards the target.
+struct Graph<'a> {
+    /// Per slot: the nodes its value points into and the offset to each.
+    edges: &'a HashMap<u64, Vec<(u64, u64)>>,
+    /// Per node: its shortest distance to the target in hops.
+    dist: &'a HashMap<u64, usize>,
+    target: u64,
+}
+
+impl Graph<'_> {
+    /// Adds to `out` the offsets of every chain of exactly `left` hops from `node` to the
+    /// target, at most `max` of them.
+    fn paths(
+        &self,
+        node: u64,
+        left: usize,
+        path: &mut Vec<u64>,
+        out: &mut Vec<Vec<u64>>,
+        max: usize,
+    ) {
+        if out.len() >= max {
+            return;
+        }
+        if node == self.target {
+            if left == 0 {
+                out.push(path.clone());
+            }
+            return;
+        }
+        let Some(next) = self.edges.get(&node) else {
+            return;
+        };
+        for &(child, offset) in next {
+            // Only nodes that can still reach the target in the hops left.
+            if left == 0 || self.dist.get(&child).is_none_or(|&d| d > left - 1) {
+                continue;
+            }
+            path.push(offset);
+            self.paths(child, left - 1, path, out, max);
+            path.pop();
+        }
+    }
 }
 
 /// Follows a stored chain in the process as it is now; `None` when it breaks.

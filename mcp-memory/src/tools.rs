@@ -180,6 +180,27 @@ fn pointer_size(v: usize) -> Result<usize, ToolError> {
     Ok(v)
 }
 
+/// The pointer size a process uses: 4 when its executable is a 32-bit ELF (32-bit Wine's
+/// preloader, a native i386 program) or it has 32-bit PE modules mapped, else 8.
+fn process_pointer_size(pid: u32, modules: &[modules::Module]) -> usize {
+    let mut head = [0u8; 5];
+    let elf32 = std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head[..4] == *b"\x7fELF" && head[4] == 1);
+    let pe32 = modules
+        .iter()
+        .any(|m| m.kind == modules::ModuleKind::Pe && m.pe32);
+    if elf32 || pe32 { 4 } else { 8 }
+}
+
+/// The checked `pointer_size` argument, or the process's own when it is not given.
+fn pointer_size_for(given: Option<usize>, t: &Target, pid: u32) -> Result<usize, ToolError> {
+    match given {
+        Some(v) => pointer_size(v),
+        None => Ok(process_pointer_size(pid, &t.modules)),
+    }
+}
+
 // ---------------------------------------------------------------- arguments
 //
 // Every description and limit here is in `tools/list`, which a model pays for in tokens:
@@ -333,9 +354,10 @@ pub struct ResolvePointerArgs {
     /// Integers or hex strings; the last is only added.
     #[schemars(length(max = 32))]
     pub offsets: Vec<Offset>,
-    /// 4 for 32-bit (D2 under Wine), else 8.
+    /// Default: the process's own (4 for a 32-bit process, D2 under Wine; else 8).
+    #[serde(default)]
     #[schemars(schema_with = "pointer_size_schema")]
-    pub pointer_size: usize,
+    pub pointer_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -428,9 +450,10 @@ pub struct PointerScanArgs {
     /// Largest offset per hop.
     #[schemars(range(min = 0, max = 4096))]
     pub max_offset: u64,
-    /// 4 for 32-bit (D2 under Wine), else 8.
+    /// Default: the process's own (4 for a 32-bit process, D2 under Wine; else 8).
+    #[serde(default)]
     #[schemars(schema_with = "pointer_size_schema")]
-    pub pointer_size: usize,
+    pub pointer_size: Option<usize>,
     /// Only bases in these modules.
     pub modules: Option<Vec<String>>,
     /// Default 1000.
@@ -1351,7 +1374,9 @@ impl MemoryServer {
         &self,
         Parameters(a): Parameters<ResolvePointerArgs>,
     ) -> Result<Json<PointerPath>, ToolError> {
-        let size = pointer_size(a.pointer_size)?;
+        if let Some(v) = a.pointer_size {
+            pointer_size(v)?;
+        }
         check_range("offsets", a.offsets.len(), 0, 32).map_err(|_| {
             ToolError::invalid(
                 "offsets",
@@ -1361,6 +1386,7 @@ impl MemoryServer {
         })?;
         blocking(move || {
             let t = target(a.pid)?;
+            let size = pointer_size_for(a.pointer_size, &t, a.pid)?;
             let base = t.resolve("base", &a.base)?;
             let offs: Vec<i64> = a.offsets.iter().map(|o| o.0).collect();
             let r =
@@ -1671,7 +1697,9 @@ impl MemoryServer {
         Parameters(a): Parameters<PointerScanArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<PointerScanAnswer>, ToolError> {
-        let size = pointer_size(a.pointer_size)?;
+        if let Some(v) = a.pointer_size {
+            pointer_size(v)?;
+        }
         let max_depth = check_range("max_depth", a.max_depth, 1, 5)?;
         let max_offset = check_range("max_offset", a.max_offset, 0, 4096)?;
         let max_results = check_range("max_results", a.max_results.unwrap_or(1000), 1, 100_000)?;
@@ -1682,6 +1710,7 @@ impl MemoryServer {
         blocking(move || {
             let started = Instant::now();
             let t = target(a.pid)?;
+            let size = pointer_size_for(a.pointer_size, &t, a.pid)?;
             let target_addr = t.resolve("target", &a.target)?;
             let wanted = a.modules.unwrap_or_default();
             for m in &wanted {

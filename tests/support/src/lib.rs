@@ -200,6 +200,23 @@ impl WinePrefix {
     }
 }
 
+/// Whether 32-bit Wine (wine32:i386, which `scripts/setup.sh` installs) is here to run the
+/// 32-bit game. When it is not, the test says so on stderr, and fails instead when
+/// `REQUIRE_WINE32` is set, as `scripts/test.sh` (and so CI) sets it.
+pub fn wine32_available(test: &str) -> bool {
+    let here = WinePrefix::available()
+        && std::path::Path::new("/usr/lib/i386-linux-gnu/wine/i386-windows/kernel32.dll").exists();
+    if !here {
+        assert!(
+            std::env::var_os("REQUIRE_WINE32").is_none(),
+            "{test}: 32-bit Wine is required (REQUIRE_WINE32 is set) but wine32:i386 is not \
+             installed: run scripts/setup.sh"
+        );
+        eprintln!("{test}: skipped: 32-bit Wine (wine32:i386) is not installed");
+    }
+    here
+}
+
 impl Drop for WinePrefix {
     fn drop(&mut self) {
         let _ = std::process::Command::new("wineserver")
