@@ -20,9 +20,9 @@ fn game_dir() -> std::path::PathBuf {
     .join("win32")
 }
 
-fn spawn_game(prefix: &WinePrefix, dir: &Path) -> LineProcess {
+fn spawn_game(prefix: &WinePrefix, dir: &Path, args: &[&str]) -> LineProcess {
     let mut cmd = prefix.command(&dir.join("Game.exe"));
-    cmd.current_dir(dir);
+    cmd.args(args).current_dir(dir);
     LineProcess::spawn(cmd)
 }
 
@@ -66,7 +66,7 @@ async fn live_tools_on_the_32_bit_game_under_wine32() -> TestResult {
     let dir = game_dir();
     let tmp = TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "wine32-memory")?;
     let prefix = WinePrefix::new(tmp.path(), "game32");
-    let mut game = spawn_game(&prefix, &dir);
+    let mut game = spawn_game(&prefix, &dir, &[]);
     let player = game.addr("player");
     let client = start(&[]).await?;
     let pid = game_pid(&client).await;
@@ -276,13 +276,18 @@ async fn live_tools_on_the_32_bit_game_under_wine32() -> TestResult {
     .await;
     assert_eq!(code["arch"], "x86", "{code}");
 
-    // The game restarts: new heap addresses, and the chain still leads to the experience.
+    // The game restarts with another heap history: every structure moves, and the chain
+    // still leads to the experience.
     drop(game);
-    let game = spawn_game(&prefix, &dir);
+    let game = spawn_game(&prefix, &dir, &["--heap-shift"]);
     let pid2 = game_pid(&client).await;
     let player2 = game.addr("player");
     let stats2 = read_u32(&client, pid2, &hex(player2 + 0x5C)).await;
     let exp_cell2 = read_u32(&client, pid2, &hex(stats2 + 0x48)).await + 8 * 13 + 4;
+    assert_ne!(
+        exp_cell2, exp_cell,
+        "the restart did not move the structures"
+    );
     let rescan = ok(
         &client,
         "pointer_rescan",
