@@ -34,7 +34,7 @@ fn game_dir() -> PathBuf {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/d2game/build.sh"),
             &PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
             "d2game-sandboxed",
-            "needs cc and gcc-mingw-w64-x86-64, installed by scripts/test.sh",
+            "needs cc and gcc-mingw-w64 (x86-64 and i686), installed by scripts/test.sh",
         )
     })
     .clone()
@@ -164,6 +164,33 @@ async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
             p["exe_mappings"]
                 .as_array()
                 .is_some_and(|m| m.iter().any(|x| x == "d2game.exe"))
+        },
+        120,
+    )
+    .await
+}
+
+/// The game as its players run it: the fixture's 32-bit Game.exe and PE32 DLLs under 32-bit
+/// Wine in a sandbox with the `wine` profile (its seccomp filter covers the i386 system call
+/// table 32-bit Wine uses), analysed from outside through the coordinator.
+#[tokio::test]
+async fn a_sandboxed_32_bit_wine_game_is_analysed_from_outside() -> TestResult {
+    if !root_with_cgroups() {
+        eprintln!("skipped: needs root and cgroups");
+        return Ok(());
+    }
+    if !wine32_available("a_sandboxed_32_bit_wine_game_is_analysed_from_outside") {
+        return Ok(());
+    }
+    analyse_sandboxed(
+        "coord-sandboxed-wine32",
+        "wine",
+        "cd {dir}/win32 && sleep 600 | wine Game.exe".into(),
+        json!({"WINEDLLOVERRIDES": "mscoree,mshtml="}),
+        |p| {
+            p["exe_mappings"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "game.exe"))
         },
         120,
     )
