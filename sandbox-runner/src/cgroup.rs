@@ -60,21 +60,19 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// This process's own path in a v1 hierarchy (from /proc/self/cgroup), so sandboxes nest
-/// under whatever already limits the runner.
-fn own_v1_path(controller: &str) -> String {
-    read(Path::new("/proc/self/cgroup"))
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let mut parts = l.splitn(3, ':');
-                let _id = parts.next()?;
-                let names = parts.next()?;
-                let path = parts.next()?;
-                names
-                    .split(',')
-                    .any(|n| n == controller)
-                    .then(|| path.trim_start_matches('/').to_string())
-            })
+/// This process's own path in a v1 hierarchy (`own`: /proc/self/cgroup, read once for all
+/// controllers), so sandboxes nest under whatever already limits the runner.
+fn own_v1_path(own: &str, controller: &str) -> String {
+    own.lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            let names = parts.next()?;
+            let path = parts.next()?;
+            names
+                .split(',')
+                .any(|n| n == controller)
+                .then(|| path.trim_start_matches('/').to_string())
         })
         .unwrap_or_default()
 }
@@ -130,21 +128,24 @@ pub fn detect() -> Result<Version, String> {
 fn v1_or_v2_dirs(version: Version, group: &str, id: &str) -> Vec<(String, PathBuf)> {
     match version {
         Version::V2 => vec![("unified".into(), Path::new(ROOT).join(group).join(id))],
-        Version::V1 => V1_CONTROLLERS
-            .iter()
-            .filter(|c| {
-                let mount = Path::new(ROOT).join(c);
-                **c != "cpuacct" || (mount.is_dir() && !mount.join("cpu.shares").exists())
-            })
-            .map(|c| {
-                let d = Path::new(ROOT)
-                    .join(c)
-                    .join(own_v1_path(c))
-                    .join(group)
-                    .join(id);
-                (c.to_string(), d)
-            })
-            .collect(),
+        Version::V1 => {
+            let own = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
+            V1_CONTROLLERS
+                .iter()
+                .filter(|c| {
+                    let mount = Path::new(ROOT).join(c);
+                    **c != "cpuacct" || (mount.is_dir() && !mount.join("cpu.shares").exists())
+                })
+                .map(|c| {
+                    let d = Path::new(ROOT)
+                        .join(c)
+                        .join(own_v1_path(&own, c))
+                        .join(group)
+                        .join(id);
+                    (c.to_string(), d)
+                })
+                .collect()
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! What runs inside: the runner re-executes itself as `__stage1 CONFIG` and this module takes
-//! over in that fresh, single-threaded process (so forking is safe).
+//! What runs inside: the runner executes `sandbox-runner-stage __stage1 CONFIG` (or, when that
+//! small executable is not installed, re-executes itself with the same arguments) and this
+//! module takes over in that fresh, single-threaded process (so forking is safe).
 //!
 //! - stage 1 (the holder) unshares the namespaces, tells the runner its pid (the runner then
 //!   wires the network), forks, and reaps until everything below it is gone;
@@ -26,6 +27,13 @@ pub const OWN_MOUNTS: &[&str] = &["proc", "dev", "tmp", "run"];
 
 /// The fd the sync socket is given inside (set up by the runner before exec).
 pub const SYNC_FD: RawFd = 3;
+
+/// The file name of the small executable that runs the stages (src/stage.rs), looked for
+/// beside the runner's own.
+pub const STAGE_EXE: &str = "sandbox-runner-stage";
+
+/// The argument before the configuration, for either executable.
+pub const STAGE_ARG: &str = "__stage1";
 
 /// Everything the inside needs, passed as one JSON argument.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,8 +90,17 @@ pub enum Message {
 fn send(msg: &Message) {
     if let Ok(mut line) = serde_json::to_vec(msg) {
         line.push(b'\n');
-        // SAFETY: SYNC_FD stays open for the life of the stages; write has no other precondition.
-        unsafe { libc::write(SYNC_FD, line.as_ptr().cast(), line.len()) };
+        // MSG_NOSIGNAL: a runner that is gone is an error here, never a SIGPIPE (the stage
+        // executable leaves SIGPIPE at its default).
+        // SAFETY: SYNC_FD stays open for the life of the stages; send has no other precondition.
+        unsafe {
+            libc::send(
+                SYNC_FD,
+                line.as_ptr().cast(),
+                line.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
     }
 }
 
@@ -100,6 +117,21 @@ fn errno(what: &str) -> String {
 fn cstr(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("path {} has a NUL byte", p.display()))
+}
+
+/// Entry point of the stage executable: `[__stage1] CONFIG` from its arguments.
+pub fn stage_main() -> ! {
+    let mut args = std::env::args_os().skip(1);
+    let mut config = args.next();
+    if config.as_deref() == Some(std::ffi::OsStr::new(STAGE_ARG)) {
+        config = args.next();
+    }
+    match config.as_ref().and_then(|c| c.to_str()) {
+        Some(c) => stage1(c),
+        None => fail(format!(
+            "inside: no configuration; usage: {STAGE_EXE} {STAGE_ARG} CONFIG (started by sandbox-runner)"
+        )),
+    }
 }
 
 /// Entry point of `__stage1`: never returns.
@@ -578,6 +610,17 @@ fn stage3(cfg: &Config) -> ! {
             libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
         )
     };
+    // The program starts with the signal state a shell gives: nothing blocked (the runner
+    // blocks SIGINT, SIGTERM and SIGHUP for its signal thread, and a blocked mask survives
+    // fork and exec) and SIGPIPE at its default (std ignores it in the runner's binary, which
+    // runs the stages when the stage executable is absent; an ignored signal survives exec).
+    // SAFETY: an empty set and a reset to the default disposition.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     for &(resource, value) in &cfg.rlimits {
         let lim = libc::rlimit {
             rlim_cur: value,
@@ -654,7 +697,7 @@ fn send_with_fds(msg: &Message, fds: &[RawFd]) {
     line.push(b'\n');
     let iov = [std::io::IoSlice::new(&line)];
     let cmsg = [ControlMessage::ScmRights(fds)];
-    if let Err(e) = sendmsg::<()>(SYNC_FD, &iov, &cmsg, MsgFlags::empty(), None) {
+    if let Err(e) = sendmsg::<()>(SYNC_FD, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
         fail(format!("handing the seccomp fd to the runner: {e}"));
     }
 }

@@ -1,5 +1,6 @@
 //! `sandbox-runner`: `run` a program in a sandbox from the command line, or serve the sandbox
-//! tools over MCP (`mcp`). `__stage1` is the runner re-executing itself inside (not for users).
+//! tools over MCP (`mcp`). `__stage1` is the runner re-executing itself inside when the small
+//! `sandbox-runner-stage` is not installed beside it (not for users).
 
 use clap::{Parser, Subcommand};
 use mcp_common::serve::{CommonArgs, init_tracing, run};
@@ -36,8 +37,6 @@ enum Cmd {
         #[arg(long)]
         allow_launch: bool,
     },
-    #[command(name = "__stage1", hide = true)]
-    Stage1 { config: String },
 }
 
 #[derive(clap::Args)]
@@ -86,9 +85,15 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // The inside stages, before any parsing: they take their arguments as the stage
+    // executable does.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(sandbox_runner::inside::STAGE_ARG))
+    {
+        sandbox_runner::inside::stage_main();
+    }
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Stage1 { config } => sandbox_runner::inside::stage1(&config),
         Cmd::Run(args) => {
             init_tracing();
             match run_cmd(*args) {

@@ -173,10 +173,12 @@ pub struct LimitsView {
     pub timeout_s: Option<f64>,
 }
 
-/// Launches sandboxes; `exe` is the sandbox-runner binary (it re-executes itself inside).
+/// Launches sandboxes; `exe` is the sandbox-runner binary, `stage` the small executable that
+/// runs the inside stages ([`stage_exe`]); without one, `exe` re-executes itself inside.
 #[derive(Debug, Clone)]
 pub struct Runner {
     pub exe: PathBuf,
+    pub stage: Option<PathBuf>,
     pub base_dir: PathBuf,
     /// Where compiled seccomp filters are kept between runs ([`seccomp::cache_dir`]); `None`:
     /// compiled once per process.
@@ -189,9 +191,20 @@ impl Runner {
     /// A runner whose sandboxes live under `$SANDBOX_RUNNER_DIR`, or /run/sandbox-runner
     /// (root) or `$TMPDIR/sandbox-runner-UID`.
     pub fn new(exe: PathBuf) -> Runner {
+        let stage = stage_exe(&exe);
+        match &stage {
+            Some(s) => tracing::debug!("inside stages: {}", s.display()),
+            None => tracing::debug!(
+                "inside stages: {} {} ({} not found beside it)",
+                exe.display(),
+                inside::STAGE_ARG,
+                inside::STAGE_EXE
+            ),
+        }
         if let Some(dir) = std::env::var_os("SANDBOX_RUNNER_DIR") {
             return Runner {
                 exe,
+                stage,
                 base_dir: PathBuf::from(dir),
                 cache_dir: seccomp::cache_dir(),
             };
@@ -206,6 +219,7 @@ impl Runner {
         };
         Runner {
             exe,
+            stage,
             base_dir,
             cache_dir: seccomp::cache_dir(),
         }
@@ -319,8 +333,9 @@ impl Runner {
         let json = serde_json::to_string(&config).map_err(|e| format!("configuration: {e}"))?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
         let theirs_fd = theirs.as_raw_fd();
-        let mut cmd = Command::new(&self.exe);
-        cmd.arg("__stage1").arg(json);
+        let inside_exe = self.stage.as_ref().unwrap_or(&self.exe);
+        let mut cmd = Command::new(inside_exe);
+        cmd.arg(inside::STAGE_ARG).arg(json);
         match &spec.output {
             Output::Inherit => {}
             Output::File(path) => {
@@ -356,7 +371,7 @@ impl Runner {
         }
         let started = Instant::now();
         let mut child =
-            spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", self.exe.display()))?;
+            spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", inside_exe.display()))?;
         drop(theirs);
         // Compiled (or taken from the cache) while the inside starts up.
         let bpf = match seccomp::compile(&policy, self.cache_dir.as_deref()) {
@@ -449,12 +464,43 @@ impl Runner {
     }
 }
 
+/// The stage executable ([`inside::STAGE_EXE`]) beside `exe`, or one directory up when `exe`
+/// is in a cargo `deps/` directory (a test's own executable; the bins sit above it). It is
+/// executed as whoever runs the runner, so it is only taken when it is trusted as much as the
+/// runner: a regular executable file owned by this user or root that nobody else may write.
+/// A planted file in a shared directory (/tmp) is ignored and the runner re-executes itself.
+pub fn stage_exe(exe: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = exe.parent()?;
+    let up = (dir.file_name() == Some(std::ffi::OsStr::new("deps")))
+        .then(|| dir.parent())
+        .flatten();
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    std::iter::once(dir)
+        .chain(up)
+        .map(|d| d.join(inside::STAGE_EXE))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                m.is_file()
+                    && (m.uid() == euid || m.uid() == 0)
+                    && m.mode() & 0o022 == 0
+                    && m.mode() & 0o111 != 0
+            })
+        })
+}
+
 type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 
 /// Spawns holders from one thread that lives as long as the runner: the holder's
 /// PR_SET_PDEATHSIG fires when the thread that forked it ends, and tokio's blocking threads
-/// (where the MCP server launches) end after a while idle.
-fn spawn_holder(cmd: Command) -> std::io::Result<Child> {
+/// (where the MCP server launches) end after a while idle. The main thread (the `run`
+/// command's) lives as long as the process, so it spawns directly and no thread is started.
+fn spawn_holder(mut cmd: Command) -> std::io::Result<Child> {
+    // SAFETY: gettid and getpid have no preconditions.
+    if unsafe { libc::gettid() == libc::getpid() } {
+        return cmd.spawn();
+    }
     static LAUNCHER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> =
         std::sync::OnceLock::new();
     let sender = LAUNCHER.get_or_init(|| {

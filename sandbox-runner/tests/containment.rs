@@ -582,6 +582,70 @@ fn no_capabilities_no_new_privs_and_a_filter_inside() -> TestResult {
     Ok(())
 }
 
+/// The inside stages run in the small `sandbox-runner-stage` beside the runner; a runner
+/// installed alone re-executes itself (`__stage1`) and works the same. Either way the program
+/// starts with nothing blocked and SIGPIPE at its default (the runner blocks SIGINT, SIGTERM
+/// and SIGHUP for itself, and std ignores SIGPIPE). A stage file others may write is not
+/// trusted.
+#[test]
+fn the_stage_executable_or_else_the_runner_itself_runs_the_inside() -> TestResult {
+    use sandbox_runner::inside::STAGE_EXE;
+    use sandbox_runner::sandbox::{Runner, stage_exe};
+    use std::os::unix::fs::PermissionsExt;
+    if !usable() {
+        return Ok(());
+    }
+    let beside = Path::new(RUNNER).with_file_name(STAGE_EXE);
+    assert_eq!(Runner::new(PathBuf::from(RUNNER)).stage, Some(beside));
+    // A lone runner (a hard link in a directory of its own).
+    let alone_dir = tempfile("-alone");
+    std::fs::create_dir_all(&alone_dir)?;
+    let alone = alone_dir.join("sandbox-runner");
+    if std::fs::hard_link(RUNNER, &alone).is_err() {
+        std::fs::copy(RUNNER, &alone)?;
+    }
+    assert_eq!(stage_exe(&alone), None);
+    for (runner, uses) in [
+        (Path::new(RUNNER), STAGE_EXE),
+        (alone.as_path(), "__stage1"),
+    ] {
+        let out = Command::new(runner)
+            .env("RUST_LOG", "sandbox_runner=debug")
+            .args(["run", "--", "/bin/cat", "/proc/self/status"])
+            .output()?;
+        let (status, err) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{} {err}", runner.display());
+        let stages = err.lines().find(|l| l.contains("inside stages:"));
+        assert!(stages.is_some_and(|l| l.contains(uses)), "{uses}: {err}");
+        let mask = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        };
+        assert_eq!(mask("SigBlk:"), Some(0), "via {uses}: {status}");
+        // SIGPIPE (13) not ignored; what the caller ignores itself is passed on, as exec does.
+        let pipe = 1u64 << (libc::SIGPIPE - 1);
+        assert_eq!(
+            mask("SigIgn:").map(|m| m & pipe),
+            Some(0),
+            "via {uses}: {status}"
+        );
+    }
+    // A stage others may write is ignored; once only its owner may, it is taken.
+    let planted = alone_dir.join(STAGE_EXE);
+    std::fs::write(&planted, "#!/bin/sh\n")?;
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777))?;
+    assert_eq!(stage_exe(&alone), None);
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755))?;
+    assert_eq!(stage_exe(&alone), Some(planted));
+    std::fs::remove_dir_all(&alone_dir)?;
+    Ok(())
+}
+
 /// Without root the runner adds a user namespace (its uid mapped to root inside). It still
 /// needs a cgroup it may write: here a parent group of its own, delegated to `nobody` (v1).
 #[test]
