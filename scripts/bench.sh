@@ -8,7 +8,9 @@
 #    mcp-proxy, directly and through nginx, and the gateway's cost (bench-proxy.sh);
 #  - scans over 1 GiB against the raw copy rate and scanmem (memory_bench);
 #  - sandbox start-up against bubblewrap and firejail (sandbox-runner startup);
-#  - how long a cancelled 1 GiB scan keeps its CPU (bench-cancel.py).
+#  - how long a cancelled 1 GiB scan keeps its CPU (bench-cancel.py);
+#  - the 32-bit game under 32-bit Wine: character latency, pointer scans, sandboxed start-up
+#    against bare (bench-wine32.py).
 # Usage: scripts/bench.sh [LOG]   (default target/bench.log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +43,13 @@ run cargo bench -p mcp-memory --bench memory_bench
 section "sandbox start-up (sandbox-runner)"
 run cargo bench -p sandbox-runner --bench startup
 section "cancel to CPU stop"
-cargo build --release -p mcp-memory -p mcp-coordinator --quiet
+cargo build --release -p mcp-memory -p mcp-coordinator -p mcp-d2 -p sandbox-runner --quiet
 bash tests/fixtures/memfix/build.sh target/bench-fixtures/memfix
 run .venv/bin/python scripts/bench-cancel.py target/release target/bench-fixtures/memfix/memfix
+section "the 32-bit game under 32-bit Wine"
+run .venv/bin/python scripts/bench-wine32.py target/release
 
 echo
 echo "== ratios (ours / peer unless said) =="
-grep -i "ratio" "$log" || true
+grep -iE "ratio|the raw copy rate|first scan \+|faster" "$log" || true
 echo "(whole log: $log)"
