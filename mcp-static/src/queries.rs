@@ -507,17 +507,34 @@ pub struct FunctionItem {
     pub found_by: String,
 }
 
-pub fn functions(bin: &Binary) -> Vec<FunctionItem> {
-    bin.code_index()
-        .functions
-        .iter()
-        .map(|f| FunctionItem {
-            va: f.va.into(),
-            size: f.size,
-            name: f.name.clone(),
-            found_by: f.found_by.into(),
-        })
-        .collect()
+/// The functions whose name contains `filter` (any case): how many in all, and the items of
+/// the page from `offset` (only those are built).
+pub fn functions(
+    bin: &Binary,
+    filter: &Option<String>,
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<FunctionItem>) {
+    let needle = filter.as_ref().map(|f| f.to_lowercase());
+    let matching = bin.code_index().functions.iter().filter(|f| {
+        needle
+            .as_ref()
+            .is_none_or(|n| f.name.to_lowercase().contains(n))
+    });
+    let mut total = 0;
+    let mut items = Vec::new();
+    for f in matching {
+        if total >= offset && items.len() < limit {
+            items.push(FunctionItem {
+                va: f.va.into(),
+                size: f.size,
+                name: f.name.clone(),
+                found_by: f.found_by.into(),
+            });
+        }
+        total += 1;
+    }
+    (total, items)
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]

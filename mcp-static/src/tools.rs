@@ -518,15 +518,10 @@ impl StaticServer {
         &self,
         Parameters(a): Parameters<ListFunctionsArgs>,
     ) -> Result<Json<Page<FunctionItem>>, ToolError> {
-        let page = a.page;
-        page.resolve()?;
+        let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
-            let mut all = queries::functions(b);
-            if let Some(f) = &a.filter {
-                let f = f.to_lowercase();
-                all.retain(|x| x.name.to_lowercase().contains(&f));
-            }
-            Page::of(all, page)
+            let (total, items) = queries::functions(b, &a.filter, offset, limit);
+            Ok(Page::fit(items, offset, total))
         })
         .await
         .map(Json)

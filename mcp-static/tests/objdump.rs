@@ -468,3 +468,36 @@ fn disassemble_pages_walk_the_whole_text_as_objdump() -> TestResult {
     }
     Ok(())
 }
+
+/// Every page of user32.dll's functions in turn is the whole list in order, and a filtered
+/// walk is the matching part of it; each page builds only its own items.
+#[test]
+fn function_pages_walk_the_whole_list() -> TestResult {
+    let bin = load(USER32);
+    let all: Vec<u64> = bin.code_index().functions.iter().map(|f| f.va).collect();
+    assert!(all.len() > 1000, "{} functions", all.len());
+    for (filter, want) in [
+        (None, all.clone()),
+        (
+            Some("window".to_string()),
+            bin.code_index()
+                .functions
+                .iter()
+                .filter(|f| f.name.to_lowercase().contains("window"))
+                .map(|f| f.va)
+                .collect(),
+        ),
+    ] {
+        let mut got = Vec::new();
+        loop {
+            let (total, items) = queries::functions(&bin, &filter, got.len(), 700);
+            assert_eq!(total, want.len());
+            if items.is_empty() {
+                break;
+            }
+            got.extend(items.iter().map(|f| f.va.0));
+        }
+        assert_eq!(got, want, "filter {filter:?}");
+    }
+    Ok(())
+}
