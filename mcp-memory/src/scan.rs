@@ -216,17 +216,8 @@ pub fn first_scan(
                     };
                     let read_len = (len + overlap as u64).min(range_end - start) as usize;
                     let data = &mut buf[..read_len];
-                    match mem.read_range(start, data) {
-                        Ok(r) => {
-                            unreadable.fetch_add(r.unreadable_pages, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(ScanError::Mem(e));
-                            }
-                            stop.store(true, Ordering::Relaxed);
-                            return;
-                        }
+                    if !read_or_stop(mem, start, data, &unreadable, &failure, &stop) {
+                        return;
                     }
                     let mut hits = Vec::new();
                     // Not less for hits found elsewhere: a later chunk may finish first, and
@@ -414,17 +405,8 @@ fn copy_ranges(
                     let Some((at, piece)) = queue.lock().ok().and_then(|mut q| q.next()) else {
                         return;
                     };
-                    match mem.read_range(at, piece) {
-                        Ok(r) => {
-                            unreadable.fetch_add(r.unreadable_pages, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(ScanError::Mem(e));
-                            }
-                            stop.store(true, Ordering::Relaxed);
-                            return;
-                        }
+                    if !read_or_stop(mem, at, piece, &unreadable, &failure, &stop) {
+                        return;
                     }
                     ctl.done.fetch_add(piece.len() as u64, Ordering::Relaxed);
                 }
@@ -1090,6 +1072,31 @@ pub fn read_cells(
         i = k;
     }
     Ok(())
+}
+
+/// One read of a scan worker: counts the pages it could not read, or records the first
+/// failure and stops every worker. False when this worker must stop.
+fn read_or_stop(
+    mem: &ProcessMemory,
+    at: u64,
+    buf: &mut [u8],
+    unreadable: &AtomicU64,
+    failure: &Mutex<Option<ScanError>>,
+    stop: &AtomicBool,
+) -> bool {
+    match mem.read_range(at, buf) {
+        Ok(r) => {
+            unreadable.fetch_add(r.unreadable_pages, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            if let Ok(mut f) = failure.lock() {
+                f.get_or_insert(ScanError::Mem(e));
+            }
+            stop.store(true, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 #[cfg(test)]
