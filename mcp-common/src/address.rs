@@ -61,7 +61,8 @@ impl<'de> Deserialize<'de> for Address {
             Raw::Num(n) => Ok(Address(n)),
             Raw::Text(t) => Address::parse(&t).ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "`{t}` is not an address (accepted: an integer, \"0x6FAB0000\" or \"6FAB0000h\")"
+                    "`{}` is not an address (accepted: an integer, \"0x6FAB0000\" or \"6FAB0000h\")",
+                    crate::error::quoted(&t)
                 ))
             }),
         }

@@ -5,6 +5,45 @@ use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use std::fmt;
 
+/// How many characters of a bad value an error quotes: enough to recognise it, while a
+/// megabyte argument does not come back as a megabyte error.
+pub const QUOTED_CHARS: usize = 200;
+
+/// The most bytes an error message has; longer ones keep their start (which names the
+/// argument) and their end (what is accepted), with the cut said in between.
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// `text` as an error quotes it: whole up to [`QUOTED_CHARS`] characters, else that many
+/// (cut on a character boundary) followed by `… (N bytes)` giving the full size.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        None => text.to_string(),
+    }
+}
+
+/// `message` cut to at most [`MAX_ERROR_BYTES`]: its first three quarters and last eighth
+/// kept (on character boundaries), `… [N bytes cut] …` between them.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_ERROR_BYTES {
+        return message;
+    }
+    let mut head = MAX_ERROR_BYTES * 3 / 4;
+    while !message.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = message.len() - MAX_ERROR_BYTES / 8;
+    while !message.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} … [{} bytes cut] … {}",
+        &message[..head],
+        tail - head,
+        &message[tail..]
+    )
+}
+
 /// A tool failure that the host (and the model behind it) should read and act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolError {
@@ -12,14 +51,17 @@ pub struct ToolError {
 }
 
 impl ToolError {
+    /// The message is [`bounded`]: an error built from a huge input stays a few KB.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: bounded(message.into()),
         }
     }
 
-    /// A bad argument: `field` was `value`, `accepted` says what would be taken.
+    /// A bad argument: `field` was `value` (only its start [`quoted`]), `accepted` says what
+    /// would be taken.
     pub fn invalid(field: &str, value: impl fmt::Display, accepted: impl fmt::Display) -> Self {
+        let value = quoted(&value.to_string());
         Self::new(format!("invalid argument `{field}`: {value} ({accepted})"))
     }
 
@@ -56,7 +98,38 @@ impl From<&str> for ToolError {
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
         tracing::debug!(error = %self.message, "tool error");
-        Ok(CallToolResult::error(vec![ContentBlock::text(self.message)]).into())
+        let text = bounded(self.message);
+        Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
+    }
+}
+
+/// An argument error's `isError` result, its text [`bounded`].
+fn argument_error(name: &str, detail: &str) -> CallToolResponse {
+    let text = bounded(format!("invalid arguments for `{name}`: {detail}"));
+    CallToolResult::error(vec![ContentBlock::text(text)]).into()
+}
+
+/// Every text of an `isError` result and every protocol error message [`bounded`]: the
+/// errors rmcp writes itself (serde's, quoting the whole value) pass here too.
+fn bounded_answer(
+    answer: Result<CallToolResponse, rmcp::ErrorData>,
+) -> Result<CallToolResponse, rmcp::ErrorData> {
+    match answer {
+        Ok(CallToolResponse::Complete(mut r)) if r.is_error == Some(true) => {
+            for c in &mut r.content {
+                if let ContentBlock::Text(t) = c
+                    && t.text.len() > MAX_ERROR_BYTES
+                {
+                    t.text = bounded(std::mem::take(&mut t.text));
+                }
+            }
+            Ok(CallToolResponse::Complete(r))
+        }
+        Err(mut e) if e.message.len() > MAX_ERROR_BYTES => {
+            e.message = bounded(e.message.into_owned()).into();
+            Err(e)
+        }
+        other => other,
     }
 }
 
@@ -81,8 +154,7 @@ pub async fn call_tool<S: Send + Sync + 'static>(
             crate::schema::unknown_argument(&tool.input_schema, arguments.as_ref())
                 .or_else(|| given_argument_error(&tool.input_schema, arguments.as_ref()))
     {
-        let text = format!("invalid arguments for `{name}`: {detail}");
-        return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+        return Ok(argument_error(&name, &detail));
     }
     let tcc = rmcp::handler::server::tool::ToolCallContext::new(server, request, context);
     // rmcp answers a value that does not deserialise with an isError result (or, in older
@@ -93,25 +165,22 @@ pub async fn call_tool<S: Send + Sync + 'static>(
             .get(&name)
             .and_then(|tool| mistyped_argument(&tool.input_schema, arguments.as_ref()))
     };
-    match router.call(tcc).await {
+    let answer = match router.call(tcc).await {
         Err(e) if known && e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
             let detail = named().unwrap_or_else(|| e.message.to_string());
-            let text = format!("invalid arguments for `{name}`: {detail}");
-            Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
+            Ok(argument_error(&name, &detail))
         }
         Ok(CallToolResponse::Complete(r))
             if r.is_error == Some(true) && is_deserialisation_error(&r) =>
         {
             match named() {
-                Some(detail) => {
-                    let text = format!("invalid arguments for `{name}`: {detail}");
-                    Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
-                }
+                Some(detail) => Ok(argument_error(&name, &detail)),
                 None => Ok(CallToolResponse::Complete(r)),
             }
         }
         other => other,
-    }
+    };
+    bounded_answer(answer)
 }
 
 /// Whether rmcp produced this error result because the arguments did not deserialise.
@@ -188,14 +257,8 @@ fn given_argument_error(
         }
         // The property as declared, following a reference or an optional's `anyOf`.
         let prop = declared(prop, defs);
-        // The value as shown (80 characters at most), for the message.
-        let shown = || {
-            let t = value.to_string();
-            match t.char_indices().nth(80) {
-                Some((cut, _)) => format!("{}...", &t[..cut]),
-                None => t,
-            }
-        };
+        // The value as shown (its start only), for the message.
+        let shown = || quoted(&value.to_string());
         if let Some(allowed) = prop.get("enum").and_then(Value::as_array)
             && !allowed.contains(value)
         {
@@ -349,8 +412,36 @@ mod tests {
     fn long_values_are_cut_on_a_character_boundary() {
         let schema = json!({"type": "object", "properties": {"pid": {"type": "integer"}}});
         let schema = schema.as_object().cloned().unwrap_or_default();
-        let args = json!({"pid": "é".repeat(100)}).as_object().cloned();
+        let args = json!({"pid": "é".repeat(300)}).as_object().cloned();
         let m = mistyped_argument(&schema, args.as_ref()).unwrap_or_default();
-        assert!(m.contains(&format!("\"{}...", "é".repeat(79))), "{m}");
+        assert!(
+            m.contains(&format!("\"{}… (602 bytes) (accepted", "é".repeat(199))),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn quoted_values_and_messages_are_bounded() {
+        use super::{MAX_ERROR_BYTES, ToolError, bounded, quoted};
+        assert_eq!(quoted("short"), "short");
+        let q = quoted(&"ß".repeat(1000));
+        assert_eq!(q, format!("{}… (2000 bytes)", "ß".repeat(200)));
+        let e = ToolError::invalid("pattern", "A".repeat(1 << 20), "B".repeat(1 << 20));
+        assert!(
+            e.message().len() <= MAX_ERROR_BYTES + 64,
+            "{}",
+            e.message().len()
+        );
+        assert!(e.message().starts_with("invalid argument `pattern`: AAA"));
+        assert!(e.message().contains(&format!("… ({} bytes)", 1 << 20)));
+        assert!(e.message().ends_with("BBB)"));
+        // Multi-byte characters across both cut points.
+        let m = bounded(format!("x{}", "€".repeat(10_000)));
+        assert!(
+            m.len() <= MAX_ERROR_BYTES + 64 && m.contains("bytes cut"),
+            "{}",
+            m.len()
+        );
+        assert_eq!(bounded("fine".into()), "fine");
     }
 }

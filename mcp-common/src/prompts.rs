@@ -46,8 +46,9 @@ pub fn check_arguments<S: Send + Sync + 'static>(
             Some(v) if !v.is_string() && !v.is_null() => {
                 return Err(ErrorData::invalid_params(
                     format!(
-                        "prompt `{name}`: argument `{}` must be a string, got {v}",
-                        arg.name
+                        "prompt `{name}`: argument `{}` must be a string, got {}",
+                        arg.name,
+                        crate::error::quoted(&v.to_string())
                     ),
                     None,
                 ));
@@ -61,6 +62,7 @@ pub fn check_arguments<S: Send + Sync + 'static>(
         .find(|k| !declared.iter().any(|a| &a.name == *k))
     {
         let accepted: Vec<&str> = declared.iter().map(|a| a.name.as_str()).collect();
+        let unknown = crate::error::quoted(unknown);
         return Err(ErrorData::invalid_params(
             format!(
                 "prompt `{name}`: unknown argument `{unknown}` (accepted: {})",

@@ -325,6 +325,8 @@ pub fn unknown_argument(schema: &Object, arguments: Option<&Object>) -> Option<S
     let unknown = arguments?.keys().find(|k| !props.contains_key(*k))?;
     let mut accepted: Vec<&str> = props.keys().map(String::as_str).collect();
     accepted.sort_unstable();
+    // The key is the caller's: quote only its start.
+    let unknown = crate::error::quoted(unknown);
     Some(format!(
         "unknown argument `{unknown}` (accepted: {})",
         if accepted.is_empty() {

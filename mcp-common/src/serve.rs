@@ -47,9 +47,10 @@ pub struct CommonArgs {
     /// A directory whose files the tools may read (repeatable; default: the working directory).
     #[arg(long = "root", value_name = "DIR")]
     pub roots: Vec<PathBuf>,
-    /// With --http: another `Host` header to accept besides loopback and the listening
-    /// address, e.g. the public name a reverse proxy passes on (repeatable; `host` or
-    /// `host:port`). Others are refused (403), against DNS rebinding.
+    /// With --http: another `Host` header (and host a browser's `Origin` may name) to accept
+    /// besides loopback and the listening address, e.g. the public name a reverse proxy
+    /// passes on (repeatable; `host` or `host:port`). Others are refused (403), against DNS
+    /// rebinding.
     #[arg(long = "allowed-host", value_name = "HOST")]
     pub allowed_hosts: Vec<String>,
 }
@@ -153,6 +154,7 @@ where
         Arc::new(LocalSessionManager::default()),
         config,
     );
+    let origins = Arc::new(OriginCheck::new(addr, allowed_hosts));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -171,22 +173,112 @@ where
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
         let io = hyper_util::rt::TokioIo::new(stream);
-        let Some(gateway) = gateway.clone() else {
-            let svc = hyper_util::service::TowerToHyperService::new(service.clone());
-            spawn_connection(peer, http1().serve_connection(io, svc));
-            continue;
-        };
-        let service = service.clone();
+        let (service, gateway, origins) = (service.clone(), gateway.clone(), origins.clone());
         let svc = hyper::service::service_fn(move |request: HttpRequest| {
-            let service = service.clone();
-            let next = Next(Box::new(move |request| {
+            // A browser page of another site is refused before anything (gateway routes
+            // included) sees its request.
+            let answer: HttpFuture = if let Some(refusal) = origins.refusal(&request) {
+                Box::pin(async move { refusal })
+            } else if let Some(gateway) = &gateway {
+                let service = service.clone();
+                let next = Next(Box::new(move |request| {
+                    Box::pin(async move { service.handle(request).await })
+                }));
+                gateway.clone().handle(peer, request, next)
+            } else {
+                let service = service.clone();
                 Box::pin(async move { service.handle(request).await })
-            }));
-            let answer = gateway.clone().handle(peer, request, next);
+            };
             async move { Ok::<_, Infallible>(answer.await) }
         });
         spawn_connection(peer, http1().serve_connection(io, svc));
     }
+}
+
+/// The `Origin` check the MCP transport asks for against DNS rebinding: a request whose
+/// `Origin` names a host other than loopback, the listening address or an allowed host
+/// comes from a browser page of some other site and is refused (403). Requests without
+/// `Origin` (every non-browser client) pass; rmcp's own `allowed_origins` would need every
+/// accepted origin spelt out with scheme and port.
+struct OriginCheck {
+    /// Accepted hosts, lower case without brackets, each with the port it requires if any.
+    hosts: Vec<(String, Option<u16>)>,
+}
+
+impl OriginCheck {
+    fn new(addr: SocketAddr, allowed_hosts: &[String]) -> Self {
+        let fixed = ["localhost", "127.0.0.1", "::1"]
+            .map(String::from)
+            .into_iter()
+            .chain(std::iter::once(addr.ip().to_string()))
+            .map(|h| (h, None));
+        let allowed =
+            allowed_hosts
+                .iter()
+                .map(|a| match hyper::http::uri::Authority::try_from(a.trim()) {
+                    Ok(auth) => (normal_host(auth.host()), auth.port_u16()),
+                    Err(_) => (normal_host(a), None),
+                });
+        Self {
+            hosts: fixed.chain(allowed).collect(),
+        }
+    }
+
+    /// The 403 answer for a request with a foreign (or unreadable) `Origin`, else `None`.
+    fn refusal(&self, request: &HttpRequest) -> Option<HttpResponse> {
+        let refused = request
+            .headers()
+            .get_all(hyper::header::ORIGIN)
+            .iter()
+            .find(|v| !v.to_str().is_ok_and(|o| self.accepts(o)))?;
+        let shown = crate::error::quoted(&String::from_utf8_lossy(refused.as_bytes()));
+        tracing::debug!(origin = %shown, "request with a foreign Origin refused");
+        let text = format!(
+            "403 Forbidden: Origin `{shown}` is not accepted: this MCP endpoint answers \
+             browser pages of localhost, 127.0.0.1, [::1], its listening address or an \
+             --allowed-host only (against DNS rebinding)\n"
+        );
+        Some(forbidden(text))
+    }
+
+    /// Whether a browser page of `origin` (`scheme://host[:port]`) may call the endpoint.
+    fn accepts(&self, origin: &str) -> bool {
+        let Ok(uri) = hyper::Uri::try_from(origin.trim()) else {
+            return false;
+        };
+        let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
+            return false;
+        };
+        let host = normal_host(auth.host());
+        let port = auth.port_u16().or(match scheme {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        });
+        self.hosts
+            .iter()
+            .any(|(h, p)| *h == host && p.is_none_or(|p| Some(p) == port))
+    }
+}
+
+/// A host as compared: lower case, an IPv6 address without its brackets.
+fn normal_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
+}
+
+/// A 403 whose plain-text body says why.
+fn forbidden(text: String) -> HttpResponse {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Full::new(hyper::body::Bytes::from(text)).boxed();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = hyper::StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// Serves one HTTP connection in its own task; how it ended is logged at debug level.
@@ -199,4 +291,39 @@ fn spawn_connection<E: std::fmt::Display>(
             tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OriginCheck;
+
+    #[test]
+    fn origins_of_this_machine_and_allowed_hosts_pass() {
+        let addr = "192.0.2.7:8931"
+            .parse()
+            .unwrap_or(([127, 0, 0, 1], 8931).into());
+        let check = OriginCheck::new(addr, &["mcp.example.org".into(), "Proxy.lan:8443".into()]);
+        for ok in [
+            "http://localhost:3000",
+            "http://127.0.0.1:8931",
+            "http://[::1]",
+            "https://LOCALHOST",
+            "http://192.0.2.7:8931",
+            "https://mcp.example.org",
+            "https://proxy.lan:8443",
+        ] {
+            assert!(check.accepts(ok), "{ok}");
+        }
+        for refused in [
+            "http://evil.example",
+            "http://localhost.evil.example",
+            "https://proxy.lan",
+            "null",
+            "",
+            "localhost",
+            "http://127.0.0.2",
+        ] {
+            assert!(!check.accepts(refused), "{refused}");
+        }
+    }
 }

@@ -1,0 +1,165 @@
+//! Hardening through the real server: an error quotes only the start of a huge bad value
+//! (a megabyte argument answers a few KB that still name the argument), and over
+//! `--http` a request from a browser page of another site (`Origin`) is refused with 403
+//! while loopback origins and clients without `Origin` are served.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Errors stay under this many bytes, whatever the input.
+const FEW_KB: usize = 5 * 1024;
+
+#[tokio::test]
+async fn megabyte_arguments_give_short_errors_naming_them() -> TestResult {
+    let dir = TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "hardening-errors")?;
+    let client = start(&[dir.path()]).await?;
+    let path = dir.join("none.dll").display().to_string();
+    let mb = "Z".repeat(1 << 20);
+
+    // A pattern that is no pattern: its parse error used to quote it twice (4.5 MB).
+    let e = err(
+        &client,
+        "find_pattern",
+        json!({"path": path, "pattern": mb}),
+    )
+    .await;
+    assert!(e.len() < FEW_KB, "{} bytes", e.len());
+    assert!(e.contains("`pattern`") && e.contains("ZZZZ"), "{e}");
+    // A 1 MB token of wildcards, quoted in what is accepted: still short.
+    let e = err(
+        &client,
+        "find_pattern",
+        json!({"path": path, "pattern": format!("8B {}", "?".repeat((1 << 20) + 1))}),
+    )
+    .await;
+    assert!(e.len() < FEW_KB && e.contains("`pattern`"), "{e:.300}");
+
+    // A path, an address that does not parse, a mistyped count, an unknown key: each 1 MB.
+    let e = err(&client, "binary_info", json!({"path": mb})).await;
+    assert!(e.len() < FEW_KB && e.contains("`path`"), "{e:.300}");
+    assert!(e.contains(&format!("({} bytes)", mb.len() + 2)), "{e:.300}");
+    let e = err(
+        &client,
+        "disassemble",
+        json!({"path": path, "address": mb, "count": 4}),
+    )
+    .await;
+    assert!(e.len() < FEW_KB && e.contains("address"), "{e:.300}");
+    let e = err(
+        &client,
+        "disassemble",
+        json!({"path": path, "address": "0x1000", "count": mb}),
+    )
+    .await;
+    assert!(e.len() < FEW_KB && e.contains("`count`"), "{e:.300}");
+    let mut unknown = serde_json::Map::new();
+    unknown.insert("path".into(), json!(path));
+    unknown.insert(mb.clone(), json!(1));
+    let e = err(&client, "binary_info", serde_json::Value::Object(unknown)).await;
+    assert!(
+        e.len() < FEW_KB && e.contains("unknown argument"),
+        "{e:.300}"
+    );
+
+    // The server is fine afterwards.
+    let e = err(&client, "binary_info", json!({"path": path})).await;
+    assert!(e.contains("none.dll"), "{e}");
+    client.cancel().await?;
+    Ok(())
+}
+
+/// A port on 127.0.0.1 nothing listens on (now).
+fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// A raw initialize POST with this `Origin` (if any): the status, and the body unless 200
+/// (whose event stream may stay open).
+fn post_init(port: u16, origin: Option<&str>) -> Result<(u16, String), Error> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         {origin}Content-Length: {}\r\n\r\n{INIT}",
+        INIT.len()
+    )?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let split = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(format!("no full answer: {}", String::from_utf8_lossy(&got)).into());
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| format!("no status in {head}"))?
+        .parse()?;
+    if status == 200 {
+        return Ok((status, String::new()));
+    }
+    let mut rest = got[split + 4..].to_vec();
+    s.read_to_end(&mut rest)?;
+    Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_over_http() -> TestResult {
+    let dir = TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "hardening-origin")?;
+    let port = free_port()?;
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-static"))
+        .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Some(status) = server.try_wait()? {
+            return Err(format!("mcp-static --http exited: {status}").into());
+        }
+        if Instant::now() > deadline {
+            return Err("mcp-static --http never listened".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let ask = |origin: Option<String>| {
+        tokio::task::spawn_blocking(move || post_init(port, origin.as_deref()))
+    };
+    let (status, body) = ask(Some("http://evil.example".into())).await??;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("Origin `http://evil.example`") && body.contains("DNS rebinding"),
+        "{body}"
+    );
+    let (status, body) = ask(Some(format!("http://127.0.0.1:{port}"))).await??;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = ask(None).await??;
+    assert_eq!(status, 200, "{body}");
+    server.kill().await?;
+    Ok(())
+}
