@@ -219,8 +219,9 @@ impl<'de> Deserialize<'de> for Location {
             Raw::Num(n) => Ok(Location::Absolute(n)),
             Raw::Text(t) => Location::parse(&t).ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "`{t}` is not an address (accepted: an integer, \"0x6FAB0000\" or \
-                     \"Module.dll+0x1234\")"
+                    "`{}` is not an address (accepted: an integer, \"0x6FAB0000\" or \
+                     \"Module.dll+0x1234\")",
+                    mcp_common::error::quoted(&t)
                 ))
             }),
         }
