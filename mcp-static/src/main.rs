@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use mcp_common::serve::{CommonArgs, init_tracing, run};
-use mcp_static::cache::BinaryCache;
+use mcp_static::cache::{self, BinaryCache};
 use mcp_static::tools::StaticServer;
 use std::sync::Arc;
 
@@ -12,6 +12,11 @@ use std::sync::Arc;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// Largest binary loaded, in MiB: a file is held whole in memory, so a bigger one is
+    /// refused from its size (after reading its first 4 KB to name its format).
+    #[arg(long, default_value_t = cache::DEFAULT_MAX_FILE >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_file_mb: u64,
 }
 
 #[tokio::main]
@@ -25,7 +30,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let cache = Arc::new(BinaryCache::default());
+    let cache = Arc::new(BinaryCache::default().with_max_file(cli.max_file_mb << 20));
     match run(&cli.common, move || {
         StaticServer::new(roots.clone(), cache.clone())
     })
