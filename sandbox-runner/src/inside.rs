@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 /// Top-level directories the sandbox gets fresh instances of instead of the host's.
 pub const OWN_MOUNTS: &[&str] = &["proc", "dev", "tmp", "run"];
 
-/// The fd the sync socket is given inside (set up by the runner before exec).
+/// The fd the sync socket is given inside: the runner passes its own number for it (the
+/// socket is inherited, not moved before exec, see [`move_sync_fd`]) and stage 1 moves it here.
 pub const SYNC_FD: RawFd = 3;
 
 /// The file name of the small executable that runs the stages (src/stage.rs), looked for
@@ -119,22 +120,71 @@ fn cstr(p: &Path) -> Result<CString, String> {
         .map_err(|_| format!("path {} has a NUL byte", p.display()))
 }
 
-/// Entry point of the stage executable: `[__stage1] CONFIG` from its arguments.
+/// Entry point of the stage executable: `[__stage1] SYNC_FD RUNNER_PID CONFIG` from its
+/// arguments (as [`stage_args`] makes them).
 pub fn stage_main() -> ! {
-    let mut args = std::env::args_os().skip(1);
-    let mut config = args.next();
-    if config.as_deref() == Some(std::ffi::OsStr::new(STAGE_ARG)) {
-        config = args.next();
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().map(|a| a.as_os_str()) == Some(std::ffi::OsStr::new(STAGE_ARG)) {
+        args.next();
     }
-    match config.as_ref().and_then(|c| c.to_str()) {
-        Some(c) => stage1(c),
-        None => fail(format!(
-            "inside: no configuration; usage: {STAGE_EXE} {STAGE_ARG} CONFIG (started by sandbox-runner)"
+    let mut num = || args.next().and_then(|a| a.to_str()?.parse::<i32>().ok());
+    // The socket first, so that whatever fails next can be reported on it.
+    if let Some(fd) = num() {
+        move_sync_fd(fd);
+    }
+    let runner = num();
+    let config = args.next();
+    match (runner, config.as_ref().and_then(|c| c.to_str())) {
+        (Some(runner), Some(c)) => {
+            die_with_runner(runner);
+            stage1(c)
+        }
+        _ => fail(format!(
+            "inside: bad arguments; usage: {STAGE_EXE} {STAGE_ARG} SYNC_FD RUNNER_PID CONFIG (started by sandbox-runner)"
         )),
     }
 }
 
-/// Entry point of `__stage1`: never returns.
+/// The arguments [`stage_main`] takes: the runner's number for the inherited sync socket,
+/// the runner's pid and the configuration.
+pub fn stage_args(sync_fd: RawFd, config_json: String) -> [String; 4] {
+    [
+        STAGE_ARG.to_string(),
+        sync_fd.to_string(),
+        std::process::id().to_string(),
+        config_json,
+    ]
+}
+
+/// The holder dies with the runner (the thread that started it, which lives as long as the
+/// runner process), and with it the whole sandbox. Set here rather than between fork and exec
+/// in the runner, which would make std fork the whole (large, multi-threaded) runner instead
+/// of using posix_spawn; a runner that died before this call is caught by `getppid`.
+fn die_with_runner(runner: i32) {
+    // SAFETY: prctl with integer arguments; getppid has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != runner {
+            libc::_exit(1); // the runner is already gone
+        }
+    }
+}
+
+/// Moves the sync socket the runner let this process inherit (as `fd`) to [`SYNC_FD`].
+fn move_sync_fd(fd: RawFd) {
+    if fd == SYNC_FD {
+        return;
+    }
+    // SAFETY: dup2 and close on fds of this single-threaded process; `fd` is ours, inherited.
+    unsafe {
+        if libc::dup2(fd, SYNC_FD) < 0 {
+            libc::_exit(127); // no socket to report on
+        }
+        libc::close(fd);
+    }
+}
+
+/// Entry point of `__stage1` (the sync socket at [`SYNC_FD`]): never returns.
 pub fn stage1(config_json: &str) -> ! {
     let cfg: Config = match serde_json::from_str(config_json) {
         Ok(c) => c,

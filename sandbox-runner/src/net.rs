@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The pair's host-side interface and the two addresses.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -21,10 +21,14 @@ pub struct Isolated {
 fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
     // Untranslated messages: `wire` looks for "File exists".
-    let out = cmd
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| format!("network: running {shown}: {e}"))?;
+    let out = crate::sandbox::spawn_guarded(
+        cmd.env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .and_then(|c| c.wait_with_output())
+    .map_err(|e| format!("network: running {shown}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -104,7 +108,12 @@ pub fn unwire(interface: &str) {
         .join(interface)
         .exists()
     {
-        let _ = Command::new("ip").args(["link", "del", interface]).output();
+        let mut cmd = Command::new("ip");
+        cmd.args(["link", "del", interface])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = crate::sandbox::spawn_guarded(&mut cmd).and_then(|mut c| c.wait());
     }
 }
 

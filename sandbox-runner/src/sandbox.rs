@@ -13,7 +13,6 @@ use crate::seccomp::{self, Violation, Violations};
 use serde::Serialize;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -332,10 +331,8 @@ impl Runner {
         };
         let json = serde_json::to_string(&config).map_err(|e| format!("configuration: {e}"))?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let theirs_fd = theirs.as_raw_fd();
         let inside_exe = self.stage.as_ref().unwrap_or(&self.exe);
         let mut cmd = Command::new(inside_exe);
-        cmd.arg(inside::STAGE_ARG).arg(json);
         match &spec.output {
             Output::Inherit => {}
             Output::File(path) => {
@@ -353,26 +350,9 @@ impl Runner {
                 cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             }
         }
-        // SAFETY: dup2, prctl and getppid are async-signal-safe; the new fd 3 does not close
-        // on exec. The holder dies with the runner (the launcher thread lives as long as the
-        // runner process), and with it the whole sandbox.
-        let runner_pid = std::process::id() as libc::pid_t;
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(theirs_fd, inside::SYNC_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                if libc::getppid() != runner_pid {
-                    libc::_exit(1); // the runner is already gone
-                }
-                Ok(())
-            });
-        }
         let started = Instant::now();
-        let mut child =
-            spawn_holder(cmd).map_err(|e| format!("starting {}: {e}", inside_exe.display()))?;
-        drop(theirs);
+        let mut child = spawn_holder(cmd, theirs, json)
+            .map_err(|e| format!("starting {}: {e}", inside_exe.display()))?;
         // Compiled (or taken from the cache) while the inside starts up.
         let bpf = match seccomp::compile(&policy, self.cache_dir.as_deref()) {
             Ok(b) => b,
@@ -490,13 +470,45 @@ pub fn stage_exe(exe: &Path) -> Option<PathBuf> {
         })
 }
 
+/// Held while an fd meant for one child only is inheritable (and by every other spawn of this
+/// crate), so that no other child of ours gets a copy.
+static INHERIT: Mutex<()> = Mutex::new(());
+
+/// Spawns `cmd` holding [`INHERIT`].
+pub(crate) fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
+    let _guard = INHERIT.lock().unwrap_or_else(|p| p.into_inner());
+    cmd.spawn()
+}
+
+/// Starts the stage executable with the sync socket `theirs` and the configuration. The
+/// socket is inherited as an fd of its own (a close-on-exec-free duplicate, alive only for the
+/// spawn) whose number the stage gets as an argument: no code runs between fork and exec
+/// (`pre_exec`), so std uses posix_spawn (vfork-like) instead of forking the whole runner,
+/// ~1 ms CPU and copy-on-write faults afterwards (see [`inside::stage_main`]).
+fn spawn_holder(mut cmd: Command, theirs: UnixStream, json: String) -> std::io::Result<Child> {
+    let _guard = INHERIT.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: F_DUPFD gives a new fd (>= 3: never one of the stdio the spawn sets up) that
+    // we own; without FD_CLOEXEC, so the child inherits it.
+    let fd = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, 3) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    let inherited = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    drop(theirs);
+    cmd.args(inside::stage_args(fd, json));
+    let child = spawn_from_lasting_thread(cmd);
+    drop(inherited);
+    child
+}
+
 type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 
 /// Spawns holders from one thread that lives as long as the runner: the holder's
-/// PR_SET_PDEATHSIG fires when the thread that forked it ends, and tokio's blocking threads
+/// PR_SET_PDEATHSIG fires when the thread that started it ends, and tokio's blocking threads
 /// (where the MCP server launches) end after a while idle. The main thread (the `run`
 /// command's) lives as long as the process, so it spawns directly and no thread is started.
-fn spawn_holder(mut cmd: Command) -> std::io::Result<Child> {
+fn spawn_from_lasting_thread(mut cmd: Command) -> std::io::Result<Child> {
     // SAFETY: gettid and getpid have no preconditions.
     if unsafe { libc::gettid() == libc::getpid() } {
         return cmd.spawn();
