@@ -19,7 +19,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug")
+BINS = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "target", "debug")
 MEMFIX = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
     ROOT, "target", "python-fixtures", "memfix", "memfix")
 RUNS = 5

@@ -22,7 +22,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release")
+BINS = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release")
 RUNS = 5
 
 

@@ -4,6 +4,8 @@
 #  - pages through MCP: list_strings / disassemble / list_exports walked page by page against
 #    strings and objdump (mcp-static pages_bench);
 #  - the library targets of mcp-static against objdump and strings (static_bench);
+#  - flows of a 1M-packet pcap against tshark, D2GS decoding, d2_decode pages against one
+#    call (network_bench);
 #  - streamable HTTP on keep-alive connections: the coordinator and a child against the Python
 #    mcp-proxy, directly and through nginx, and the gateway's cost (bench-proxy.sh);
 #  - scans over 1 GiB against the raw copy rate and scanmem (memory_bench);
@@ -36,6 +38,8 @@ section "pages through MCP (mcp-static)"
 run cargo bench -p mcp-static --bench pages_bench
 section "mcp-static library targets"
 run cargo bench -p mcp-static --bench static_bench
+section "captures and D2GS pages (mcp-network)"
+run cargo bench -p mcp-network --bench network_bench
 section "streamable HTTP and stdio proxying (mcp-coordinator)"
 run bash scripts/bench-proxy.sh
 section "scans over 1 GiB (mcp-memory)"
