@@ -137,6 +137,44 @@ pub const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
     ("nice", libc::RLIMIT_NICE),
 ];
 
+/// The largest profile file read (the built-in ones are about 2 KB).
+const MAX_PROFILE_BYTES: u64 = 64 * 1024;
+
+/// A profile file's text: a regular file (no FIFO, device or directory, which could hang or
+/// flood the reader) of at most [`MAX_PROFILE_BYTES`], read no further than that.
+fn read_profile_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("profile {shown:?}: cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("profile {shown:?}: not a regular file"));
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(format!(
+            "profile {shown:?}: {} bytes; a profile has at most {MAX_PROFILE_BYTES}",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PROFILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("profile {shown:?}: cannot read: {e}"))?;
+    Ok(text)
+}
+
+/// A TOML error as the line and the reason, without the snippet of the text that `toml`
+/// quotes: a path named by mistake (or on purpose, `/etc/shadow`) must not be quoted back.
+fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(s) => {
+            let line = text[..s.start.min(text.len())].lines().count().max(1);
+            format!("invalid profile {name:?} at line {line}: {}", e.message())
+        }
+        None => format!("invalid profile {name:?}: {}", e.message()),
+    }
+}
+
 impl Profile {
     /// Loads a built-in profile by name, or a profile file by path (a name with a `/` or ending
     /// in `.toml`).
@@ -144,10 +182,9 @@ impl Profile {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Profile::parse(name, text);
         }
-        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+        if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("profile {name_or_path:?}: cannot read: {e}"))?;
+            let text = read_profile_file(path)?;
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -155,7 +192,8 @@ impl Profile {
             return Profile::parse(name, &text).map_err(|e| format!("{name_or_path}: {e}"));
         }
         Err(format!(
-            "profile {name_or_path:?} is not known; accepted: {} or a path to a .toml profile",
+            "profile {:?} is not known; accepted: {} or a path to a .toml profile",
+            mcp_common::error::quoted(name_or_path),
             builtin_names().join(", ")
         ))
     }
@@ -163,8 +201,7 @@ impl Profile {
     /// Parses and checks a profile's text: every syscall name must be known to libseccomp, the
     /// allow and kill lists must not overlap, limits must be positive.
     pub fn parse(name: &str, text: &str) -> Result<Profile, String> {
-        let raw: RawProfile =
-            toml::from_str(text).map_err(|e| format!("invalid profile {name:?}: {e}"))?;
+        let raw: RawProfile = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
         let sets: BTreeMap<String, Vec<String>> =
             toml::from_str(SETS).map_err(|e| format!("seccomp sets: {e}"))?;
         let expand = |list: &[String]| -> Result<Vec<String>, String> {

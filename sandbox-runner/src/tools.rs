@@ -256,7 +256,16 @@ impl SandboxServer {
         &self,
         Parameters(a): Parameters<LaunchArgs>,
     ) -> Result<Json<Launched>, ToolError> {
-        let profile = Profile::load(&a.profile)
+        // A profile file must lie under the roots, like every other path a client names.
+        let profile_ref = if a.profile.ends_with(".toml") {
+            self.roots
+                .resolve_file("profile", &a.profile)?
+                .display()
+                .to_string()
+        } else {
+            a.profile.clone()
+        };
+        let profile = Profile::load(&profile_ref)
             .map_err(|e| ToolError::invalid("profile", format!("{:?}", a.profile), e))?;
         let memory = a
             .memory

@@ -207,6 +207,60 @@ async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
     Ok(())
 }
 
+/// A profile is a built-in name or a `.toml` file under the roots: a regular file of bounded
+/// size whose text is never quoted back, so naming a secret file, a FIFO or a device as a
+/// profile neither reveals it nor hangs the server.
+#[tokio::test]
+async fn profile_files_are_checked_and_never_quoted() -> TestResult {
+    if !usable() {
+        return Ok(());
+    }
+    let dir = mcp_testkit::TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "sbx-profiles")?;
+    let secret = dir.join("secret.toml");
+    std::fs::write(&secret, "password = \"hunter2-secret\"\n")?;
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "token: hunter2-secret\n")?;
+    let fifo = dir.join("pipe.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+    assert!(made.success(), "mkfifo failed");
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; 100_000])?;
+    let client = start(&[]).await?;
+    let launch = |profile: String| json!({"profile": profile, "program": "/bin/true"});
+    for (profile, expect) in [
+        (secret.display().to_string(), "unknown field"),
+        (broken.display().to_string(), "line 1"),
+        (fifo.display().to_string(), "profile"),
+        (big.display().to_string(), "at most 65536"),
+        ("/etc/shadow".to_string(), "not known"),
+        ("/etc/../etc/shadow.toml".to_string(), "profile"),
+    ] {
+        let e = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            err(&client, "launch", launch(profile.clone())),
+        )
+        .await
+        .map_err(|_| format!("{profile}: no answer in 10 s"))?;
+        assert!(
+            e.contains("`profile`") && e.contains(expect),
+            "{profile}: {e}"
+        );
+        assert!(
+            !e.contains("hunter2"),
+            "{profile}: the file was quoted: {e}"
+        );
+        assert!(
+            !e.contains("root:"),
+            "{profile}: /etc/shadow was quoted: {e}"
+        );
+    }
+    // Still serving.
+    let list = ok(&client, "list", json!({})).await;
+    assert_eq!(list["sandboxes"], json!([]));
+    client.cancel().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_departing_client_leaves_nothing_running() -> TestResult {
     if !usable() {
