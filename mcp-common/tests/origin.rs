@@ -4,8 +4,8 @@
 //! a loopback origin and a request without `Origin` are served.
 
 use mcp_common::serve::{CommonArgs, Gateway, HttpFuture, HttpRequest, HttpSetup, Next, run_with};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use mcp_testkit::{INITIALIZE_BODY, raw_http};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,6 @@ impl Gateway for HealthGateway {
         next.run(request)
     }
 }
-
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 /// Serves on a free loopback port in this runtime; the address once it listens.
 async fn start(gateway: bool) -> Result<SocketAddr, Error> {
@@ -57,52 +55,21 @@ async fn start(gateway: bool) -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-/// One raw HTTP/1.1 request (`Connection: close`), on a blocking thread: the status and,
-/// for anything but 200 (whose SSE stream may stay open), the body.
+/// One raw HTTP/1.1 request on a blocking thread: the status and, for anything but 200
+/// (whose SSE stream may stay open), the body.
 async fn request(
     addr: SocketAddr,
     method: &'static str,
     path: &'static str,
     origin: Option<String>,
 ) -> Result<(u16, String), Error> {
-    tokio::task::spawn_blocking(move || -> Result<(u16, String), Error> {
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let body = if method == "POST" { INIT } else { "" };
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
-             Content-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(o) = origin {
-            head.push_str(&format!("Origin: {o}\r\n"));
-        }
-        s.write_all(format!("{head}\r\n{body}").as_bytes())?;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        let split = loop {
-            if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                return Err(format!("no full answer: {}", String::from_utf8_lossy(&got)).into());
-            }
-            got.extend_from_slice(&buf[..n]);
+    tokio::task::spawn_blocking(move || {
+        let body = if method == "POST" {
+            INITIALIZE_BODY
+        } else {
+            ""
         };
-        let head = String::from_utf8_lossy(&got[..split]).into_owned();
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| format!("no status in {head}"))?
-            .parse()?;
-        if status == 200 {
-            return Ok((status, String::new()));
-        }
-        let mut rest = got[split + 4..].to_vec();
-        s.read_to_end(&mut rest)?;
-        Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+        raw_http(&addr.to_string(), method, path, origin.as_deref(), body)
     })
     .await?
 }

@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -79,47 +78,16 @@ fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-
 /// A raw initialize POST with this `Origin` (if any): the status, and the body unless 200
 /// (whose event stream may stay open).
 fn post_init(port: u16, origin: Option<&str>) -> Result<(u16, String), Error> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let origin = origin
-        .map(|o| format!("Origin: {o}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
-         {origin}Content-Length: {}\r\n\r\n{INIT}",
-        INIT.len()
-    )?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let split = loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Err(format!("no full answer: {}", String::from_utf8_lossy(&got)).into());
-        }
-        got.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&got[..split]).into_owned();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| format!("no status in {head}"))?
-        .parse()?;
-    if status == 200 {
-        return Ok((status, String::new()));
-    }
-    let mut rest = got[split + 4..].to_vec();
-    s.read_to_end(&mut rest)?;
-    Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+    raw_http(
+        &format!("127.0.0.1:{port}"),
+        "POST",
+        "/",
+        origin,
+        INITIALIZE_BODY,
+    )
 }
 
 #[tokio::test]

@@ -340,3 +340,55 @@ pub fn run_id() -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{}-{nanos}", std::process::id())
 }
+
+/// An MCP `initialize` request body, for raw HTTP tests.
+pub const INITIALIZE_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+/// One raw HTTP/1.1 request (`Connection: close`, blocking, 10 s read timeout) to `addr`
+/// (`host:port`), with an `Origin` header when given: the status and, for anything but 200
+/// (whose event stream may stay open), the body. For what a real client would not send.
+pub fn raw_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    origin: Option<&str>,
+    body: &str,
+) -> Result<(u16, String), Error> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let origin = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         {origin}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let split = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(format!("no full answer: {}", String::from_utf8_lossy(&got)).into());
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| format!("no status in {head}"))?
+        .parse()?;
+    if status == 200 {
+        return Ok((status, String::new()));
+    }
+    let mut rest = got[split + 4..].to_vec();
+    s.read_to_end(&mut rest)?;
+    Ok((status, String::from_utf8_lossy(&rest).into_owned()))
+}
