@@ -12,6 +12,7 @@ pub mod output;
 pub mod paging;
 pub mod progress;
 pub mod prompts;
+pub mod recent;
 pub mod roots;
 pub mod schema;
 pub mod serve;

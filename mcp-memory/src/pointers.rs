@@ -188,7 +188,8 @@ pub fn scan(
     // Cheat Engine's pointer scanner lists them.
     let mut dist: HashMap<u64, usize> = HashMap::from([(p.target, 0)]);
     let mut edges: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-    let mut bases: Vec<(usize, u64)> = Vec::new(); // (distance, slot in a root module)
+    // (distance, slot, the root module holding it)
+    let mut bases: Vec<(usize, u64, usize)> = Vec::new();
     let mut frontier: Vec<u64> = vec![p.target];
     let mut depth_completed = 0;
     let mut stopped = None;
@@ -213,8 +214,8 @@ pub fn scan(
                     continue;
                 }
                 dist.insert(slot, depth);
-                if roots.iter().any(|m| m.contains(slot)) {
-                    bases.push((depth, slot));
+                if let Some(m) = roots.iter().position(|m| m.contains(slot)) {
+                    bases.push((depth, slot, m));
                 } else if !in_module(slot) {
                     next.push(slot);
                 }
@@ -242,10 +243,11 @@ pub fn scan(
     };
     let mut chains = Vec::new();
     'lengths: for len in 1..=p.max_depth {
-        for &(d, slot) in &bases {
+        for &(d, slot, m) in &bases {
             if d > len {
                 continue;
             }
+            let m = roots[m];
             let mut found = Vec::new();
             graph.paths(
                 slot,
@@ -255,9 +257,6 @@ pub fn scan(
                 p.max_results - chains.len(),
             );
             for offsets in found {
-                let Some(m) = roots.iter().find(|m| m.contains(slot)) else {
-                    continue;
-                };
                 chains.push(Chain {
                     module: m.name.clone(),
                     module_offset: slot - m.base,

@@ -25,12 +25,17 @@ pub struct Analysis {
     /// Directions already decoded as Diablo II traffic, so that every page of `d2_decode`
     /// and `d2_stats` after the first reads them instead of reassembling and decoding again.
     decoded: std::sync::Mutex<DecodedDirections>,
-    /// The time order of `d2_decode`'s matches, per query (the last few), newest last.
-    orders: std::sync::Mutex<Vec<(String, Order)>>,
+    /// The time order of `d2_decode`'s matches, per query (the last few).
+    orders: mcp_common::recent::Recent<OrderKey, Vec<(usize, usize)>>,
 }
 
-/// The matches of one `d2_decode` query in time order: (decode, message) indices.
-type Order = std::sync::Arc<Vec<(usize, usize)>>;
+/// What a `d2_decode` order depends on: flow, direction, protocol and the ids wanted.
+pub type OrderKey = (
+    Option<u32>,
+    Option<crate::flows::Direction>,
+    Option<crate::flows::AppProtocol>,
+    Option<[bool; 256]>,
+);
 
 /// How many `d2_decode` orders one source keeps.
 const KEPT_ORDERS: usize = 8;
@@ -72,7 +77,7 @@ impl Analysis {
             flows,
             raw_stream: None,
             decoded: Default::default(),
-            orders: Default::default(),
+            orders: mcp_common::recent::Recent::new(KEPT_ORDERS),
         }
     }
 
@@ -86,7 +91,7 @@ impl Analysis {
             flows: FlowTable::default(),
             raw_stream: Some(bytes),
             decoded: Default::default(),
-            orders: Default::default(),
+            orders: mcp_common::recent::Recent::new(KEPT_ORDERS),
         }
     }
 
@@ -105,20 +110,14 @@ impl Analysis {
         Ok(d)
     }
 
-    /// The order of one `d2_decode` query (`key` names it), from the kept ones or made by
-    /// `order` and kept.
-    pub fn d2_order(&self, key: String, order: impl FnOnce() -> Vec<(usize, usize)>) -> Order {
-        let lock = || self.orders.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, o)) = lock().iter().find(|(k, _)| *k == key) {
-            return o.clone();
-        }
-        let o = std::sync::Arc::new(order());
-        let mut kept = lock();
-        if kept.len() == KEPT_ORDERS {
-            kept.remove(0);
-        }
-        kept.push((key, o.clone()));
-        o
+    /// The order of one `d2_decode` query, from the kept ones or made by `order` and kept:
+    /// the matches in time order as (decode, message) indices.
+    pub fn d2_order(
+        &self,
+        key: OrderKey,
+        order: impl FnOnce() -> Vec<(usize, usize)>,
+    ) -> std::sync::Arc<Vec<(usize, usize)>> {
+        self.orders.get_or_make(key, order)
     }
 
     /// The raw stream's bytes, for a raw D2GS stream source.

@@ -808,10 +808,7 @@ pub fn d2_decode(a: &Analysis, q: &D2Query, offset: usize, limit: usize) -> Resu
     let decodes = decode_flows(a, q.flow_id, q.direction, q.protocol)?;
     // The time order of the matching messages is computed once per query and kept, so a
     // page is a slice of it (the decodes themselves are kept by `decode_flows`).
-    let key = format!(
-        "{:?}",
-        (q.flow_id, q.direction, q.protocol, ids.map(|s| s.to_vec()))
-    );
+    let key = (q.flow_id, q.direction, q.protocol, ids);
     let order = a.d2_order(key, || {
         let mut order: Vec<(usize, usize)> = Vec::new();
         for (di, d) in decodes.iter().enumerate() {

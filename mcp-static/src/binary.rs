@@ -167,7 +167,7 @@ pub struct Binary {
     pub header_size: u64,
     code_index: OnceLock<crate::analysis::CodeIndex>,
     /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
-    strings: std::sync::Mutex<Vec<(StringsKey, std::sync::Arc<Vec<crate::strings::Found>>)>>,
+    strings: mcp_common::recent::Recent<StringsKey, Vec<crate::strings::Found>>,
     /// Each section's linear-sweep listing (see [`Binary::listing`]), by section index.
     listings: Vec<OnceLock<Option<std::sync::Arc<crate::listing::Listing>>>>,
 }
@@ -240,7 +240,7 @@ impl Binary {
             relocations,
             header_size: parsed.header_size,
             code_index: OnceLock::new(),
-            strings: std::sync::Mutex::default(),
+            strings: mcp_common::recent::Recent::new(KEPT_EXTRACTIONS),
             listings: parsed.sections.iter().map(|_| OnceLock::new()).collect(),
             sections: parsed.sections,
             data,
@@ -334,17 +334,7 @@ impl Binary {
         key: StringsKey,
         extract: impl FnOnce() -> Vec<crate::strings::Found>,
     ) -> std::sync::Arc<Vec<crate::strings::Found>> {
-        let lock = || self.strings.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, found)) = lock().iter().find(|(k, _)| *k == key) {
-            return found.clone();
-        }
-        let found = std::sync::Arc::new(extract());
-        let mut kept = lock();
-        if kept.len() == KEPT_EXTRACTIONS {
-            kept.remove(0);
-        }
-        kept.push((key, found.clone()));
-        found
+        self.strings.get_or_make(key, extract)
     }
 
     /// The linear sweep of the executable section holding `va`, decoded on first use and
@@ -376,13 +366,10 @@ impl Binary {
             .sum();
         let strings: usize = self
             .strings
-            .lock()
-            .map(|kept| {
-                kept.iter()
-                    .map(|(_, f)| f.capacity() * std::mem::size_of::<crate::strings::Found>())
-                    .sum()
-            })
-            .unwrap_or(0);
+            .values()
+            .iter()
+            .map(|f| f.capacity() * std::mem::size_of::<crate::strings::Found>())
+            .sum();
         self.data.len() + listings + strings
     }
 

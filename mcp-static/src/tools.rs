@@ -8,7 +8,7 @@ use crate::pattern::Pattern;
 use crate::prompts;
 use crate::queries::{self, *};
 use mcp_common::paging::{MAX_ANSWER_BYTES, MAX_LIMIT};
-use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError};
+use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError, blocking};
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -49,14 +49,13 @@ impl StaticServer {
         let cache = self.cache.clone();
         let field = field.to_string();
         let shown = path.to_string();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let bin = cache
                 .load(&canon)
                 .map_err(|e| ToolError::invalid(&field, format!("{shown:?}"), e))?;
             f(&bin)
         })
         .await
-        .map_err(|e| ToolError::new(format!("analysis task failed: {e}")))?
     }
 }
 
@@ -662,7 +661,7 @@ impl StaticServer {
         let canon_b = self.roots.resolve_file("path_b", &a.path_b)?;
         let canon_a = self.roots.resolve_file("path_a", &a.path_a)?;
         let cache = self.cache.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let field_a = |e| ToolError::invalid("path_a", format!("{:?}", a.path_a), e);
             let field_b = |e| ToolError::invalid("path_b", format!("{:?}", a.path_b), e);
             cache.check(&canon_a).map_err(field_a)?;
@@ -677,7 +676,6 @@ impl StaticServer {
             Ok(d)
         })
         .await
-        .map_err(|e| ToolError::new(format!("analysis task failed: {e}")))?
         .map(Json)
     }
 }

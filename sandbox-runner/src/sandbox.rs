@@ -200,21 +200,12 @@ impl Runner {
                 inside::STAGE_EXE
             ),
         }
-        if let Some(dir) = std::env::var_os("SANDBOX_RUNNER_DIR") {
-            return Runner {
-                exe,
-                stage,
-                base_dir: PathBuf::from(dir),
-                cache_dir: seccomp::cache_dir(),
-            };
-        }
         // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        let base_dir = if root && Path::new("/run").is_dir() {
-            PathBuf::from("/run/sandbox-runner")
-        } else {
-            // SAFETY: as above.
-            std::env::temp_dir().join(format!("sandbox-runner-{}", unsafe { libc::geteuid() }))
+        let euid = unsafe { libc::geteuid() };
+        let base_dir = match std::env::var_os("SANDBOX_RUNNER_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None if euid == 0 && Path::new("/run").is_dir() => PathBuf::from("/run/sandbox-runner"),
+            None => std::env::temp_dir().join(format!("sandbox-runner-{euid}")),
         };
         Runner {
             exe,

@@ -8,7 +8,8 @@
 //! the overflow handler, SIGPIPE ignored); the stages need none of it.
 #![no_main]
 
-/// The C entry point: `sandbox-runner-stage __stage1 CONFIG`, as the runner passes it.
+/// The C entry point: `sandbox-runner-stage __stage1 SYNC_FD RUNNER_PID CONFIG`, as the
+/// runner passes it ([`sandbox_runner::inside::stage_args`]).
 #[unsafe(no_mangle)]
 pub extern "C" fn main(
     _argc: std::ffi::c_int,
