@@ -9,8 +9,9 @@ bash scripts/setup.sh
 
 # A one-off build gains nothing from incremental caches, which doubled the target's size.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-# setup.sh installed 32-bit Wine: the tests of the game under it must run, not skip.
-export REQUIRE_WINE32=1
+# setup.sh installed 32-bit Wine, and the suite runs as root with cgroups: the tests of the
+# game under 32-bit Wine and of the sandbox must run, not skip.
+export REQUIRE_WINE32=1 REQUIRE_SANDBOX=1
 # The build and tests need about 3 GiB under target/; say so plainly instead of dying in the linker.
 mkdir -p target
 free_kib=$(df -Pk target | awk 'NR==2 {print $4}')

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Whether sandboxes can run here (root and cgroups); says why not, or fails under
+/// `REQUIRE_SANDBOX`.
 fn root_with_cgroups() -> bool {
     let uid = std::process::Command::new("id")
         .arg("-u")
@@ -23,6 +25,12 @@ fn root_with_cgroups() -> bool {
     let cgroups = Path::new("/sys/fs/cgroup/pids").is_dir()
         || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
             .is_ok_and(|c| c.contains("pids"));
+    if !(root && cgroups) {
+        skipped(
+            "REQUIRE_SANDBOX",
+            &format!("the sandbox needs root and cgroups (root: {root}, cgroups: {cgroups})"),
+        );
+    }
     root && cgroups
 }
 
@@ -133,7 +141,6 @@ async fn analyse_sandboxed(
 #[tokio::test]
 async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
     if !root_with_cgroups() {
-        eprintln!("skipped: the sandbox needs root and cgroups");
         return Ok(());
     }
     // The game waits for commands on stdin; a pipe that never delivers keeps it running.
@@ -150,8 +157,11 @@ async fn a_sandboxed_game_is_analysed_from_outside() -> TestResult {
 
 #[tokio::test]
 async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
-    if !root_with_cgroups() || !WinePrefix::available() {
-        eprintln!("skipped: needs root, cgroups and wine");
+    if !root_with_cgroups() {
+        return Ok(());
+    }
+    if !WinePrefix::available() {
+        skipped("REQUIRE_WINE32", "needs wine");
         return Ok(());
     }
     // A fresh WINEPREFIX in the sandbox's home: the first start takes 10-40 s.
@@ -176,7 +186,6 @@ async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
 #[tokio::test]
 async fn a_sandboxed_32_bit_wine_game_is_analysed_from_outside() -> TestResult {
     if !root_with_cgroups() {
-        eprintln!("skipped: needs root and cgroups");
         return Ok(());
     }
     if !wine32_available("a_sandboxed_32_bit_wine_game_is_analysed_from_outside") {
@@ -214,7 +223,6 @@ fn find_process(program: &str, arg: &str) -> Option<u32> {
 #[tokio::test]
 async fn a_child_server_runs_inside_a_sandbox() -> TestResult {
     if !root_with_cgroups() {
-        eprintln!("skipped: the sandbox needs root and cgroups");
         return Ok(());
     }
     let game_dir = game_dir();

@@ -3,13 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Root and cgroups are needed; says so when they are missing.
+/// Root and cgroups are needed; says so when they are missing (and fails under
+/// `REQUIRE_SANDBOX`, which scripts/test.sh sets).
 pub fn usable() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let cg = sandbox_runner::cgroup::detect();
     if !root || cg.is_err() {
-        eprintln!("skipped: needs root and cgroups (root: {root}, cgroups: {cg:?})");
+        mcp_testkit::skipped(
+            "REQUIRE_SANDBOX",
+            &format!("needs root and cgroups (root: {root}, cgroups: {cg:?})"),
+        );
         return false;
     }
     true

@@ -200,19 +200,28 @@ impl WinePrefix {
     }
 }
 
+/// Says on stderr that a test cannot run here and why, or fails it when the strict switch
+/// `switch` is set: `scripts/test.sh` (and so CI) sets them, so that a test that did not run
+/// is never counted as passed there.
+pub fn skipped(switch: &str, why: &str) {
+    assert!(
+        std::env::var_os(switch).is_none(),
+        "{why}, and {switch} is set: this test must run here (scripts/setup.sh installs what \
+         it needs)"
+    );
+    eprintln!("skipped: {why}");
+}
+
 /// Whether 32-bit Wine (wine32:i386, which `scripts/setup.sh` installs) is here to run the
-/// 32-bit game. When it is not, the test says so on stderr, and fails instead when
-/// `REQUIRE_WINE32` is set, as `scripts/test.sh` (and so CI) sets it.
+/// 32-bit game; when not, [`skipped`] under `REQUIRE_WINE32`.
 pub fn wine32_available(test: &str) -> bool {
     let here = WinePrefix::available()
         && std::path::Path::new("/usr/lib/i386-linux-gnu/wine/i386-windows/kernel32.dll").exists();
     if !here {
-        assert!(
-            std::env::var_os("REQUIRE_WINE32").is_none(),
-            "{test}: 32-bit Wine is required (REQUIRE_WINE32 is set) but wine32:i386 is not \
-             installed: run scripts/setup.sh"
+        skipped(
+            "REQUIRE_WINE32",
+            &format!("{test}: 32-bit Wine (wine32:i386) is not installed"),
         );
-        eprintln!("{test}: skipped: 32-bit Wine (wine32:i386) is not installed");
     }
     here
 }
