@@ -535,5 +535,53 @@ fn next_scans(mib: u64) -> Res<()> {
         "  session first + changed + increased + unchanged: {:.2} s",
         session.as_secs_f64()
     );
+    through_mcp(&mut fx, pid, len, raw)
+}
+
+/// The same unknown-value session as an agent runs it: `scan_start` then `scan_next changed`
+/// through the real `mcp-memory` over stdio (rmcp's client), on the same target.
+fn through_mcp(fx: &mut Fixture, pid: u32, len: u64, raw: f64) -> Res<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let client = rt
+        .block_on(mcp_testkit::start_bin(
+            env!("CARGO_BIN_EXE_mcp-memory"),
+            &[],
+        ))
+        .map_err(|e| e.to_string())?;
+    let call = |tool: &str, args: Value| -> Res<(Duration, Value)> {
+        let t = Instant::now();
+        let a = rt.block_on(mcp_testkit::call(&client, tool, args));
+        if a.is_error {
+            return Err(format!("{tool}: {}", a.text).into());
+        }
+        Ok((t.elapsed(), a.data))
+    };
+    let (first_t, first) = call(
+        "scan_start",
+        serde_json::json!({"pid": pid, "value_type": "u32", "writable_only": true}),
+    )?;
+    let answer = fx.command("change")?;
+    if answer != "changed" {
+        return Err(format!("the target answered {answer:?}").into());
+    }
+    let (next_t, next) = call(
+        "scan_next",
+        serde_json::json!({"scan_id": first["scan_id"], "condition": "changed"}),
+    )?;
+    println!(
+        "  through MCP (mcp-memory over stdio): scan_start unknown u32 {:.0} ms ({} MiB scanned), \
+         scan_next changed {:.0} ms ({} matches) = {:.2}x the raw copy rate of the {} MiB region; \
+         both {:.2} s",
+        first_t.as_secs_f64() * 1e3,
+        first["bytes_scanned"].as_u64().unwrap_or(0) >> 20,
+        next_t.as_secs_f64() * 1e3,
+        next["match_count"],
+        gbps(len, next_t) / raw,
+        len >> 20,
+        (first_t + next_t).as_secs_f64()
+    );
+    rt.block_on(client.cancel())?;
     Ok(())
 }
