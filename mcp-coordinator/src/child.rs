@@ -1,6 +1,8 @@
 //! One supervised child server: started over stdio (or connected over streamable HTTP),
 //! watched, restarted (reconnected) with exponential backoff when it exits, and marked failed
-//! after too many crashes (a circuit breaker) until someone restarts it by hand.
+//! after too many crashes (a circuit breaker) until someone restarts it by hand. It is pinged
+//! (unresponsive when no answer comes), and a stdio child's input is buffered in memory so
+//! that one which stops reading never holds back a caller, a timeout or another child.
 
 use crate::config::ChildSpec;
 use crate::hosts::Hosts;
@@ -14,13 +16,16 @@ use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RoleClient, RoleServer,
     RunningServiceCancellationToken, ServiceError,
 };
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Crashes within this window that open the breaker.
@@ -32,9 +37,20 @@ pub const BREAKER_WINDOW: Duration = Duration::from_secs(60);
 pub enum State {
     Starting,
     Running,
+    /// Running, but it answered no `ping` within the configured time (stopped, wedged, or
+    /// not reading its input): calls still go to it; `servers_restart` starts it afresh.
+    Unresponsive,
+    /// Its process ended (or its connection was lost): it is started again after a backoff.
     Restarting,
     /// Crashed too often (or never started): answers errors until `servers_restart`.
     Failed,
+}
+
+impl State {
+    /// Whether the child has a connection that takes requests.
+    fn serving(self) -> bool {
+        matches!(self, Self::Running | Self::Unresponsive)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -229,6 +245,168 @@ fn strip_log_prefix(line: &str) -> &str {
     plain
 }
 
+/// The most input a stdio child may leave unread before further requests to it fail at once
+/// (instead of piling up in the coordinator's memory): far above any burst of real calls,
+/// far below what a long-stopped child would otherwise accumulate.
+const INPUT_BACKLOG: usize = 16 << 20;
+
+/// How long a program whose connection was ended (restart, shutdown) may take to exit after
+/// its input closed, and again after SIGTERM, before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Default)]
+struct Backlog {
+    bytes: Vec<u8>,
+    /// rmcp dropped (or shut down) its writer: the child's stdin closes once all is written.
+    closed: bool,
+    /// Writing to the child's stdin failed (it exited): so do further writes.
+    broken: Option<std::io::ErrorKind>,
+}
+
+#[derive(Debug, Default)]
+struct InputShared {
+    backlog: Mutex<Backlog>,
+    wake: tokio::sync::Notify,
+}
+
+impl InputShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What rmcp writes to a stdio child: every write lands in memory at once and [`feed`]
+/// passes it on to the pipe. rmcp writes under one lock per connection, and a request, the
+/// cancellation of a timed-out one and a ping all wait for it; a child that stops reading
+/// (stopped, wedged) would otherwise hold every later request, and the timeouts that wait
+/// for a cancellation to be written, for as long as it does not read.
+struct Input(Arc<InputShared>);
+
+impl Input {
+    fn close(&self) {
+        self.0.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+}
+
+impl tokio::io::AsyncWrite for Input {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut b = self.0.lock();
+        if let Some(kind) = b.broken {
+            return Poll::Ready(Err(std::io::Error::new(
+                kind,
+                "the child's input is closed",
+            )));
+        }
+        if !b.bytes.is_empty() && b.bytes.len() + buf.len() > INPUT_BACKLOG {
+            return Poll::Ready(Err(std::io::Error::other(format!(
+                "the child left {} bytes of its input unread (the most is {INPUT_BACKLOG}): it \
+                 is stopped or wedged",
+                b.bytes.len()
+            ))));
+        }
+        b.bytes.extend_from_slice(buf);
+        drop(b);
+        self.0.wake.notify_one();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Passes what rmcp wrote on to the child's stdin, which closes once rmcp closed its side
+/// and everything was written (or the child stopped taking it).
+async fn feed(shared: Arc<InputShared>, mut stdin: tokio::process::ChildStdin) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let chunk = {
+            let mut b = shared.lock();
+            if b.bytes.is_empty() {
+                if b.closed {
+                    return;
+                }
+                None
+            } else {
+                Some(std::mem::take(&mut b.bytes))
+            }
+        };
+        let Some(chunk) = chunk else {
+            shared.wake.notified().await;
+            continue;
+        };
+        if let Err(e) = stdin.write_all(&chunk).await {
+            shared.lock().broken = Some(e.kind());
+            return;
+        }
+    }
+}
+
+/// Ends a program whose connection ended: its input closes with it, so it may exit by
+/// itself; else SIGTERM, else SIGKILL (which also ends a stopped one).
+async fn stop_process(
+    process: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    if let Ok(status) = tokio::time::timeout(STOP_GRACE, process.wait()).await {
+        return status;
+    }
+    if let Some(pid) = process.id().and_then(|p| i32::try_from(p).ok()) {
+        use nix::sys::signal::{Signal, kill};
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        if let Ok(status) = tokio::time::timeout(STOP_GRACE, process.wait()).await {
+            return status;
+        }
+    }
+    process.kill().await?;
+    process.wait().await
+}
+
+/// Asks a program's reaper to end it; dropped, it asks too (a start given up, a generation
+/// replaced), so that no process outlives its connection.
+struct Ender(Arc<tokio::sync::Notify>);
+
+impl Drop for Ender {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie not yet reaped): the state the child
+/// reports must not say "running" for a process that is dead a moment before its reaper
+/// ran.
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which may itself hold ") ".
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        // No such process, unless there is no /proc to ask (then nothing is known).
+        Err(_) => std::path::Path::new("/proc/self").exists(),
+    }
+}
+
 /// A child and its supervision state.
 #[derive(Debug)]
 pub struct Child {
@@ -246,8 +424,9 @@ impl std::fmt::Debug for ChildHandler {
     }
 }
 
-/// The running generation's off switch.
-struct Stop(RunningServiceCancellationToken);
+/// The running generation's off switch: ends its connection and, for a program, its
+/// process (see [`Ender`]).
+struct Stop(RunningServiceCancellationToken, Option<Ender>);
 
 impl std::fmt::Debug for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -384,7 +563,7 @@ impl Child {
             routes: self.routes.clone(),
             child: self.me.clone(),
         };
-        let (service, pid) = match &spec.url {
+        let (service, pid, ender) = match &spec.url {
             // A streamable-HTTP server someone else runs: connected, not started.
             Some(url) => {
                 // TCP_NODELAY, so a small request is not held back for the peer's delayed
@@ -402,26 +581,16 @@ impl Child {
                     .serve(transport)
                     .await
                     .map_err(|e| format!("initialize at {url} failed: {e}"))?;
-                (service, None)
+                (service, None, None)
             }
             None => {
-                let cmd = tokio::process::Command::new(&spec.command).configure(|c| {
-                    c.args(&spec.args).envs(&spec.env);
-                });
-                let (transport, stderr) = TokioChildProcess::builder(cmd)
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
-                if let Some(stderr) = stderr {
-                    self.stderr.follow(spec.name.clone(), stderr);
-                }
-                let pid = transport.id();
+                let (transport, pid, ender) = self.spawn_process()?;
                 let transport = Counting {
                     inner: transport,
                     routes: self.routes.clone(),
                 };
                 match handler.serve(transport).await {
-                    Ok(service) => (service, pid),
+                    Ok(service) => (service, pid, Some(ender)),
                     Err(e) => {
                         return Err(match self.stderr.reason().await {
                             Some(why) => format!("it exited during initialize: {why}"),
@@ -446,7 +615,7 @@ impl Child {
                 i.generation += 1;
                 i.state = Some(State::Running);
                 i.peer = Some(service.peer().clone());
-                i.stop = Some(Stop(service.cancellation_token()));
+                i.stop = Some(Stop(service.cancellation_token(), ender));
                 i.tools = tools;
                 i.resources = resources;
                 i.templates = templates;
@@ -473,6 +642,11 @@ impl Child {
             let me = self.clone();
             tokio::spawn(async move { me.relist_periodically(generation, period).await });
         }
+        if let Some(period) = spec.ping_every {
+            let me = self.clone();
+            let peer = service.peer().clone();
+            tokio::spawn(async move { me.watch_liveness(generation, peer, period).await });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let reason = service.waiting().await;
@@ -487,6 +661,119 @@ impl Child {
         Ok(())
     }
 
+    /// Starts the program with its stdin fed from memory ([`Input`]), its stderr followed,
+    /// and a reaper that reports its end at once and ends it when its [`Ender`] asks.
+    #[allow(clippy::type_complexity)]
+    fn spawn_process(
+        self: &Arc<Self>,
+    ) -> Result<
+        (
+            AsyncRwTransport<RoleClient, tokio::process::ChildStdout, Input>,
+            Option<u32>,
+            Ender,
+        ),
+        String,
+    > {
+        let spec = &self.spec;
+        let mut process = tokio::process::Command::new(&spec.command)
+            .args(&spec.args)
+            .envs(&spec.env)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", spec.command))?;
+        if let Some(stderr) = process.stderr.take() {
+            self.stderr.follow(spec.name.clone(), stderr);
+        }
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(format!("{:?} started without its pipes", spec.command));
+        };
+        let input = Arc::new(InputShared::default());
+        tokio::spawn(feed(input.clone(), stdin));
+        let pid = process.id();
+        let end = Arc::new(tokio::sync::Notify::new());
+        let asked = end.clone();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = process.wait() => status,
+                _ = asked.notified() => stop_process(&mut process).await,
+            };
+            if let (Some(child), Some(pid)) = (me.upgrade(), pid) {
+                child.died(pid, status);
+            }
+        });
+        Ok((AsyncRwTransport::new(stdout, Input(input)), pid, Ender(end)))
+    }
+
+    /// The process `pid` ended: until the service's end is handled (backoff, restart), the
+    /// child is already reported restarting and calls are answered so at once.
+    fn died(&self, pid: u32, status: std::io::Result<std::process::ExitStatus>) {
+        let mut i = self.lock();
+        if i.pid != Some(pid) || !i.state.is_some_and(State::serving) {
+            return;
+        }
+        i.state = Some(State::Restarting);
+        i.peer = None;
+        i.pid = None;
+        i.started = None;
+        i.last_error = Some(match status {
+            Ok(s) => format!("the process ended ({s})"),
+            Err(e) => format!("the process ended (its status is unknown: {e})"),
+        });
+    }
+
+    /// Pings the child every `period` while `generation` runs: no answer within the
+    /// configured time marks it unresponsive, an answer running again.
+    async fn watch_liveness(
+        self: Arc<Self>,
+        generation: u64,
+        peer: Peer<RoleClient>,
+        period: Duration,
+    ) {
+        let wait = self.spec.unresponsive_after;
+        loop {
+            tokio::time::sleep(period).await;
+            if self.lock().generation != generation {
+                return;
+            }
+            let ping = async {
+                let options = PeerRequestOptions::with_timeout(wait);
+                let request = ClientRequest::PingRequest(Default::default());
+                peer.send_request_with_option(request, options)
+                    .await?
+                    .await_response()
+                    .await
+            };
+            // rmcp's own timeout, and this one should a transport hold the ping back. An
+            // error answer (a server without ping) is an answer too.
+            let answered = matches!(
+                tokio::time::timeout(wait, ping).await,
+                Ok(Ok(_) | Err(ServiceError::McpError(_)))
+            );
+            let mut i = self.lock();
+            if i.generation != generation {
+                return;
+            }
+            match (i.state, answered) {
+                (Some(State::Running), false) => {
+                    i.state = Some(State::Unresponsive);
+                    i.last_error =
+                        Some(format!("no answer to ping within {} s", wait.as_secs_f64()));
+                    tracing::warn!(server = %self.spec.name, "unresponsive: no answer to ping");
+                }
+                (Some(State::Unresponsive), true) => {
+                    i.state = Some(State::Running);
+                    tracing::info!(server = %self.spec.name, "answers again");
+                }
+                (Some(s), _) if s.serving() => {}
+                _ => return,
+            }
+        }
+    }
+
     /// Lists a streamable-HTTP child's tools and resources every `period` while `generation`
     /// runs (the hosts hear of changes): the server may have restarted behind the same URL
     /// (rmcp opens a new session by itself) with other tools and said nothing.
@@ -495,7 +782,7 @@ impl Child {
             tokio::time::sleep(period).await;
             {
                 let i = self.lock();
-                if i.generation != generation || i.state != Some(State::Running) {
+                if i.generation != generation || !i.state.is_some_and(State::serving) {
                     return;
                 }
             }
@@ -566,7 +853,8 @@ impl Child {
             i.restarts += 1;
             i.stop.take()
         };
-        if let Some(Stop(stop)) = running {
+        // The process is ended by its ender, dropped here, even if it no longer reads.
+        if let Some(Stop(stop, _ender)) = running {
             stop.cancel();
         }
         self.start().await
@@ -575,7 +863,7 @@ impl Child {
     /// The child's tools as it listed them (unfiltered).
     pub fn tools(&self) -> Vec<Tool> {
         let i = self.lock();
-        if i.state == Some(State::Running) {
+        if i.state.is_some_and(State::serving) {
             i.tools.clone()
         } else {
             Vec::new()
@@ -585,7 +873,7 @@ impl Child {
     /// The child's resources and resource templates as it listed them (none unless running).
     pub fn resources(&self) -> (Vec<Resource>, Vec<ResourceTemplate>) {
         let i = self.lock();
-        if i.state == Some(State::Running) {
+        if i.state.is_some_and(State::serving) {
             (i.resources.clone(), i.templates.clone())
         } else {
             (Vec::new(), Vec::new())
@@ -595,7 +883,7 @@ impl Child {
     /// The child's prompts as it listed them (none unless running).
     pub fn prompts(&self) -> Vec<rmcp::model::Prompt> {
         let i = self.lock();
-        if i.state == Some(State::Running) {
+        if i.state.is_some_and(State::serving) {
             i.prompts.clone()
         } else {
             Vec::new()
@@ -806,6 +1094,17 @@ impl Child {
                 i.errors += 1;
                 Err(CallError::Timeout(timeout))
             }
+            // Its connection is still there: it does not take its input.
+            Err(e)
+                if connection_lost(&e) && i.peer.is_some() && !i.pid.is_some_and(process_gone) =>
+            {
+                i.errors += 1;
+                Err(CallError::Failed(format!(
+                    "server {:?} did not take the call ({e}); servers_status shows its state, \
+                     servers_restart {{\"name\": {:?}}} starts it afresh",
+                    self.spec.name, self.spec.name
+                )))
+            }
             Err(e) if connection_lost(&e) => {
                 i.errors += 1;
                 Err(CallError::Failed(format!(
@@ -826,13 +1125,20 @@ impl Child {
 
     pub fn status(&self) -> ChildStatus {
         let i = self.lock();
+        let mut state = i.state.unwrap_or(State::Starting);
+        let mut last_error = i.last_error.clone();
+        // Its reaper may not have run yet: a dead process is never reported serving.
+        if state.serving() && i.pid.is_some_and(process_gone) {
+            state = State::Restarting;
+            last_error = Some("the process ended".into());
+        }
         ChildStatus {
             name: self.spec.name.clone(),
             prefix: self.spec.prefix.clone(),
-            state: i.state.unwrap_or(State::Starting),
+            state,
             pid: i.pid,
             restarts: i.restarts,
-            last_error: i.last_error.clone(),
+            last_error,
             uptime: i.started.map(|s| s.elapsed().as_secs_f64()),
             tools: i.tools.len(),
             calls: i.calls,

@@ -113,6 +113,10 @@ pub struct ChildSpec {
     /// a server can restart behind the same URL (a new session opens by itself) with other
     /// tools and no `list_changed`. `None`: never (stdio children, or `relist_s = 0`).
     pub relist_every: Option<Duration>,
+    /// How often the child is pinged (`None`: never, `ping_s = 0`); one that answers no
+    /// ping within `unresponsive_after` is reported unresponsive until it answers again.
+    pub ping_every: Option<Duration>,
+    pub unresponsive_after: Duration,
 }
 
 impl ChildSpec {
@@ -157,6 +161,8 @@ struct TomlCoordinator {
     call_timeout_s: Option<u64>,
     start_timeout_s: Option<u64>,
     max_call_s: Option<u64>,
+    ping_s: Option<u64>,
+    unresponsive_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +189,8 @@ struct TomlServer {
     cache: Option<TomlCache>,
     /// Streamable-HTTP children only: re-list every this many seconds (default 30, 0 = never).
     relist_s: Option<u64>,
+    ping_s: Option<u64>,
+    unresponsive_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +234,23 @@ fn relist_every(is_url: bool, relist_s: Option<u64>) -> Option<Duration> {
     }
 }
 const DEFAULT_START: u64 = 20;
+/// How often a child is pinged unless configured: a stopped or wedged child shows in
+/// `servers_status` within this plus [`DEFAULT_UNRESPONSIVE`], for 2 small messages per
+/// period.
+const DEFAULT_PING: u64 = 10;
+/// How long a ping may go unanswered before the child is reported unresponsive: a server
+/// answers ping from its I/O task even while its tools work, so seconds are plenty.
+const DEFAULT_UNRESPONSIVE: u64 = 5;
+
+/// The ping period (`None` for `ping_s = 0`) and the unresponsive time (at least 1 s).
+fn liveness(ping_s: Option<u64>, unresponsive_s: Option<u64>) -> (Option<Duration>, Duration) {
+    let every = ping_s.unwrap_or(DEFAULT_PING);
+    let wait = unresponsive_s.unwrap_or(DEFAULT_UNRESPONSIVE).max(1);
+    (
+        (every > 0).then(|| Duration::from_secs(every)),
+        Duration::from_secs(wait),
+    )
+}
 
 /// A tool name as MCP hosts accept it.
 pub fn valid_name(name: &str) -> bool {
@@ -326,6 +351,10 @@ impl Config {
                     None => kind.default_cache(),
                 };
                 let relist = relist_every(url.is_some(), s.relist_s);
+                let (ping_every, unresponsive_after) = liveness(
+                    s.ping_s.or(file.coordinator.ping_s),
+                    s.unresponsive_s.or(file.coordinator.unresponsive_s),
+                );
                 Ok(ChildSpec {
                     prefix: s.prefix.unwrap_or_else(|| s.name.clone()),
                     name: s.name,
@@ -342,6 +371,8 @@ impl Config {
                     cache_tools,
                     cache_ttl,
                     relist_every: relist,
+                    ping_every,
+                    unresponsive_after,
                     tool_timeouts: s
                         .tool_timeouts
                         .into_iter()
@@ -363,6 +394,7 @@ impl Config {
                 let kind = Kind::of(&command);
                 let (cache_tools, cache_ttl) = kind.default_cache();
                 let relist = relist_every(url.is_some(), None);
+                let (ping_every, unresponsive_after) = liveness(None, None);
                 Ok(ChildSpec {
                     command,
                     url,
@@ -380,6 +412,8 @@ impl Config {
                     cache_tools,
                     cache_ttl,
                     relist_every: relist,
+                    ping_every,
+                    unresponsive_after,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;

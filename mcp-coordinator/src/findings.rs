@@ -25,6 +25,114 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Largest structured result kept with a finding; longer ones are cut and marked.
 const MAX_DATA: usize = 256 * 1024;
 
+/// The deepest JSON an agent may record (`data`, `target`): findings are addresses,
+/// offsets, values and small structures; every reader of the graph (SQLite's JSON, Dgraph,
+/// agents) walks it recursively, so deeper nesting is refused rather than stored.
+pub const MAX_RECORD_DEPTH: usize = 32;
+/// The most serialized bytes an agent may record as `data` or `target`: a finding is read
+/// back whole by findings_get (the same bound under which tool results are kept whole).
+pub const MAX_RECORD_BYTES: usize = MAX_DATA;
+
+/// How long a statement waits for another coordinator's lock on the same store (several
+/// coordinators may share one data directory) before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How deep `v` nests (a scalar is 1, `[1]` is 2), counted without recursion.
+fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|x| (x, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The length of `v` serialized, without building the text.
+fn serialized_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Writing a Value to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
+}
+
+/// Whether an agent's `field` (`data`, `target`) may be recorded: at most
+/// [`MAX_RECORD_DEPTH`] deep and [`MAX_RECORD_BYTES`] long; else why not, naming both.
+pub fn check_recordable(field: &str, v: &Value) -> Result<(), String> {
+    let d = depth(v);
+    if d > MAX_RECORD_DEPTH {
+        return Err(format!(
+            "invalid argument `{field}`: nested {d} levels deep (at most {MAX_RECORD_DEPTH}); \
+             record a flatter structure"
+        ));
+    }
+    let n = serialized_len(v);
+    if n > MAX_RECORD_BYTES {
+        return Err(format!(
+            "invalid argument `{field}`: {n} bytes as JSON (at most {MAX_RECORD_BYTES}); \
+             record a summary, or split it into linked findings"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `e` is SQLite's busy or locked, which another coordinator's set-up of the same
+/// store causes and which a retry mends.
+fn busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `step` until it does not fail busy, within [`BUSY_TIMEOUT`]: SQLite does not call
+/// its busy handler in every case (a change of journal mode, a write after a stale read), so
+/// the set-up of a store that several coordinators open at once is retried here.
+fn retried<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match step() {
+            Err(e) if busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The store's tables, created in one write transaction.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS findings (
+                 id TEXT PRIMARY KEY, session TEXT NOT NULL, time REAL NOT NULL,
+                 kind TEXT NOT NULL, title TEXT NOT NULL, server TEXT, tool TEXT,
+                 arguments TEXT, target TEXT, summary TEXT, data TEXT);
+             CREATE INDEX IF NOT EXISTS findings_time ON findings(time);
+             CREATE TABLE IF NOT EXISTS links (
+                 from_id TEXT NOT NULL, to_id TEXT NOT NULL, relation TEXT NOT NULL,
+                 time REAL NOT NULL, PRIMARY KEY (from_id, to_id, relation));
+             CREATE TABLE IF NOT EXISTS outbox (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                 item TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+             CREATE INDEX IF NOT EXISTS outbox_item ON outbox(kind, item);
+             CREATE TABLE IF NOT EXISTS shipped (
+                 url TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL,
+                 PRIMARY KEY (url, kind, item)) WITHOUT ROWID;";
+
 /// One finding.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Finding {
@@ -152,26 +260,18 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("findings.sqlite3");
-        let conn = Connection::open(&path).map_err(sql)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS findings (
-                 id TEXT PRIMARY KEY, session TEXT NOT NULL, time REAL NOT NULL,
-                 kind TEXT NOT NULL, title TEXT NOT NULL, server TEXT, tool TEXT,
-                 arguments TEXT, target TEXT, summary TEXT, data TEXT);
-             CREATE INDEX IF NOT EXISTS findings_time ON findings(time);
-             CREATE TABLE IF NOT EXISTS links (
-                 from_id TEXT NOT NULL, to_id TEXT NOT NULL, relation TEXT NOT NULL,
-                 time REAL NOT NULL, PRIMARY KEY (from_id, to_id, relation));
-             CREATE TABLE IF NOT EXISTS outbox (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
-                 item TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
-             CREATE INDEX IF NOT EXISTS outbox_item ON outbox(kind, item);
-             CREATE TABLE IF NOT EXISTS shipped (
-                 url TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL,
-                 PRIMARY KEY (url, kind, item)) WITHOUT ROWID;",
-        )
+        let mut conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        retried(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)))
+            .map_err(sql)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(sql)?;
+        retried(|| {
+            // IMMEDIATE: the write lock first, so that the busy handler waits for it.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.commit()
+        })
         .map_err(sql)?;
         let session = format!("{:x}-{:x}", (now() * 1000.0) as u64, std::process::id());
         Ok(Self {

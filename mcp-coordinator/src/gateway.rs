@@ -605,6 +605,7 @@ impl Gateway {
             for state in [
                 State::Starting,
                 State::Running,
+                State::Unresponsive,
                 State::Restarting,
                 State::Failed,
             ] {

@@ -798,6 +798,11 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<RecordArgs>,
     ) -> Result<Json<Recorded>, ToolError> {
+        for (field, v) in [("data", &a.data), ("target", &a.target)] {
+            if let Some(v) = v {
+                crate::findings::check_recordable(field, v).map_err(ToolError::new)?;
+            }
+        }
         let store = self.findings.clone();
         mcp_common::blocking(move || {
             let f = store

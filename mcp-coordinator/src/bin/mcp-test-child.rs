@@ -22,6 +22,8 @@ struct TestChild {
     extra: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Set by `add_resource`: the resource list then also holds `test://added`.
     extra_resource: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether it offers resources (`--no-resources`: two of it under one coordinator).
+    resources: bool,
 }
 
 /// The most bytes `echo` answers (its text times `repeat`).
@@ -206,14 +208,16 @@ impl TestChild {
 
 impl ServerHandler for TestChild {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .enable_resources()
-                .enable_resources_list_changed()
-                .build(),
-        )
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .build();
+        if !self.resources {
+            capabilities.resources = None;
+        }
+        ServerConfig::new(capabilities)
     }
 
     async fn list_resources(
@@ -321,6 +325,9 @@ struct Cli {
     /// Start with the `extra` tool already listed (a server that comes back with other tools).
     #[arg(long)]
     with_extra: bool,
+    /// Offer no resources, so that two of it can run under one coordinator.
+    #[arg(long)]
+    no_resources: bool,
 }
 
 #[tokio::main]
@@ -333,6 +340,7 @@ async fn main() -> std::process::ExitCode {
         tool_router: TestChild::tool_router(),
         extra: extra.clone(),
         extra_resource: extra_resource.clone(),
+        resources: !cli.no_resources,
     };
     match mcp_common::serve::run(&cli.common, factory).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
