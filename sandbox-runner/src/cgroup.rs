@@ -123,11 +123,11 @@ pub fn detect() -> Result<Version, String> {
     ))
 }
 
-/// Where a sandbox's cgroup lives: one directory on v2; on v1 one per controller, under the
-/// runner's own cgroup (`cpuacct` only when mounted apart from `cpu`).
-fn v1_or_v2_dirs(version: Version, group: &str, id: &str) -> Vec<(String, PathBuf)> {
+/// The parent group's directory in each hierarchy: one on v2; on v1 one per controller,
+/// under the runner's own cgroup (`cpuacct` only when mounted apart from `cpu`).
+fn group_dirs(version: Version, group: &str) -> Vec<(String, PathBuf)> {
     match version {
-        Version::V2 => vec![("unified".into(), Path::new(ROOT).join(group).join(id))],
+        Version::V2 => vec![("unified".into(), Path::new(ROOT).join(group))],
         Version::V1 => {
             let own = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
             V1_CONTROLLERS
@@ -140,13 +140,42 @@ fn v1_or_v2_dirs(version: Version, group: &str, id: &str) -> Vec<(String, PathBu
                     let d = Path::new(ROOT)
                         .join(c)
                         .join(own_v1_path(&own, c))
-                        .join(group)
-                        .join(id);
+                        .join(group);
                     (c.to_string(), d)
                 })
                 .collect()
         }
     }
+}
+
+/// Where a sandbox's cgroup lives: its id under each of [`group_dirs`].
+fn v1_or_v2_dirs(version: Version, group: &str, id: &str) -> Vec<(String, PathBuf)> {
+    group_dirs(version, group)
+        .into_iter()
+        .map(|(c, d)| (c, d.join(id)))
+        .collect()
+}
+
+/// The names of the sandbox groups (`sbx-*`) in the parent group, in any hierarchy: what
+/// [`crate::sandbox::sweep`] checks for groups whose runner died (on v1 a launch killed while
+/// creating its groups may have made some hierarchies' only).
+pub fn sandbox_ids() -> Vec<String> {
+    let (Ok(version), Ok(group)) = (detect(), group()) else {
+        return Vec::new();
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    for (_, d) in group_dirs(version, &group) {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("sbx-") && e.file_type().is_ok_and(|t| t.is_dir()) {
+                ids.insert(name);
+            }
+        }
+    }
+    ids.into_iter().collect()
 }
 
 impl Cgroup {

@@ -207,7 +207,10 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
             eprintln!("sandbox-runner: {e}");
         }
     });
-    let sandbox = runner()?.launch(spec)?;
+    let runner = runner()?;
+    // The directory only: one sandbox per run, whose start-up is benchmarked (see sweep).
+    runner.sweep_dead(false);
+    let sandbox = runner.launch(spec)?;
     if let Ok(mut s) = current.lock() {
         *s = Some(sandbox.clone());
     }
@@ -262,6 +265,8 @@ fn serve(common: CommonArgs, allow_launch: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before serving, so that no launch of ours is under way yet.
+    runner.sweep_dead(true);
     let registry = Registry::default();
     let on_exit = registry.clone();
     on_termination(move |sig| {

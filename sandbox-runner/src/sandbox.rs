@@ -2,6 +2,16 @@
 //! starts the inside (see [`crate::inside`]), wires the network, supervises the seccomp
 //! filter, enforces the wall-clock timeout, and at the end kills everything left, removes what
 //! it made and writes the report.
+//!
+//! What a sandbox leaves on the host, and until when (all of it named with the runner's pid,
+//! `sbx-PID-N` and `output-PID-N.log` under [`Runner::base_dir`], `sbx-PID-N` cgroups):
+//! - its directory (mount points, a fresh home) and its cgroup live as long as the program:
+//!   removed when it ends (or when a launch fails);
+//! - its output file ([`Output::File`], the MCP server's) outlives the program, so that what
+//!   it printed can still be read after it exited: removed by [`Sandbox::stop`] (the `stop`
+//!   tool; the server stops every sandbox when it exits) or by a failed launch;
+//! - a runner that dies without cleaning up (kill -9) leaves them: the next runner to start
+//!   removes what carries the pid of a runner that is gone ([`sweep`]), never a live one's.
 
 use crate::attach::{self, Proc};
 use crate::cgroup::{Cgroup, Stats};
@@ -34,8 +44,9 @@ const PASS_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ", "DISPLAY"];
 pub enum Output {
     /// The runner's own (the `run` command).
     Inherit,
-    /// stdin from /dev/null, stdout and stderr appended to this file (the MCP server, whose
-    /// stdout is the protocol).
+    /// stdin from /dev/null, stdout and stderr written to this new file (refused if it
+    /// exists), which belongs to the sandbox: kept after the program ends, removed by
+    /// [`Sandbox::stop`] or a failed launch (the MCP server's, whose stdout is the protocol).
     File(PathBuf),
     /// stdin and stdout are pipes the caller takes with [`Sandbox::take_stdio`]; stderr is
     /// the runner's.
@@ -215,6 +226,15 @@ impl Runner {
         }
     }
 
+    /// Removes what runners that died left ([`sweep`]); once, when this runner starts and
+    /// before it launches anything (not at every launch: start-up time is measured).
+    pub fn sweep_dead(&self, all_cgroups: bool) {
+        let n = sweep(&self.base_dir, all_cgroups);
+        if n > 0 {
+            tracing::info!("removed {n} sandboxes and output files left by runners that died");
+        }
+    }
+
     /// Starts a sandbox; returns once the program is about to run (or with what failed, having
     /// removed everything it made).
     pub fn launch(&self, spec: Spec) -> Result<Sandbox, String> {
@@ -244,12 +264,6 @@ impl Runner {
         }
         let network = spec.network.unwrap_or(spec.profile.network);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        if seq == 0 {
-            let n = sweep(&self.base_dir);
-            if n > 0 {
-                tracing::info!("removed {n} sandboxes left by runners that died");
-            }
-        }
         let id = format!("sbx-{}-{seq}", std::process::id());
         let dir = self.base_dir.join(&id);
         let root_dir = dir.join("root");
@@ -259,6 +273,7 @@ impl Runner {
             dir: dir.clone(),
             cgroup: None,
             interface: None,
+            output: None,
         };
         let mut made = Cleanup(Some(made));
         let home_host = match &spec.home {
@@ -328,10 +343,13 @@ impl Runner {
             Output::Inherit => {}
             Output::File(path) => {
                 let f = std::fs::OpenOptions::new()
-                    .create(true)
+                    .create_new(true)
                     .append(true)
                     .open(path)
                     .map_err(|e| format!("output {}: {e}", path.display()))?;
+                if let Some(m) = made.0.as_mut() {
+                    m.output = Some(path.clone());
+                }
                 let f2 = f
                     .try_clone()
                     .map_err(|e| format!("output {}: {e}", path.display()))?;
@@ -403,10 +421,10 @@ impl Runner {
             violations,
             started,
             exe_name,
-            output: match &spec.output {
-                Output::File(p) => Some(p.display().to_string()),
+            output: Mutex::new(match &spec.output {
+                Output::File(p) => Some(p.clone()),
                 Output::Inherit | Output::Piped => None,
-            },
+            }),
             stdio: Mutex::new(Some(stdio)),
             stop_requested: AtomicBool::new(false),
             report: Mutex::new(None),
@@ -531,36 +549,90 @@ fn spawn_from_lasting_thread(mut cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("the launcher thread did not answer"))?
 }
 
-/// Removes what sandboxes of runners that died left in `base`: their cgroups (killing any
-/// process still in them) and directories. A sandbox id carries its runner's pid
-/// (`sbx-PID-N`); only those whose runner is gone are touched.
-pub fn sweep(base: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return 0;
+/// The pid of the runner that made a sandbox's directory or cgroup (`sbx-PID-N`) or an
+/// output file (`output-PID-N.log`).
+pub fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("sbx-")
+        .or_else(|| name.strip_prefix("output-"))?;
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok()
+}
+
+/// Whether `pid` is a live process: a zombie (killed, not yet reaped) cannot clean up either.
+/// A pid taken again by another process counts as alive: its leftovers wait for that one.
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
     };
+    // `pid (comm) S ...`: the state follows the last ')' (comm may hold one).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X' | 'x'))
+}
+
+/// Removes what runners that died left: in `base`, sandbox directories (with their cgroups,
+/// killing anything still inside) and output files; with `all_cgroups`, also sandbox groups
+/// in the cgroup parent whose directory is gone. Only what carries the pid of a runner that
+/// is gone ([`owner_pid`]): several runners share `base` and the cgroup parent, and a live
+/// one's sandboxes are never touched. Meant for a runner's start, before it launches
+/// anything, so this process's own pid counts as gone too (a dead runner's pid taken again).
+/// Returns how many sandboxes and files were removed. Pids are this pid namespace's: runners
+/// that share a directory or cgroup parent must share it too.
+///
+/// A sandbox's directory is made before its cgroup and removed after it, so a runner killed
+/// at any point leaves a directory wherever it left a group: `base` alone finds those. A
+/// group without a directory (its removal failed, or it belongs to a runner with another
+/// `base`) needs `all_cgroups`, which lists the parent in every hierarchy: 0.2-0.4 ms on v1
+/// here against 0.02 ms for `base` alone, several % of a sandbox's start, so the `run`
+/// command (one sandbox per runner, benchmarked) leaves it to the MCP server's start.
+pub fn sweep(base: &Path, all_cgroups: bool) -> usize {
+    let me = std::process::id();
+    let dead = |name: &str| owner_pid(name).is_some_and(|p| p == me || !alive(p));
+    let in_base: Vec<String> = std::fs::read_dir(base)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ids: Vec<String> = in_base
+        .iter()
+        .filter(|n| n.starts_with("sbx-"))
+        .cloned()
+        .chain(
+            all_cgroups
+                .then(crate::cgroup::sandbox_ids)
+                .into_iter()
+                .flatten(),
+        )
+        .filter(|n| dead(n))
+        .collect();
+    ids.sort();
+    ids.dedup();
     let mut swept = 0;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("sbx-")
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        if let Some(cg) = Cgroup::existing(&name) {
+    for id in ids {
+        if let Some(cg) = Cgroup::existing(&id) {
             if let Err(err) = cg.kill_all(Duration::from_secs(5)) {
-                tracing::warn!("sweeping {name}: {err}");
+                tracing::warn!("sweeping {id}: {err}");
                 continue;
             }
             cg.remove();
         }
-        let _ = std::fs::remove_dir(e.path().join("root"));
-        let _ = std::fs::remove_dir_all(e.path().join("home"));
-        if std::fs::remove_dir(e.path()).is_ok() {
+        let dir = base.join(&id);
+        // `root` is only ever a mount point (mounts live in the sandbox's namespace): removed
+        // as an empty directory, never recursively.
+        let _ = std::fs::remove_dir(dir.join("root"));
+        let _ = std::fs::remove_dir_all(dir.join("home"));
+        let _ = std::fs::remove_dir(&dir);
+        swept += 1;
+    }
+    for name in in_base
+        .iter()
+        .filter(|n| n.starts_with("output-") && n.ends_with(".log") && dead(n))
+    {
+        if std::fs::remove_file(base.join(name)).is_ok() {
             swept += 1;
         }
     }
@@ -722,6 +794,9 @@ struct Made {
     dir: PathBuf,
     cgroup: Option<Cgroup>,
     interface: Option<String>,
+    /// Removed only by a failed launch: a launched sandbox's output outlives the program
+    /// until [`Sandbox::stop`].
+    output: Option<PathBuf>,
 }
 
 impl Made {
@@ -752,6 +827,9 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         if let Some(m) = self.0.take() {
             m.remove(false);
+            if let Some(out) = &m.output {
+                let _ = std::fs::remove_file(out);
+            }
         }
     }
 }
@@ -769,7 +847,8 @@ struct Shared {
     violations: Arc<Mutex<Violations>>,
     started: Instant,
     exe_name: Option<String>,
-    output: Option<String>,
+    /// The output file while it exists ([`Output::File`]).
+    output: Mutex<Option<PathBuf>>,
     stop_requested: AtomicBool,
     stdio: Mutex<Option<(Option<ChildStdin>, Option<ChildStdout>)>>,
     report: Mutex<Option<Report>>,
@@ -954,11 +1033,19 @@ impl Sandbox {
         guard.clone()
     }
 
-    /// Kills every process of the sandbox (wineserver included) and waits for the report.
+    /// Kills every process of the sandbox (wineserver included), waits for the report and
+    /// removes the output file: after a stop nothing of the sandbox is left on the host but
+    /// its report. On a sandbox that has ended, just the latter two.
     pub fn stop(&self) -> Result<Report, String> {
-        if let Some(r) = self.report() {
-            return Ok(r);
-        }
+        let report = match self.report() {
+            Some(r) => r,
+            None => self.kill_and_wait()?,
+        };
+        self.remove_output();
+        Ok(report)
+    }
+
+    fn kill_and_wait(&self) -> Result<Report, String> {
         self.shared.stop_requested.store(true, Ordering::Relaxed);
         if let Err(e) = self.shared.cgroup.kill_all(Duration::from_secs(5)) {
             // The sandbox may have ended on its own meanwhile, its cgroup removed with it.
@@ -968,9 +1055,21 @@ impl Sandbox {
             .ok_or_else(|| format!("sandbox {}: no report 10 s after the kill", self.shared.id))
     }
 
-    /// Where the program's output goes when it is kept in a file.
-    pub fn output_path(&self) -> Option<&str> {
-        self.shared.output.as_deref()
+    /// Removes the output file (if any, and once); [`Sandbox::output_path`] is `None` after.
+    pub fn remove_output(&self) {
+        let path = self.shared.output.lock().ok().and_then(|mut o| o.take());
+        if let Some(p) = path
+            && let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("{}: removing {}: {e}", self.shared.id, p.display());
+        }
+    }
+
+    /// Where the program's output goes when it is kept in a file, until [`Sandbox::stop`].
+    pub fn output_path(&self) -> Option<String> {
+        let out = self.shared.output.lock().ok()?;
+        out.as_ref().map(|p| p.display().to_string())
     }
 
     pub fn status(&self) -> Status {
@@ -1013,7 +1112,7 @@ impl Sandbox {
                 pids_limit_hits: stats.pids_limit_hits,
                 seccomp_violations: report.seccomp_violations_total,
             },
-            output_path: s.output.clone(),
+            output_path: self.output_path(),
             report,
         }
     }

@@ -16,7 +16,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Sandboxes this server started, by id.
+/// Sandboxes this server started, by id. A record stays until the server exits, for
+/// `status` and `list`; the sandbox's output file (its path in `launch` and `status`) stays
+/// readable after the program has exited, until `stop` removes it (the record then keeps the
+/// report only). When the server exits every sandbox is stopped and every output removed:
+/// nothing a server made is left under the runner's directory or in the cgroup tree (see
+/// [`crate::sandbox`] for what a killed server leaves to the next one).
 #[derive(Clone, Default)]
 pub struct Registry(Arc<Mutex<BTreeMap<String, Sandbox>>>);
 
@@ -52,9 +57,8 @@ impl Registry {
             if let Err(e) = s.stop() {
                 tracing::error!("{e}");
             }
-            if let Some(path) = s.output_path() {
-                let _ = std::fs::remove_file(path);
-            }
+            // Even when the stop failed: the server is leaving.
+            s.remove_output();
         }
     }
 }
@@ -330,8 +334,9 @@ impl SandboxServer {
         let env: Vec<(String, String)> = a.env.into_iter().collect();
         blocking(move || {
             let _ = std::fs::create_dir_all(&runner.base_dir);
-            // One output file per sandbox, removed when the server exits (see stop_all).
-            // A counter, not the registry's size: two launches at once get two files.
+            // One output file per sandbox, removed by stop, a failed launch or the server's
+            // exit (see Registry). A counter, not the registry's size: two launches at once
+            // get two files.
             static OUTPUTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = OUTPUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let log = runner
