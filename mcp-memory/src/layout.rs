@@ -8,7 +8,7 @@ use crate::modules::{self, Module};
 use crate::procfs::Region;
 use crate::reader::ProcessMemory;
 use crate::values::{self, ValueType};
-use mcp_common::Address;
+use mcp_common::{Address, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -142,7 +142,8 @@ impl Layouts {
         Ok(me)
     }
 
-    fn add(&mut self, origin: &str, text: &str) -> Result<(), String> {
+    /// Adds the layouts of one file's text (`origin` names it in errors).
+    pub fn add(&mut self, origin: &str, text: &str) -> Result<(), String> {
         let file: LayoutFile =
             serde_json::from_str(text).map_err(|e| format!("layout file {origin}: {e}"))?;
         for (name, def) in file.layouts {
@@ -204,6 +205,75 @@ pub fn validate(layouts: &Layouts, fields: &[Field], depth: usize) -> Result<(),
     Ok(())
 }
 
+/// Bytes a field reads: its string length, or its value size times its count; `None` when
+/// that product overflows.
+fn field_bytes(f: &Field) -> Option<u64> {
+    match f.ty {
+        ValueType::Cstring | ValueType::Utf16 => {
+            Some(f.length.unwrap_or(64).min(MAX_STRING) as u64)
+        }
+        t => (t.size().unwrap_or(1) as u64).checked_mul(f.count.unwrap_or(1) as u64),
+    }
+}
+
+/// Where field `f` of a structure at `base` starts, when all its bytes stay within a
+/// `bits`-bit address space; else the sum that leaves it, as text.
+fn field_at(base: u64, f: &Field, bits: u32) -> Result<u64, String> {
+    let offset = f.offset.0;
+    let Some(at) = modules::checked_add(base, offset, bits) else {
+        return Err(format!(
+            "{} + field {:?} offset {}",
+            Address(base),
+            f.name,
+            Address(offset)
+        ));
+    };
+    let len = field_bytes(f).unwrap_or(u64::MAX);
+    if modules::checked_add(at, len, bits).is_none() {
+        return Err(format!(
+            "{} + field {:?} offset {} + {len} bytes",
+            Address(base),
+            f.name,
+            Address(offset)
+        ));
+    }
+    Ok(at)
+}
+
+/// Checks, before reading, that every field of a structure at `addr` lies within a
+/// `bits`-bit address space. For `inline` fields the offset is named as the argument at
+/// fault (`layout[2].offset`); for a named layout, the address is.
+pub fn check_fields(fields: &[Field], addr: u64, bits: u32, inline: bool) -> Result<(), ToolError> {
+    for (i, f) in fields.iter().enumerate() {
+        let Err(sum) = field_at(addr, f, bits) else {
+            continue;
+        };
+        let len = field_bytes(f).unwrap_or(u64::MAX);
+        // The highest start of the field's bytes, then what leaves room for them.
+        let last_start = modules::top(bits).checked_sub(len);
+        return Err(if inline {
+            let accepted = match last_start.and_then(|r| r.checked_sub(addr)) {
+                Some(max) => format!("an offset at most {} at this address", Address(max)),
+                None => format!("none: {len} bytes do not fit after this address"),
+            };
+            modules::overflow(
+                &format!("layout[{i}].offset"),
+                f.offset,
+                &sum,
+                bits,
+                accepted,
+            )
+        } else {
+            let accepted = match last_start.and_then(|r| r.checked_sub(f.offset.0)) {
+                Some(max) => format!("an address at most {} for this layout", Address(max)),
+                None => format!("none: field {:?} does not fit in {bits} bits", f.name),
+            };
+            modules::overflow("address", Address(addr), &sum, bits, accepted)
+        });
+    }
+    Ok(())
+}
+
 /// Decodes `fields` at `addr`, following typed pointers while `depth` > 0.
 pub fn read_struct(
     mem: &ProcessMemory,
@@ -227,7 +297,19 @@ fn read_field(
     f: &Field,
     depth: usize,
 ) -> Value {
-    let at = base.wrapping_add(f.offset.0);
+    // A structure reached through a pointer can sit where a field would pass 2^64: that
+    // field says so instead of reading a wrapped address.
+    let at = match field_at(base, f, 64) {
+        Ok(at) => at,
+        Err(sum) => {
+            return json!({
+                "name": f.name,
+                "offset": f.offset,
+                "type": f.ty.name(),
+                "error": format!("{sum} overflows 64 bits"),
+            });
+        }
+    };
     let mut out = json!({
         "name": f.name,
         "offset": f.offset,
@@ -250,8 +332,8 @@ fn read_field(
         }
         t => {
             let size = t.size().unwrap_or(1);
-            let count = f.count.unwrap_or(1);
-            let mut buf = vec![0u8; size * count];
+            // At most 8 × MAX_COUNT bytes: `validate` bounds the count.
+            let mut buf = vec![0u8; field_bytes(f).unwrap_or(0) as usize];
             match mem.read_exact(at, &mut buf) {
                 Ok(()) => {
                     let vals: Vec<Value> = buf.chunks_exact(size).map(|c| t.to_json(c)).collect();
@@ -511,6 +593,76 @@ mod tests {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn field(name: &str, offset: u64, ty: &str, count: Option<usize>) -> Result<Field, String> {
+        serde_json::from_value(json!({
+            "name": name, "offset": Address(offset), "type": ty, "count": count
+        }))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn refuses_fields_that_overflow_the_address_space() -> Result<(), String> {
+        let at = 0x7FFD_0000_0000;
+        let fine = [
+            field("hp", 0x10, "u32", None)?,
+            field("xs", 0x20, "u16", Some(4))?,
+        ];
+        assert!(check_fields(&fine, at, 64, true).is_ok());
+
+        // An inline offset of 2^64-1: the offset is the argument at fault.
+        let wraps = [fine[0].clone(), field("bad", u64::MAX, "u32", None)?];
+        let e = check_fields(&wraps, at, 64, true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`layout[1].offset`"), "{e}");
+        assert!(e.contains("0xFFFFFFFFFFFFFFFF"), "{e}");
+        assert!(
+            e.contains(
+                "0x7FFD00000000 + field \"bad\" offset 0xFFFFFFFFFFFFFFFF overflows 64 bits"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("accepted: an offset at most 0xFFFF8002FFFFFFFB"),
+            "{e}"
+        );
+
+        // An array that runs past the top: offset + count × size.
+        let array = [field("arr", 0x10, "u64", Some(1024))?];
+        let e = check_fields(&array, u64::MAX - 0x1000, 64, true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("`layout[0].offset`") && e.contains("+ 8192 bytes"),
+            "{e}"
+        );
+
+        // A named layout at an address too high for it: the address is at fault.
+        let e = check_fields(&fine, 0xFFFF_FFF0, 32, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("`address`") && e.contains("overflows 32 bits"),
+            "{e}"
+        );
+        assert!(e.contains("an address at most 0xFFFFFFEB"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_followed_structure_near_the_top_reports_the_field() -> Result<(), String> {
+        let mem = ProcessMemory::open(std::process::id()).map_err(|e| e.to_string())?;
+        let f = field("far", 0x100, "u32", None)?;
+        let v = read_field(&mem, &Layouts::default(), &[], u64::MAX - 0x10, &f, 0);
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(e.contains("overflows 64 bits"), "{v}");
+        assert!(v.get("address").is_none(), "{v}");
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use crate::procfs::Region;
 use crate::reader::ProcessMemory;
-use mcp_common::ToolError;
+use mcp_common::{Address, ToolError};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
@@ -33,12 +33,83 @@ pub struct Module {
     pub kind: ModuleKind,
     /// For PE images: whether the optional header is PE32 (32-bit code).
     pub pe32: bool,
+    /// Width of the image's addresses: 32 for PE32 and ELFCLASS32 images, else 64. An
+    /// offset into it must stay within that width.
+    pub bits: u32,
 }
 
 impl Module {
     pub fn contains(&self, addr: u64) -> bool {
-        self.base <= addr && addr < self.base + self.size
+        self.base <= addr && addr - self.base < self.size
     }
+}
+
+/// The highest address of a `bits`-bit address space (32 or 64).
+pub fn top(bits: u32) -> u64 {
+    if bits == 32 {
+        u64::from(u32::MAX)
+    } else {
+        u64::MAX
+    }
+}
+
+/// `base + offset` when the sum stays within `bits` bits.
+pub fn checked_add(base: u64, offset: u64, bits: u32) -> Option<u64> {
+    base.checked_add(offset).filter(|&v| v <= top(bits))
+}
+
+/// `base + offset` for a signed offset, when the sum stays within `bits` bits and above 0.
+pub fn checked_add_signed(base: u64, offset: i64, bits: u32) -> Option<u64> {
+    base.checked_add_signed(offset).filter(|&v| v <= top(bits))
+}
+
+/// `base + offset` (offset signed) as an error text shows it: `0x1000 + 0x8`, `0x1000 - 0x8`.
+pub fn sum_text(base: u64, offset: i64) -> String {
+    if offset < 0 {
+        format!("{} - {}", Address(base), Address(offset.unsigned_abs()))
+    } else {
+        format!("{} + {}", Address(base), Address(offset as u64))
+    }
+}
+
+/// The error of an address sum that leaves the address space: argument `field` was `value`,
+/// `sum` shows the addition (`0x7F0000 + 0xFFFF...`), `accepted` says what would fit.
+pub fn overflow(
+    field: &str,
+    value: impl std::fmt::Display,
+    sum: &str,
+    bits: u32,
+    accepted: impl std::fmt::Display,
+) -> ToolError {
+    ToolError::invalid(
+        field,
+        value,
+        format!("{sum} overflows {bits} bits; accepted: {accepted}"),
+    )
+}
+
+/// Checks that `len` bytes at `addr` (argument `field`; `what` names where the length comes
+/// from, e.g. "length") end (exclusive) within a `bits`-bit address space.
+pub fn check_span(
+    field: &str,
+    addr: u64,
+    len: u64,
+    what: &str,
+    bits: u32,
+) -> Result<(), ToolError> {
+    if checked_add(addr, len, bits).is_some() {
+        return Ok(());
+    }
+    Err(overflow(
+        field,
+        Address(addr),
+        &format!("{} + {} bytes ({what})", Address(addr), Address(len)),
+        bits,
+        match top(bits).checked_sub(len) {
+            Some(max) => format!("an address at most {} for {len} bytes", Address(max)),
+            None => format!("none: {len} bytes do not fit in {bits} bits"),
+        },
+    ))
 }
 
 /// Finds the images in a memory map. An image starts at a file's offset-0 mapping whose
@@ -73,6 +144,7 @@ pub fn modules(mem: &ProcessMemory, regions: &[Region]) -> Vec<Module> {
                 size,
                 kind: ModuleKind::Pe,
                 pe32,
+                bits: if pe32 { 32 } else { 64 },
             });
         } else if head.starts_with(b"\x7fELF") {
             let mut end = r.end;
@@ -99,6 +171,8 @@ pub fn modules(mem: &ProcessMemory, regions: &[Region]) -> Vec<Module> {
                 size: end - r.start,
                 kind: ModuleKind::Elf,
                 pe32: false,
+                // e_ident[EI_CLASS]: 1 is ELFCLASS32.
+                bits: if head.get(4) == Some(&1) { 32 } else { 64 },
             });
         }
     }
@@ -178,13 +252,27 @@ impl Location {
         })
     }
 
-    /// The absolute address; `field` names the argument in errors.
+    /// The absolute address; `field` names the argument in errors. A module offset whose
+    /// sum with the base leaves the module's address width (64 bits, 32 for a 32-bit image)
+    /// is refused, never wrapped.
     pub fn resolve(&self, field: &str, mods: &[Module]) -> Result<u64, ToolError> {
         match self {
             Location::Absolute(a) => Ok(*a),
             Location::InModule { module, offset } => {
                 let m = find(mods, module).ok_or_else(|| not_loaded(field, module, mods))?;
-                Ok(m.base.wrapping_add(*offset))
+                checked_add(m.base, *offset, m.bits).ok_or_else(|| {
+                    overflow(
+                        field,
+                        format!("{self}"),
+                        &format!("{} base {} + {}", m.name, Address(m.base), Address(*offset)),
+                        m.bits,
+                        format!(
+                            "an offset at most {} (the module is {} bytes)",
+                            Address(top(m.bits).saturating_sub(m.base)),
+                            Address(m.size)
+                        ),
+                    )
+                })
             }
         }
     }
@@ -270,6 +358,82 @@ mod tests {
         );
         assert_eq!(Location::parse("x.dll+zz"), None);
         assert_eq!(Location::parse("+0x10"), None);
+    }
+
+    fn module(name: &str, base: u64, size: u64, bits: u32) -> Module {
+        Module {
+            name: name.into(),
+            path: format!("/x/{name}"),
+            base,
+            size,
+            kind: ModuleKind::Pe,
+            pe32: bits == 32,
+            bits,
+        }
+    }
+
+    #[test]
+    fn module_offsets_that_overflow_are_refused() -> Result<(), String> {
+        let mods = [
+            module("Game.dll", 0x7FF6_0000_0000, 0x10000, 64),
+            module("D2Client.dll", 0x6FAB_0000, 0x10000, 32),
+        ];
+        let ok = Location::parse("game.dll+0x1234").ok_or("parse")?;
+        assert_eq!(ok.resolve("address", &mods).ok(), Some(0x7FF6_0000_1234));
+
+        let wraps = Location::parse("Game.dll+0xFFFFFFFFFFFFFFFF").ok_or("parse")?;
+        let e = wraps
+            .resolve("base", &mods)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`base`"), "{e}");
+        assert!(e.contains("Game.dll+0xFFFFFFFFFFFFFFFF"), "{e}");
+        assert!(
+            e.contains("Game.dll base 0x7FF600000000 + 0xFFFFFFFFFFFFFFFF overflows 64 bits"),
+            "{e}"
+        );
+        assert!(e.contains("an offset at most 0xFFFF8009FFFFFFFF"), "{e}");
+
+        // A 32-bit image: the sum must stay below 4 GiB.
+        let past = Location::parse("D2Client.dll+0x90550000").ok_or("parse")?;
+        let e = past
+            .resolve("target", &mods)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("`target`") && e.contains("overflows 32 bits"),
+            "{e}"
+        );
+        assert!(e.contains("an offset at most 0x9054FFFF"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn spans_and_signed_sums_stay_in_range() {
+        assert!(check_span("address", u64::MAX - 0x10, 0x10, "length", 64).is_ok());
+        let e = check_span("address", u64::MAX - 0x10, 0x11, "length", 64)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`address`"), "{e}");
+        assert!(
+            e.contains("0xFFFFFFFFFFFFFFEF + 0x11 bytes (length) overflows 64 bits"),
+            "{e}"
+        );
+        assert!(e.contains("an address at most 0xFFFFFFFFFFFFFFEE"), "{e}");
+        let e = check_span("address", 0xFFFF_FFF0, 0x20, "length", 32)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("overflows 32 bits"), "{e}");
+        assert_eq!(checked_add_signed(0x1000, -8, 64), Some(0xFF8));
+        assert_eq!(checked_add_signed(4, -8, 64), None);
+        assert_eq!(checked_add_signed(0xFFFF_FFF0, 0x20, 32), None);
+        assert_eq!(sum_text(0x1000, -8), "0x1000 - 0x8");
+        let m = module("x.dll", u64::MAX - 0xFF, 0x1000, 64);
+        assert!(m.contains(u64::MAX) && !m.contains(0));
     }
 
     #[test]

@@ -36,13 +36,36 @@ pub struct Resolved {
     pub broken_at: Option<(usize, String)>,
 }
 
-/// Follows `[[base] + o1] + ... + on` with pointers of `size` bytes (4 or 8).
+/// Why a chain could not be followed at all (a hop that is merely unreadable is a
+/// [`Resolved::broken_at`], not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainError {
+    Mem(MemError),
+    /// `value + offsets[index]` leaves the `bits`-bit address space of `size`-byte pointers.
+    Overflow {
+        index: usize,
+        value: u64,
+        offset: i64,
+        bits: u32,
+    },
+}
+
+impl From<MemError> for ChainError {
+    fn from(e: MemError) -> Self {
+        ChainError::Mem(e)
+    }
+}
+
+/// Follows `[[base] + o1] + ... + on` with pointers of `size` bytes (4 or 8). Each sum is
+/// checked: with 4-byte pointers it must stay below 4 GiB, with 8-byte ones below 2^64 (a
+/// wrapped address is never followed).
 pub fn resolve(
     mem: &ProcessMemory,
     base: u64,
     offsets: &[i64],
     size: usize,
-) -> Result<Resolved, MemError> {
+) -> Result<Resolved, ChainError> {
+    let bits = if size == 4 { 32 } else { 64 };
     let mut hops = Vec::new();
     let mut addr = base;
     let steps = offsets.len().max(1);
@@ -61,20 +84,24 @@ pub fn resolve(
                     final_address: None,
                 });
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let value = u64::from_le_bytes(buf);
         hops.push(Hop {
             address: addr,
             value: Some(value),
         });
-        match offsets.get(k) {
-            Some(o) => addr = value.wrapping_add(*o as u64),
-            None => addr = value,
-        }
-        if size == 4 {
-            addr &= 0xFFFF_FFFF;
-        }
+        addr = match offsets.get(k) {
+            Some(&offset) => {
+                modules::checked_add_signed(value, offset, bits).ok_or(ChainError::Overflow {
+                    index: k,
+                    value,
+                    offset,
+                    bits,
+                })?
+            }
+            None => value,
+        };
     }
     Ok(Resolved {
         hops,
@@ -325,8 +352,54 @@ impl Graph<'_> {
 /// Follows a stored chain in the process as it is now; `None` when it breaks.
 pub fn follow(mem: &ProcessMemory, mods: &[Module], chain: &Chain, size: usize) -> Option<u64> {
     let m = modules::find(mods, &chain.module)?;
-    let offsets: Vec<i64> = chain.offsets.iter().map(|&o| o as i64).collect();
-    resolve(mem, m.base + chain.module_offset, &offsets, size)
-        .ok()?
-        .final_address
+    let offsets: Vec<i64> = chain
+        .offsets
+        .iter()
+        .map(|&o| i64::try_from(o).ok())
+        .collect::<Option<_>>()?;
+    let base = modules::checked_add(m.base, chain.module_offset, m.bits)?;
+    resolve(mem, base, &offsets, size).ok()?.final_address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overflow(index: usize, value: u64, offset: i64, bits: u32) -> Option<ChainError> {
+        Some(ChainError::Overflow {
+            index,
+            value,
+            offset,
+            bits,
+        })
+    }
+
+    #[test]
+    fn offsets_that_overflow_are_errors_not_wrapped_addresses() -> Result<(), String> {
+        let mem = ProcessMemory::open(std::process::id()).map_err(|e| e.to_string())?;
+        // Two pointer cells of this process: one near 2^64, one (read as 4 bytes) near 4 GiB.
+        let cells: Box<[u64; 2]> = Box::new([u64::MAX - 4, 0xFFFF_FFF0]);
+        let base = cells.as_ptr() as u64;
+        let near_4g = base + 8;
+
+        let top = resolve(&mem, base, &[4], 8).map_err(|e| format!("{e:?}"))?;
+        assert_eq!(top.final_address, Some(u64::MAX));
+        assert_eq!(
+            resolve(&mem, base, &[8], 8).err(),
+            overflow(0, u64::MAX - 4, 8, 64)
+        );
+
+        let top32 = resolve(&mem, near_4g, &[0xF], 4).map_err(|e| format!("{e:?}"))?;
+        assert_eq!(top32.final_address, Some(0xFFFF_FFFF));
+        assert_eq!(
+            resolve(&mem, near_4g, &[0x20], 4).err(),
+            overflow(0, 0xFFFF_FFF0, 0x20, 32)
+        );
+        assert_eq!(
+            resolve(&mem, near_4g, &[-0x1_0000_0000], 4).err(),
+            overflow(0, 0xFFFF_FFF0, -0x1_0000_0000, 32)
+        );
+        assert_eq!(cells.len(), 2);
+        Ok(())
+    }
 }

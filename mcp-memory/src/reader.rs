@@ -24,6 +24,8 @@ pub enum MemError {
     Denied(u32, String),
     /// The address is not mapped readable (or writable, for writes).
     Unmapped(u64),
+    /// `len` bytes at the address would reach 2^64: refused before any read, never wrapped.
+    Overflow { addr: u64, len: u64 },
 }
 
 impl std::fmt::Display for MemError {
@@ -36,6 +38,9 @@ impl std::fmt::Display for MemError {
                  needs the same user and ptrace permission, or CAP_SYS_PTRACE)"
             ),
             MemError::Unmapped(a) => write!(f, "address 0x{a:X} is not mapped (or not accessible)"),
+            MemError::Overflow { addr, len } => {
+                write!(f, "address 0x{addr:X} + {len} bytes overflows 64 bits")
+            }
         }
     }
 }
@@ -97,6 +102,7 @@ impl ProcessMemory {
         if buf.is_empty() {
             return Ok(0);
         }
+        check_span(addr, buf.len())?;
         if !self.use_file.load(Ordering::Relaxed) {
             let remote = [RemoteIoVec {
                 base: addr as usize,
@@ -136,9 +142,10 @@ impl ProcessMemory {
 
     /// Reads exactly `buf.len()` bytes or fails naming the first unreadable address.
     pub fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        check_span(addr, buf.len())?;
         let mut done = 0;
         while done < buf.len() {
-            let at = addr.wrapping_add(done as u64);
+            let at = addr + done as u64;
             let n = self.read_some(at, &mut buf[done..])?;
             if n == 0 {
                 return Err(MemError::Unmapped(at));
@@ -151,6 +158,7 @@ impl ProcessMemory {
     /// Reads a range, zeroing and counting the pages that cannot be read: what scans and
     /// snapshots use so that one bad page never fails the whole job.
     pub fn read_range(&self, addr: u64, buf: &mut [u8]) -> Result<RangeRead, MemError> {
+        check_span(addr, buf.len())?;
         let mut out = RangeRead::default();
         let mut done = 0usize;
         while done < buf.len() {
@@ -160,8 +168,7 @@ impl ProcessMemory {
             if done < buf.len() {
                 // Skip the page that failed.
                 let at = addr + done as u64;
-                let next_page = ((at / PAGE) + 1) * PAGE;
-                let skip = ((next_page - at) as usize).min(buf.len() - done);
+                let skip = ((PAGE - at % PAGE) as usize).min(buf.len() - done);
                 buf[done..done + skip].fill(0);
                 done += skip;
                 out.unreadable_pages += 1;
@@ -176,6 +183,7 @@ impl ProcessMemory {
         if data.is_empty() {
             return Ok(());
         }
+        check_span(addr, data.len())?;
         let remote = [RemoteIoVec {
             base: addr as usize,
             len: data.len(),
@@ -199,6 +207,17 @@ impl ProcessMemory {
     }
 }
 
+/// `len` bytes at `addr` end (exclusive) below 2^64, so every sum made while reading them is
+/// safe; the kernel would refuse such a range anyway, but a wrapped address must never be
+/// read instead. (The last byte of the address space is never user memory.)
+pub fn check_span(addr: u64, len: usize) -> Result<(), MemError> {
+    let len = len as u64;
+    match addr.checked_add(len) {
+        Some(_) => Ok(()),
+        None => Err(MemError::Overflow { addr, len }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +236,15 @@ mod tests {
         assert_eq!(r.unreadable_pages, 2);
         assert!(range.iter().all(|&b| b == 0));
         assert_eq!(ProcessMemory::open(0).err(), Some(MemError::Gone(0)));
+        let top = u64::MAX - 8;
+        let overflow = Some(MemError::Overflow { addr: top, len: 16 });
+        let mut sixteen = [0u8; 16];
+        assert_eq!(me.read_exact(top, &mut sixteen).err(), overflow);
+        assert_eq!(me.read_some(top, &mut sixteen).err(), overflow);
+        assert_eq!(me.read_range(top, &mut sixteen).err(), overflow);
+        assert_eq!(me.write(top, &sixteen).err(), overflow);
+        // The 8 bytes before the last byte are a range like any other (unmapped).
+        assert_eq!(me.read_exact(top, &mut one), Err(MemError::Unmapped(top)));
         Ok(())
     }
 }

@@ -16,6 +16,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(mem: &ProcessMemory, address: u64, length: usize) -> Result<Self, MemError> {
+        // Checked once here, so the sums below stay within 2^64.
+        crate::reader::check_span(address, length)?;
         let mut data = vec![0u8; length];
         let mut unreadable = Vec::new();
         let mut done = 0usize;
@@ -27,7 +29,8 @@ impl Snapshot {
                 let at = address + done as u64;
                 let page = at / PAGE * PAGE;
                 unreadable.push(page);
-                done = ((page + PAGE - address) as usize).min(length);
+                // On from the page after the hole (no sum that could pass 2^64).
+                done = (done + (PAGE - at % PAGE) as usize).min(length);
             }
         }
         Ok(Self {
@@ -137,6 +140,14 @@ mod tests {
         assert_eq!(d[1].cells[0].new, serde_json::json!(u32::MAX));
         assert!(diff(&a, &b, ValueType::Cstring).is_err());
         assert_eq!(data.len(), 1024);
+        // A range that would pass 2^64 is refused before any read.
+        assert_eq!(
+            Snapshot::take(&me, u64::MAX - 8, 16).err(),
+            Some(MemError::Overflow {
+                addr: u64::MAX - 8,
+                len: 16
+            })
+        );
         Ok(())
     }
 }

@@ -30,6 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const MAX_READ: usize = 65536;
+
+/// The longest x86 instruction: `disassemble_memory` reads this many bytes a wanted one.
+const MAX_INSN_BYTES: usize = 15;
+
 pub const MAX_SNAPSHOT: usize = 64 << 20;
 pub const DEFAULT_MAX_RESULTS: usize = 1_000_000;
 pub const MAX_MAX_RESULTS: usize = 50_000_000;
@@ -85,6 +89,10 @@ struct Target {
     mem: ProcessMemory,
     regions: Vec<Region>,
     modules: Vec<Module>,
+    /// Width of its address space: 32 for a 32-bit executable (an i386 ELF such as 32-bit
+    /// Wine's loader), else 64. Wine's WoW64 mode runs PE32 code in a 64-bit process, so
+    /// PE32 modules alone do not make it 32.
+    bits: u32,
 }
 
 fn open(pid: u32) -> Result<ProcessMemory, ToolError> {
@@ -105,6 +113,7 @@ fn target(pid: u32) -> Result<Target, ToolError> {
         mem,
         regions,
         modules,
+        bits: if exe_is_elf32(pid) { 32 } else { 64 },
     })
 }
 
@@ -120,6 +129,16 @@ fn mem_error(e: MemError, pid: u32) -> ToolError {
             Address(a),
             "not readable in this process: list_regions shows what is mapped",
         ),
+        MemError::Overflow { addr, len } => modules::overflow(
+            "address",
+            Address(addr),
+            &format!("{} + {len} bytes", Address(addr)),
+            64,
+            format!(
+                "an address at most {} for {len} bytes",
+                Address(u64::MAX - len)
+            ),
+        ),
         other => ToolError::new(other.to_string()),
     }
 }
@@ -134,9 +153,52 @@ fn scan_error(e: ScanError, pid: u32) -> ToolError {
     }
 }
 
+/// A pointer chain that could not be followed: an offset whose sum with the pointer read
+/// leaves the address space is the fault of the argument `offsets[k]`.
+fn chain_error(e: pointers::ChainError, pid: u32) -> ToolError {
+    match e {
+        pointers::ChainError::Mem(m) => mem_error(m, pid),
+        pointers::ChainError::Overflow {
+            index,
+            value,
+            offset,
+            bits,
+        } => {
+            let field = format!("offsets[{index}]");
+            let shown = if offset < 0 {
+                format!("-{}", Address(offset.unsigned_abs()))
+            } else {
+                Address(offset as u64).to_string()
+            };
+            let accepted = format!(
+                "an offset from -{} to {} after this hop ({}-byte pointers)",
+                Address(value),
+                Address(modules::top(bits).saturating_sub(value)),
+                bits / 8
+            );
+            let sum = format!("hop {index}: pointer {}", modules::sum_text(value, offset));
+            if offset < 0 {
+                ToolError::invalid(
+                    &field,
+                    shown,
+                    format!("{sum} goes below 0; accepted: {accepted}"),
+                )
+            } else {
+                modules::overflow(&field, shown, &sum, bits, accepted)
+            }
+        }
+    }
+}
+
 impl Target {
     fn resolve(&self, field: &str, loc: &Location) -> Result<u64, ToolError> {
         loc.resolve(field, &self.modules)
+    }
+
+    /// `len` bytes at `addr` (argument `field`) stay inside the address space; `what` names
+    /// where the length comes from (`length`, `count 4 × 8`).
+    fn span(&self, field: &str, addr: u64, len: u64, what: &str) -> Result<(), ToolError> {
+        modules::check_span(field, addr, len, what, self.bits)
     }
 
     fn name(&self, addr: u64) -> Option<String> {
@@ -183,14 +245,32 @@ fn pointer_size(v: usize) -> Result<usize, ToolError> {
 /// The pointer size a process uses: 4 when its executable is a 32-bit ELF (32-bit Wine's
 /// preloader, a native i386 program) or it has 32-bit PE modules mapped, else 8.
 fn process_pointer_size(pid: u32, modules: &[modules::Module]) -> usize {
-    let mut head = [0u8; 5];
-    let elf32 = std::fs::File::open(format!("/proc/{pid}/exe"))
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok_and(|()| head[..4] == *b"\x7fELF" && head[4] == 1);
     let pe32 = modules
         .iter()
         .any(|m| m.kind == modules::ModuleKind::Pe && m.pe32);
-    if elf32 || pe32 { 4 } else { 8 }
+    if exe_is_elf32(pid) || pe32 { 4 } else { 8 }
+}
+
+/// Whether the process runs a 32-bit ELF executable (its whole address space is 32 bits).
+fn exe_is_elf32(pid: u32) -> bool {
+    let mut head = [0u8; 5];
+    std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head[..4] == *b"\x7fELF" && head[4] == 1)
+}
+
+/// A pointer scan's target must be reachable by a pointer of `size` bytes: at most
+/// 0xFFFFFFFF with 4-byte pointers.
+fn check_pointer_target(field: &str, target: u64, size: usize) -> Result<(), ToolError> {
+    if size == 4 && target > u64::from(u32::MAX) {
+        return Err(ToolError::invalid(
+            field,
+            Address(target),
+            "a 4-byte pointer cannot reach it (above 0xFFFFFFFF: 32 bits); accepted: an \
+             address at most 0xFFFFFFFF, or pointer_size 8",
+        ));
+    }
+    Ok(())
 }
 
 /// The checked `pointer_size` argument, or the process's own when it is not given.
@@ -1142,7 +1222,7 @@ fn scan_ranges(t: &Target, writable_only: bool, module: Option<&Module>) -> Vec<
             None => Some((r.start, r.end)),
             Some(m) => {
                 let s = r.start.max(m.base);
-                let e = r.end.min(m.base + m.size);
+                let e = r.end.min(m.base.saturating_add(m.size));
                 (s < e).then_some((s, e))
             }
         })
@@ -1221,7 +1301,7 @@ impl MemoryServer {
                         64
                     }),
                     kind: m.kind.name().into(),
-                    end: Address(m.base + m.size),
+                    end: Address(m.base.saturating_add(m.size)),
                     name: m.name,
                     path: m.path,
                     base: Address(m.base),
@@ -1287,6 +1367,7 @@ impl MemoryServer {
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
+            t.span("address", addr, a.length as u64, "length")?;
             let mut buf = vec![0u8; a.length];
             t.mem
                 .read_exact(addr, &mut buf)
@@ -1330,7 +1411,16 @@ impl MemoryServer {
             let values = match vt.size() {
                 Some(size) => {
                     let count = check_range("count", a.count.unwrap_or(1), 1, 4096)?;
-                    let mut buf = vec![0u8; size * count];
+                    let bytes = size.checked_mul(count).ok_or_else(|| {
+                        ToolError::invalid("count", count, "count × value size overflows")
+                    })?;
+                    t.span(
+                        "address",
+                        addr,
+                        bytes as u64,
+                        &format!("count {count} × {size}"),
+                    )?;
+                    let mut buf = vec![0u8; bytes];
                     t.mem
                         .read_exact(addr, &mut buf)
                         .map_err(|e| mem_error(e, a.pid))?;
@@ -1338,6 +1428,7 @@ impl MemoryServer {
                 }
                 None => {
                     let max = check_range("count", a.count.unwrap_or(256), 1, MAX_READ)?;
+                    t.span("address", addr, max as u64, "count")?;
                     let mut buf = vec![0u8; max];
                     let n = t
                         .mem
@@ -1390,7 +1481,7 @@ impl MemoryServer {
             let base = t.resolve("base", &a.base)?;
             let offs: Vec<i64> = a.offsets.iter().map(|o| o.0).collect();
             let r =
-                pointers::resolve(&t.mem, base, &offs, size).map_err(|e| mem_error(e, a.pid))?;
+                pointers::resolve(&t.mem, base, &offs, size).map_err(|e| chain_error(e, a.pid))?;
             Ok(PointerPath {
                 base: Address(base),
                 hops: r
@@ -1712,6 +1803,7 @@ impl MemoryServer {
             let t = target(a.pid)?;
             let size = pointer_size_for(a.pointer_size, &t, a.pid)?;
             let target_addr = t.resolve("target", &a.target)?;
+            check_pointer_target("target", target_addr, size)?;
             let wanted = a.modules.unwrap_or_default();
             for m in &wanted {
                 if modules::find(&t.modules, m).is_none() {
@@ -1793,6 +1885,7 @@ impl MemoryServer {
             let t = target(pid)?;
             let target_addr = t.resolve("target", &a.target)?;
             let size = s.pointer_size;
+            check_pointer_target("target", target_addr, size)?;
             let kept: Vec<Chain> = s
                 .chains
                 .iter()
@@ -1840,6 +1933,7 @@ impl MemoryServer {
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
+            t.span("address", addr, a.length as u64, "length")?;
             let frozen = if a.freeze.unwrap_or(false) {
                 Some(Frozen::new(a.pid).map_err(ToolError::new)?)
             } else {
@@ -1971,6 +2065,8 @@ impl MemoryServer {
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
+            let inline = matches!(a.layout, LayoutRef::Inline(_));
+            layout::check_fields(&fields, addr, t.bits, inline)?;
             let mut probe = [0u8; 1];
             t.mem
                 .read_exact(addr, &mut probe)
@@ -2014,7 +2110,9 @@ impl MemoryServer {
             let mut data = Vec::new();
             let mut pe32 = a.pointer_size == Some(4);
             for (i, loc) in a.addresses.iter().enumerate() {
-                let addr = t.resolve(&format!("addresses[{i}]"), loc)?;
+                let field = format!("addresses[{i}]");
+                let addr = t.resolve(&field, loc)?;
+                t.span(&field, addr, size as u64, "size")?;
                 let mut buf = vec![0u8; size];
                 t.mem.read_exact(addr, &mut buf).map_err(|e| match e {
                     MemError::Unmapped(x) => ToolError::invalid(
@@ -2070,6 +2168,7 @@ impl MemoryServer {
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
+            t.span("address", addr, size as u64, a.value_type.name())?;
             let mut buf = vec![0u8; size];
             t.mem
                 .read_exact(addr, &mut buf)
@@ -2149,7 +2248,22 @@ impl MemoryServer {
                     }
                 }
             };
-            let mut code = vec![0u8; (count * 15).min(MAX_READ)];
+            // The window read: up to 15 bytes an instruction. 32-bit code keeps its addresses
+            // below 4 GiB even in a 64-bit process.
+            let window = (count * MAX_INSN_BYTES).min(MAX_READ);
+            let bits = if arch == mcp_static::binary::Arch::X86 {
+                32
+            } else {
+                t.bits
+            };
+            modules::check_span(
+                "address",
+                addr,
+                window as u64,
+                &format!("count {count} × {MAX_INSN_BYTES}"),
+                bits,
+            )?;
+            let mut code = vec![0u8; window];
             let n = t
                 .mem
                 .read_some(addr, &mut code)
@@ -2236,6 +2350,7 @@ impl MemoryServer {
         blocking(move || {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
+            t.span("address", addr, data.len() as u64, "bytes")?;
             let mut old = vec![0u8; data.len()];
             t.mem
                 .read_exact(addr, &mut old)
@@ -2322,7 +2437,9 @@ fn chain_items(t: &Target, chains: &[Chain]) -> Vec<ChainItem> {
         .map(|c| ChainItem {
             base: format!("{}+0x{:X}", c.module, c.module_offset),
             base_address: Address(
-                modules::find(&t.modules, &c.module).map_or(0, |m| m.base) + c.module_offset,
+                modules::find(&t.modules, &c.module)
+                    .map_or(0, |m| m.base)
+                    .saturating_add(c.module_offset),
             ),
             offsets: c.offsets.iter().map(|&o| Address(o)).collect(),
         })

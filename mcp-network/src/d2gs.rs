@@ -399,21 +399,16 @@ pub fn pack_packets<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-    const FIXTURE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/d2gs/d2gs_sc.dump"
-    );
-
+    /// The shared D2GS dump; `None` after `mcp_testkit::skipped` (a failure under
+    /// REQUIRE_SHARED_FIXTURES) when the shared fixtures are absent.
     fn fixture() -> std::result::Result<Option<Vec<u8>>, std::io::Error> {
-        if !Path::new(FIXTURE).exists() {
-            println!("skipped: fixture absent ({FIXTURE})");
-            return Ok(None);
+        match mcp_testkit::shared_fixtures("d2gs") {
+            Some(dir) => std::fs::read(dir.join("d2gs_sc.dump")).map(Some),
+            None => Ok(None),
         }
-        std::fs::read(FIXTURE).map(Some)
     }
 
     fn u32_at(b: &[u8], at: usize) -> Option<u32> {

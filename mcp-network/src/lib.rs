@@ -8,7 +8,7 @@
 //! demand -> `d2gs` (with `huffman` and the `d2_tables` data) and `battle_net` delimit Diablo
 //! II messages, `d2_session` does that per flow direction, `d2_fields` names their fields and
 //! `stats` counts them -> `queries` answers the questions the tools ask with serde/schemars
-//! types. `live_capture` runs libpcap captures; `tools` puts all of it on MCP; `prompts` adds
+//! types. `live_capture` runs libpcap captures into `output_dir`, kept private; `tools` puts all of it on MCP; `prompts` adds
 //! the `decode_capture` prompt and the completion of its `source`.
 
 pub mod analysis;
@@ -23,6 +23,7 @@ pub mod flows;
 pub mod huffman;
 pub mod layers;
 pub mod live_capture;
+pub mod output_dir;
 pub mod prompts;
 pub mod queries;
 pub mod reassembly;

@@ -928,10 +928,6 @@ mod tests {
 
     const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
     const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
-    const FIXTURE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/d2gs/d2gs_sc.dump"
-    );
     /// Server segment size in the synthetic session.
     const SEG: usize = 40;
 
@@ -1394,14 +1390,16 @@ mod tests {
 
     #[test]
     fn raw_stream_source_is_one_pseudo_flow() -> TestResult {
-        let (path, expected_messages, remove) = if Path::new(FIXTURE).exists() {
-            (PathBuf::from(FIXTURE), 956, false)
-        } else {
-            println!("skipped fixture part: fixture absent ({FIXTURE}); using a synthetic stream");
-            let p = temp("raw.dump");
-            std::fs::write(&p, server_stream()?)?;
-            (p, 306, true)
-        };
+        // Without the shared dump (`shared_fixtures` says so, and fails under
+        // REQUIRE_SHARED_FIXTURES) a synthetic stream stands in.
+        let (path, expected_messages, remove) =
+            if let Some(d) = mcp_testkit::shared_fixtures("d2gs") {
+                (d.join("d2gs_sc.dump"), 956, false)
+            } else {
+                let p = temp("raw.dump");
+                std::fs::write(&p, server_stream()?)?;
+                (p, 306, true)
+            };
         let a = Analysis::open(&path);
         if remove {
             std::fs::remove_file(&path)?;

@@ -3,6 +3,8 @@
 
 use crate::d2_session::DirectionReport;
 use crate::live_capture::{self, CaptureSpec, Interface, LiveCapture};
+use crate::output_dir;
+pub use crate::output_dir::default_output_dir;
 use crate::prompts;
 use crate::queries::{
     self, D2Decode, D2Query, ExportResult, FlowFilter, FlowItem, IdArg, Listing, PacketDetail,
@@ -50,9 +52,11 @@ pub struct State {
 }
 
 impl State {
-    /// `output_dir` holds captures and exports; it is readable as a source too. The default
-    /// (`None`: a directory of this server's own under $TMPDIR) is created; a directory the
-    /// user named must exist, like a root: a typo is a start-up error, not a new directory.
+    /// `output_dir` holds captures and exports; it is readable as a source too, through the
+    /// same root check as every other path. The default (`None`: a directory of this
+    /// server's own under $TMPDIR) is created private, and refused when someone else could
+    /// have planted it (see `output_dir`); a directory the user named must exist, like a
+    /// root: a typo is a start-up error, not a new directory.
     pub fn new(roots: &[PathBuf], output_dir: Option<PathBuf>) -> Result<Self, String> {
         let output_dir = match output_dir {
             Some(dir) => {
@@ -66,13 +70,7 @@ impl State {
                 }
                 dir
             }
-            None => {
-                let dir = default_output_dir();
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    format!("cannot create the output directory {}: {e}", dir.display())
-                })?;
-                dir
-            }
+            None => output_dir::prepare_private_dir(&default_output_dir())?,
         };
         let mut all = roots.to_vec();
         all.push(output_dir.clone());
@@ -111,7 +109,11 @@ impl NetworkServer {
 pub(crate) fn resolve_source(state: &State, source: &str) -> Result<PathBuf, ToolError> {
     let caps = lock(&state.captures);
     match caps.get(source) {
-        Some(c) => Ok(c.path().to_path_buf()),
+        // The capture's pcap lies in the output directory: checked like any other path, so
+        // a symlink put in its place cannot lead out of the roots.
+        Some(c) => state
+            .roots
+            .resolve_file("source", &c.path().to_string_lossy()),
         None if source.starts_with("cap-") => Err(ToolError::invalid(
             "source",
             format!("{source:?}"),
@@ -625,9 +627,15 @@ impl NetworkServer {
                 format!("cap-{}", *n)
             };
             let spec = CaptureSpec {
+                // Ids restart with each server: pid and time keep the name fresh, since an
+                // existing file is never written over (`ensure_fresh`).
                 pcap_path: state.output_dir.join(format!(
-                    "{id}-{}.pcap",
-                    a.interface.replace(['/', '\\'], "_")
+                    "{id}-{}-{}-{}.pcap",
+                    a.interface.replace(['/', '\\'], "_"),
+                    std::process::id(),
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis())
                 )),
                 interface: a.interface,
                 bpf_filter: a.bpf_filter,
@@ -636,6 +644,7 @@ impl NetworkServer {
                 max_bytes: a.max_bytes,
                 snaplen,
             };
+            output_dir::ensure_fresh(&spec.pcap_path).map_err(ToolError::new)?;
             let cap = LiveCapture::start(spec).map_err(ToolError::new)?;
             let st = status(&id, &cap);
             lock(&state.captures).insert(id, cap);
@@ -928,6 +937,7 @@ impl NetworkServer {
             let out = state
                 .output_dir
                 .join(format!("export-{stamp}-{}.pcap", std::process::id()));
+            output_dir::ensure_fresh(&out).map_err(ToolError::new)?;
             queries::export_pcap(&an, &filter, &out).map_err(net)
         })
         .await
@@ -971,9 +981,4 @@ impl ServerHandler for NetworkServer {
     ) -> Result<CompleteResult, ErrorData> {
         Ok(prompts::complete(&self.state, &request).await)
     }
-}
-
-/// The default output directory: `$TMPDIR/mcp-network`.
-pub fn default_output_dir() -> PathBuf {
-    std::env::temp_dir().join("mcp-network")
 }

@@ -216,6 +216,12 @@ impl Binary {
         let parsed = std::panic::catch_unwind(|| formats::parse(&data)).map_err(|_| {
             ParseError("the parser failed on this file (malformed headers)".into())
         })??;
+        Self::from_parsed(data, parsed)
+    }
+
+    /// The model of `data` from what a format parser found in it (tests build one directly,
+    /// to have headers no real file would pass through goblin with).
+    pub(crate) fn from_parsed(data: Vec<u8>, parsed: Parsed) -> Result<Binary, ParseError> {
         let format = parsed
             .format
             .ok_or_else(|| ParseError("format not recognised".into()))?;
@@ -263,7 +269,10 @@ impl Binary {
     pub fn va_to_offset(&self, va: u64) -> Option<u64> {
         if let Some(s) = self.section_of_va(va) {
             let delta = va - s.va;
-            return (delta < s.raw_size).then_some(s.file_offset + delta);
+            // Checked: a damaged header can put a section's file offset near 2^64.
+            return (delta < s.raw_size)
+                .then(|| s.file_offset.checked_add(delta))
+                .flatten();
         }
         if self.format.is_pe() && va >= self.image_base && va - self.image_base < self.header_size {
             return Some(va - self.image_base);
@@ -271,13 +280,17 @@ impl Binary {
         None
     }
 
-    /// VA of the byte at file `offset`; `None` when that byte is not loaded.
+    /// VA of the byte at file `offset`; `None` when that byte is not loaded (or its address
+    /// would overflow 64 bits: a damaged header, never a wrapped answer).
     pub fn offset_to_va(&self, offset: u64) -> Option<u64> {
         if let Some(s) = self.section_of_offset(offset) {
-            return s.mapped.then(|| s.va + (offset - s.file_offset));
+            return s
+                .mapped
+                .then(|| s.va.checked_add(offset - s.file_offset))
+                .flatten();
         }
         if self.format.is_pe() && offset < self.header_size {
-            return Some(self.image_base + offset);
+            return self.image_base.checked_add(offset);
         }
         None
     }
@@ -289,8 +302,8 @@ impl Binary {
         if delta >= s.raw_size {
             return None;
         }
-        let start = usize::try_from(s.file_offset + delta).ok()?;
-        let end = usize::try_from(s.file_offset + s.raw_size).ok()?;
+        let start = usize::try_from(s.file_offset.checked_add(delta)?).ok()?;
+        let end = usize::try_from(s.file_offset.saturating_add(s.raw_size)).unwrap_or(usize::MAX);
         self.data.get(start..end.min(self.data.len()))
     }
 
@@ -316,7 +329,7 @@ impl Binary {
         self.sections
             .iter()
             .filter(|s| s.mapped)
-            .map(|s| s.va + s.mem_size())
+            .map(|s| s.va.saturating_add(s.mem_size()))
             .max()
             .unwrap_or(self.image_base)
     }

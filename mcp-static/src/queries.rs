@@ -418,7 +418,7 @@ pub fn disassemble(
             out.cut = true;
             return false;
         }
-        out.next_va = i.va.0.wrapping_add(len as u64);
+        out.next_va = i.va.0.saturating_add(len as u64);
         out.items.push(i);
         true
     };
@@ -445,7 +445,11 @@ pub fn disassemble(
     let mut pos = 0usize;
     while out.items.len() < count && pos < code.len() {
         let run = (count - out.items.len()).min(256);
-        let insns = disasm::decode(&cs, bin.arch, &code[pos..], va + pos as u64, run);
+        // A section that ends past 2^64 (a damaged header) stops the page there.
+        let Some(at) = va.checked_add(pos as u64) else {
+            break;
+        };
+        let insns = disasm::decode(&cs, bin.arch, &code[pos..], at, run);
         if insns.is_empty() {
             break;
         }
@@ -483,7 +487,7 @@ fn code_at<'a>(bin: &'a Binary, field: &str, va: u64) -> Result<&'a [u8], ToolEr
                     "{} {}..{}",
                     s.name,
                     Address(s.va),
-                    Address(s.va.wrapping_add(s.raw_size))
+                    Address(s.va.saturating_add(s.raw_size))
                 )
             })
             .collect();
@@ -819,6 +823,11 @@ pub fn convert(
     form: AddressForm,
     live_base: Option<u64>,
 ) -> Result<Conversion, ToolError> {
+    let field = match form {
+        AddressForm::Va(_) => "va",
+        AddressForm::Rva(_) => "rva",
+        AddressForm::FileOffset(_) => "file_offset",
+    };
     let va = match form {
         AddressForm::Va(v) => {
             if bin.section_of_va(v).is_none() && bin.va_to_offset(v).is_none() {
@@ -827,7 +836,15 @@ pub fn convert(
             v
         }
         AddressForm::Rva(r) => {
-            let v = bin.image_base.wrapping_add(r);
+            let v = bin.image_base.checked_add(r).ok_or_else(|| {
+                overflow(
+                    "rva",
+                    r,
+                    format!("image base {} + {}", Address(bin.image_base), Address(r)),
+                    64,
+                    format!("an RVA below {}", Address(u64::MAX - bin.image_base + 1)),
+                )
+            })?;
             if bin.section_of_va(v).is_none() && bin.va_to_offset(v).is_none() {
                 return Err(ToolError::invalid("rva", Address(r), section_ranges(bin)));
             }
@@ -844,20 +861,77 @@ pub fn convert(
                 ToolError::invalid(
                     "file_offset",
                     Address(o),
-                    "this byte is not loaded (no mapped section holds it)",
+                    "this byte is not loaded (no mapped section holds it, or its section's \
+                     address overflows 64 bits)",
                 )
             }
         })?,
     };
-    let rva = va.wrapping_sub(bin.image_base);
+    // A section below the image base (a damaged ELF) has no RVA; never a wrapped one.
+    let rva = va.checked_sub(bin.image_base).ok_or_else(|| {
+        ToolError::invalid(
+            field,
+            Address(va),
+            format!(
+                "lies at {} below the image base {}, so it has no RVA; accepted: addresses \
+                 from the image base on",
+                Address(va),
+                Address(bin.image_base)
+            ),
+        )
+    })?;
+    let live_va = match live_base {
+        Some(base) => Some(Address(live_address(bin, base, rva)?)),
+        None => None,
+    };
     Ok(Conversion {
         va: va.into(),
         rva: rva.into(),
         file_offset: bin.va_to_offset(va).map(Address),
         section: bin.section_of_va(va).map(|s| s.name.clone()),
-        live_va: live_base.map(|b| Address(b.wrapping_add(rva))),
+        live_va,
         live_base: live_base.map(Address),
     })
+}
+
+/// `base + rva` in the address space of a process that loads this binary: 32 bits for a
+/// 32-bit binary (a PE32 under Wine lives below 4 GiB), 64 otherwise; beyond it, an error
+/// naming `live_base`.
+fn live_address(bin: &Binary, base: u64, rva: u64) -> Result<u64, ToolError> {
+    let (bits, top) = if bin.arch.pointer_size() == 4 {
+        (32, u64::from(u32::MAX))
+    } else {
+        (64, u64::MAX)
+    };
+    base.checked_add(rva).filter(|v| *v <= top).ok_or_else(|| {
+        let accepted = match top.checked_sub(rva) {
+            Some(max) => format!("a base at most {}", Address(max)),
+            None => format!("none: the RVA alone is past {}", Address(top)),
+        };
+        overflow(
+            "live_base",
+            base,
+            format!("{} + rva {}", Address(base), Address(rva)),
+            bits,
+            accepted,
+        )
+    })
+}
+
+/// The error of an address sum that leaves the address space: `field` was `value`, `sum`
+/// says what was added, `accepted` what would not overflow.
+pub(crate) fn overflow(
+    field: &str,
+    value: u64,
+    sum: String,
+    bits: u32,
+    accepted: String,
+) -> ToolError {
+    ToolError::invalid(
+        field,
+        Address(value),
+        format!("{sum} overflows {bits} bits; accepted: {accepted}"),
+    )
 }
 
 fn section_ranges(bin: &Binary) -> String {
@@ -870,7 +944,7 @@ fn section_ranges(bin: &Binary) -> String {
                 "{} {}..{}",
                 s.name,
                 Address(s.va),
-                Address(s.va.wrapping_add(s.mem_size()))
+                Address(s.va.saturating_add(s.mem_size()))
             )
         })
         .collect();
@@ -883,5 +957,122 @@ pub fn encoding_from(name: &str) -> Option<StringKinds> {
         "utf16le" => Some(StringKinds::Utf16le),
         "both" => Some(StringKinds::Both),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binary::{Arch, Format, Parsed, Section};
+
+    /// A 0x2000-byte image with one `.text` section at RVA 0x1000, file offset 0x400.
+    fn image(format: Format, arch: Arch, image_base: u64) -> Result<Binary, String> {
+        let parsed = Parsed {
+            format: Some(format),
+            arch: Some(arch),
+            image_base,
+            header_size: 0x400,
+            sections: vec![Section {
+                name: ".text".into(),
+                va: image_base.wrapping_add(0x1000),
+                virtual_size: 0x1000,
+                file_offset: 0x400,
+                raw_size: 0x200,
+                read: true,
+                write: false,
+                execute: true,
+                mapped: true,
+            }],
+            ..Parsed::default()
+        };
+        Binary::from_parsed(vec![0; 0x600], parsed).map_err(|e| e.to_string())
+    }
+
+    fn refused(r: Result<Conversion, ToolError>) -> String {
+        match r {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn live_base_near_2_pow_64_is_refused() -> Result<(), String> {
+        let bin = image(Format::Pe32Plus, Arch::X86_64, 0x1_4000_0000)?;
+        let ok = convert(&bin, AddressForm::Rva(0x1000), Some(0x7FF0_0000_0000))
+            .map_err(|e| e.to_string())?;
+        assert_eq!(ok.live_va, Some(Address(0x7FF0_0000_1000)));
+        for form in [
+            AddressForm::Va(0x1_4000_1000),
+            AddressForm::Rva(0x1000),
+            AddressForm::FileOffset(0x400),
+        ] {
+            let e = refused(convert(&bin, form, Some(u64::MAX - 0xFFF)));
+            assert!(e.contains("`live_base`"), "{e}");
+            assert!(
+                e.contains("0xFFFFFFFFFFFFF000 + rva 0x1000 overflows 64 bits"),
+                "{e}"
+            );
+            assert!(e.contains("at most 0xFFFFFFFFFFFFEFFF"), "{e}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn live_base_of_a_32_bit_module_stays_below_4_gib() -> Result<(), String> {
+        let bin = image(Format::Pe32, Arch::X86, 0x6FAB_0000)?;
+        let ok = convert(&bin, AddressForm::Rva(0x1000), Some(0xFFFF_E000))
+            .map_err(|e| e.to_string())?;
+        assert_eq!(ok.live_va, Some(Address(0xFFFF_F000)));
+        let e = refused(convert(&bin, AddressForm::Rva(0x1000), Some(0xFFFF_F000)));
+        assert!(
+            e.contains("`live_base`") && e.contains("overflows 32 bits"),
+            "{e}"
+        );
+        assert!(e.contains("at most 0xFFFFEFFF"), "{e}");
+        let e = refused(convert(&bin, AddressForm::Rva(0x1000), Some(0x1_0000_0000)));
+        assert!(e.contains("overflows 32 bits"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn rva_past_2_pow_64_is_refused() -> Result<(), String> {
+        let bin = image(Format::Pe32Plus, Arch::X86_64, 0x1_4000_0000)?;
+        let e = refused(convert(&bin, AddressForm::Rva(u64::MAX), None));
+        assert!(e.contains("`rva`"), "{e}");
+        assert!(
+            e.contains("image base 0x140000000 + 0xFFFFFFFFFFFFFFFF overflows 64 bits"),
+            "{e}"
+        );
+        assert!(e.contains("an RVA below 0xFFFFFFFEC0000000"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn va_below_the_image_base_has_no_rva() -> Result<(), String> {
+        // A damaged ELF: its one section lies below the base the header claims.
+        let mut bin = image(Format::Elf64, Arch::X86_64, 0x40_0000)?;
+        bin.image_base = 0x50_0000;
+        let e = refused(convert(&bin, AddressForm::Va(0x40_1000), None));
+        assert!(
+            e.contains("`va`") && e.contains("below the image base 0x500000"),
+            "{e}"
+        );
+        let e = refused(convert(&bin, AddressForm::FileOffset(0x400), None));
+        assert!(e.contains("`file_offset`") && e.contains("no RVA"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn file_offset_whose_va_would_wrap_is_refused() -> Result<(), String> {
+        // A damaged header: the section's address ends past 2^64.
+        let mut bin = image(Format::Pe32Plus, Arch::X86_64, 0x1_4000_0000)?;
+        bin.sections[0].va = u64::MAX - 0xFF;
+        assert_eq!(bin.offset_to_va(0x400 + 0xFF), Some(u64::MAX));
+        let e = refused(convert(&bin, AddressForm::FileOffset(0x400 + 0x100), None));
+        assert!(
+            e.contains("`file_offset`") && e.contains("overflows 64 bits"),
+            "{e}"
+        );
+        Ok(())
     }
 }
