@@ -188,15 +188,25 @@ async fn tokens_metrics_and_audit() -> TestResult {
         let r = ok(client, "child__echo", json!({"text": secret})).await;
         assert_eq!(r["text"], secret, "{r}");
     }
-    // An error result and a protocol error.
-    let e = call(&alice, "servers_restart", json!({"name": "nobody"})).await;
-    assert!(e.is_error, "{}", e.text);
+    // An error result and a protocol error, each naming what was wrong (a dead gateway would
+    // be an error too: the next call shows it still answers).
+    let e = err(&alice, "servers_restart", json!({"name": "nobody"})).await;
     assert!(
-        alice
-            .call_tool(rmcp::model::CallToolRequestParams::new("nobody__nothing"))
-            .await
-            .is_err()
+        e.contains("`name`") && e.contains("\"nobody\"") && e.contains("known servers: child"),
+        "{e}"
     );
+    let unknown = alice
+        .call_tool(rmcp::model::CallToolRequestParams::new("nobody__nothing"))
+        .await;
+    assert!(
+        matches!(&unknown, Err(rmcp::service::ServiceError::McpError(e))
+            if e.code == rmcp::model::ErrorCode::INVALID_PARAMS
+                && e.message.contains("\"nobody__nothing\"")
+                && e.message.contains("no server \"nobody\"")),
+        "{unknown:?}"
+    );
+    let st = ok(&alice, "servers_status", json!({})).await;
+    assert_eq!(server_entry(&st, "child")["state"], "running", "{st}");
 
     // /metrics: calls per tool, errors, latency, requests per client, the child.
     let (status, headers, text) = get(&base, "/metrics", Some("alice-secret")).await?;
@@ -300,7 +310,7 @@ async fn tokens_metrics_and_audit() -> TestResult {
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    assert_eq!(lines.len(), 5, "{log}");
+    assert_eq!(lines.len(), 6, "{log}");
     let expected_hash = to_hex(&Sha256::digest(
         json!({"text": secret}).to_string().as_bytes(),
     ));
@@ -310,6 +320,7 @@ async fn tokens_metrics_and_audit() -> TestResult {
         ("bob", "child__echo", "ok"),
         ("alice", "servers_restart", "is_error"),
         ("alice", "nobody__nothing", "protocol_error"),
+        ("alice", "servers_status", "ok"),
     ]) {
         assert_eq!(line["client"], client, "{line}");
         assert_eq!(line["tool"], tool, "{line}");

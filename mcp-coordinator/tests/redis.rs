@@ -1,7 +1,8 @@
 //! The Redis result cache with a real redis-server: scripts/test.sh starts one on a free
-//! loopback port and exports REDIS_URL (skipped, saying so, without it). A result of the
-//! real mcp-static is cached with the default static-analysis TTL (7 days) and answered from
-//! Redis by a new coordinator process, whose fresh mcp-static child never sees the call.
+//! loopback port and exports REDIS_URL (skipped through `mcp_testkit::skipped` without it: a
+//! failure under REQUIRE_REDIS or MCP_SUITE_STRICT). A result of the real mcp-static is
+//! cached with the default static-analysis TTL (7 days) and answered from Redis by a new
+//! coordinator process, whose fresh mcp-static child never sees the call.
 
 mod common;
 

@@ -14,14 +14,21 @@ use mcp_testkit::*;
 use rmcp::model::{ReadResourceRequestParams, ReadResourceResult};
 use rmcp::service::ServiceError;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The real saves, when the shared fixtures are there.
+/// The real saves, when the shared fixtures are there (else [`skipped`], which fails under
+/// REQUIRE_SHARED_FIXTURES).
 fn saves() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/d2s");
-    let d = d.canonicalize().ok()?;
-    d.join("d2v113c.d2s").exists().then_some(d)
+    let d = shared_fixtures("d2s")?.canonicalize().ok()?;
+    if d.join("d2v113c.d2s").exists() {
+        return Some(d);
+    }
+    skipped(
+        REQUIRE_SHARED_FIXTURES,
+        &format!("{} has no d2v113c.d2s", d.display()),
+    );
+    None
 }
 
 async fn read(c: &Client, uri: &str) -> Result<ReadResourceResult, ServiceError> {
@@ -50,14 +57,10 @@ fn by<T: serde::Serialize>(items: &[T], key: &str) -> Result<Vec<(String, Value)
 #[tokio::test]
 async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestResult {
     let dir = tmp("coord-res")?;
-    let root = saves();
-    if root.is_none() {
-        eprintln!(
-            "../shared/fixtures/d2s is absent: d2://save/{{path}} is listed but not read (the \
-             test child's resources still are)"
-        );
-    }
-    let root = root.unwrap_or_else(|| dir.to_path_buf());
+    // Without the saves, d2://save/{path} is listed but not read (the test child's resources
+    // still are); `saves` said so.
+    let saves = saves();
+    let root = saves.clone().unwrap_or_else(|| dir.to_path_buf());
     let d2_bin = sibling("mcp-d2")?;
     let root_arg = root.display().to_string();
     let config = server("child", TEST_CHILD)
@@ -120,7 +123,7 @@ async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestRe
         );
         assert!(!b.contents.is_empty(), "{uri}: {b:?}");
     }
-    if saves().is_some() {
+    if saves.is_some() {
         let uri = format!("d2://save/{}", root.join("d2v113c.d2s").display());
         let a = read(&d2, &uri).await?;
         let b = read(&c, &uri).await?;

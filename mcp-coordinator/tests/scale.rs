@@ -3,7 +3,8 @@
 //! (`--redis-url`) an MCP session begun on one instance goes on on the other, for a client
 //! of the session era (protocol 2025-06-18, what most hosts speak today); without Redis the
 //! second instance does not know the session. Needs REDIS_URL and nginx (scripts/test.sh
-//! installs and starts them); skipped, saying so, without them.
+//! installs and starts them); skipped through `mcp_testkit::skipped` without them (a failure
+//! under REQUIRE_REDIS / REQUIRE_NGINX / MCP_SUITE_STRICT).
 
 mod common;
 
@@ -16,11 +17,19 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The nginx binary; `None` after [`skipped`] under `REQUIRE_NGINX` when not installed.
 fn nginx() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
         .iter()
         .map(PathBuf::from)
-        .find(|p| p.exists())
+        .find(|p| p.exists());
+    if found.is_none() {
+        skipped(
+            "REQUIRE_NGINX",
+            "nginx is not installed (scripts/setup.sh installs nginx-light)",
+        );
+    }
+    found
 }
 
 /// A coordinator serving HTTP on `port` with the test child, sharing `redis` if given.
@@ -151,8 +160,8 @@ async fn session_through(front: u16, backs: [u16; 2]) -> Result<(usize, [f64; 2]
 
 #[tokio::test]
 async fn two_coordinators_behind_nginx_share_sessions_through_redis() -> TestResult {
+    // Both are asked, so that each missing one is reported.
     let (Some(redis), Some(nginx)) = (mcp_testkit::redis_url(), nginx()) else {
-        eprintln!("skipped: needs REDIS_URL and nginx (scripts/test.sh sets up both)");
         return Ok(());
     };
     let dir = tmp("coord-scale")?;

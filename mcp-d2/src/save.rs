@@ -2273,18 +2273,10 @@ pub(crate) mod tests {
 
     pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// The shared fixtures folder, or None (after saying so) when it is absent.
+    /// The shared saves, or None after `mcp_testkit::skipped` (which fails under
+    /// REQUIRE_SHARED_FIXTURES) when they are absent.
     pub(crate) fn fixtures() -> Option<PathBuf> {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/d2s"
-        ));
-        if dir.is_dir() {
-            Some(dir)
-        } else {
-            println!("skipped: fixtures absent ({})", dir.display());
-            None
-        }
+        mcp_testkit::shared_fixtures("d2s")
     }
 
     fn load(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {

@@ -41,12 +41,7 @@ async fn native_game_character_inventory_units_and_live_change() -> TestResult {
 
 #[tokio::test]
 async fn wine_game_reads_the_same() -> TestResult {
-    if std::process::Command::new("wine")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: wine is not installed");
+    if !wine64_available() {
         return Ok(());
     }
     let dir = game_dir();

@@ -5,7 +5,8 @@
 
 mod common;
 use common::*;
-use rmcp::model::{GetPromptRequestParams, PaginatedRequestParams};
+use rmcp::model::{ErrorCode, GetPromptRequestParams, PaginatedRequestParams};
+use rmcp::service::ServiceError;
 use serde_json::{Value, json};
 
 fn prompt_text(r: &rmcp::model::GetPromptResult) -> String {
@@ -93,17 +94,35 @@ async fn prompts_name_the_tools_and_check_their_arguments() -> TestResult {
             && text.contains("\"path_a\": \"old.d2s\", \"path_b\": \"new.d2s\""),
         "{text}"
     );
-    for bad in [
-        json!({"before": "/etc/passwd", "after": "new.d2s"}),
-        json!({"before": "old.d2s", "after": "missing.d2s"}),
-        json!({"before": "old.d2s"}),
+    // Each bad call is an invalid-params answer naming the argument and its value (a dead
+    // server would be an error too: the next call shows it still answers).
+    for (bad, words) in [
+        (
+            json!({"before": "/etc/passwd", "after": "new.d2s"}),
+            ["`before`", "/etc/passwd"],
+        ),
+        (
+            json!({"before": "old.d2s", "after": "missing.d2s"}),
+            ["`after`", "missing.d2s"],
+        ),
+        (json!({"before": "old.d2s"}), ["`after`", "missing"]),
     ] {
         let e = client
             .get_prompt(
                 GetPromptRequestParams::new("compare_saves").with_arguments(args(bad.clone())),
             )
             .await;
-        assert!(e.is_err(), "{bad}");
+        let Err(ServiceError::McpError(e)) = e else {
+            return Err(format!("{bad}: not an invalid-params answer but {e:?}").into());
+        };
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS, "{bad}: {e:?}");
+        assert!(
+            words.iter().all(|w| e.message.contains(w)),
+            "{bad}: {words:?} not in {}",
+            e.message
+        );
+        let again = client.list_all_prompts().await?;
+        assert_eq!(again.len(), 2, "after {bad}");
     }
     client.cancel().await?;
     Ok(())
@@ -142,13 +161,15 @@ async fn completions_and_listed_resources_come_from_the_roots_and_the_games() ->
     assert!(uris.contains(&"d2://save/deep/er/shared.sss"), "{uris:?}");
     assert!(uris.contains(&"d2://save/deep/private.D2X"), "{uris:?}");
     assert!(!uris.iter().any(|u| u.contains("notes")));
+    let bad_cursor = client
+        .list_resources(Some(
+            PaginatedRequestParams::default().with_cursor(Some("x".into())),
+        ))
+        .await;
     assert!(
-        client
-            .list_resources(Some(
-                PaginatedRequestParams::default().with_cursor(Some("x".into()))
-            ))
-            .await
-            .is_err()
+        matches!(&bad_cursor, Err(ServiceError::McpError(e))
+            if e.code == ErrorCode::INVALID_PARAMS && e.message.contains("cursor \"x\"")),
+        "{bad_cursor:?}"
     );
 
     // Completions: saves for compare_saves, saves and stashes for the template.

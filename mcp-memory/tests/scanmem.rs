@@ -33,8 +33,7 @@ fn scanmem(pid: u32, value: u32) -> Option<BTreeSet<u64>> {
 
 #[tokio::test]
 async fn exact_scans_agree_with_scanmem() -> TestResult {
-    if Command::new("scanmem").arg("--version").output().is_err() {
-        eprintln!("skipped: scanmem is not installed");
+    if !program_available("scanmem", "--version", "REQUIRE_SCANMEM") {
         return Ok(());
     }
     let fx = Fixture::native(&["--big-mib", "64"]);

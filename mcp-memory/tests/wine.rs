@@ -1,7 +1,8 @@
 //! The Windows build of the fixture (mingw: memfix.exe + memfix_dll.dll) running under Wine
 //! with a fresh WINEPREFIX: modules at the bases the program itself prints
 //! (`GetModuleHandle`), scans, and a pointer chain rooted in the DLL.
-//! Needs `wine` and mingw (installed by scripts/setup.sh); says so and skips without them.
+//! Needs `wine` and mingw (installed by scripts/setup.sh); without them, `skipped` (a failure
+//! under REQUIRE_WINE / REQUIRE_MINGW / MCP_SUITE_STRICT).
 
 mod common;
 use common::*;
@@ -9,9 +10,15 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn wine_process_modules_scans_and_pointer_chain() -> TestResult {
+    if !wine64_available() {
+        return Ok(());
+    }
     let exe = fixture_dir().join("memfix.exe");
-    if !WinePrefix::available() || !exe.exists() {
-        eprintln!("skipped: wine or the mingw build of the fixture is missing");
+    if !exe.exists() {
+        skipped(
+            "REQUIRE_MINGW",
+            "memfix.exe was not built (x86_64-w64-mingw32-gcc is missing)",
+        );
         return Ok(());
     }
     let prefix = WinePrefix::new(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), "memfix");

@@ -4,7 +4,8 @@
 //! server running inside the first namespace. Then `d2_decode` of the capture gives the same
 //! 956 packets, and tshark agrees on packets, flows and per-flow TCP payload bytes, for the
 //! capture and for a pcap written by `export_pcap`.
-//! Needs root, `ip` and tshark (scripts/setup.sh installs them); skips with a message otherwise.
+//! Needs root, `ip` and tshark (scripts/setup.sh installs them); `skipped` otherwise (a
+//! failure under REQUIRE_ROOT / REQUIRE_TSHARK / MCP_SUITE_STRICT).
 
 mod common;
 use common::*;
@@ -139,15 +140,10 @@ fn flow_view(flows: &Value) -> PayloadBytes {
 #[tokio::test]
 async fn capture_in_namespaces_decodes_like_the_file_and_agrees_with_tshark() -> TestResult {
     let Some(dir) = d2gs_dir() else { return Ok(()) };
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let tools = Command::new("tshark").arg("--version").output().is_ok()
-        && Command::new("ip").arg("-V").output().is_ok();
-    if !root || !tools {
-        eprintln!("skipped: needs root, ip and tshark");
+    if !root_available("a capture in network namespaces")
+        || !program_available("tshark", "--version", "REQUIRE_TSHARK")
+        || !program_available("ip", "-V", "REQUIRE_IPROUTE2")
+    {
         return Ok(());
     }
     let ns = Netns::create()?;

@@ -1,5 +1,6 @@
 //! Every file-based tool over MCP on the real D2GS stream of `../shared/fixtures/d2gs`
-//! (skipped with a message when absent), pcaps the tests write, and bad input.
+//! (`skipped` when absent: a failure under REQUIRE_SHARED_FIXTURES), pcaps the tests write,
+//! and bad input.
 
 mod common;
 use common::*;
@@ -215,18 +216,9 @@ async fn tools_are_listed_and_published_schemas_are_current() -> TestResult {
 /// Without CAP_NET_RAW (the server run as an unprivileged user), capture_start says so.
 #[tokio::test]
 async fn capture_without_permission_says_what_is_missing() -> TestResult {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root
-        || std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_err()
+    if !root_available("starting the server as another user")
+        || !program_available("setpriv", "--version", "REQUIRE_SETPRIV")
     {
-        eprintln!("skipped: needs root and setpriv to start the server as another user");
         return Ok(());
     }
     use rmcp::ServiceExt;

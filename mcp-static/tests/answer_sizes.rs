@@ -1,15 +1,15 @@
 //! Every tool at its largest accepted arguments on big real binaries (Wine's user32.dll and
-//! kernelbase.dll; skipped with a message when Wine is not installed) answers within the
-//! bound an answer keeps: at most 48,000 bytes of JSON (mcp-common's `MAX_JSON_BYTES`), so
-//! that text and structured content together stay under 100 KB on the wire. Run with
-//! `--nocapture` to see the sizes.
+//! kernelbase.dll; `skipped` when Wine is not installed, a failure under REQUIRE_WINE or
+//! MCP_SUITE_STRICT) answers within the bound an answer keeps: at most 48,000 bytes of JSON
+//! (mcp-common's `MAX_JSON_BYTES`), so that text and structured content together stay under
+//! 100 KB on the wire. Run with `--nocapture` to see the sizes.
 
 mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
 
-const WINE: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
+const WINE: &str = WINE64_DLLS;
 /// mcp-common's `output::MAX_JSON_BYTES`.
 const BOUND: usize = 48_000;
 
@@ -27,8 +27,7 @@ async fn measured(client: &Client, tool: &str, args: Value) -> Value {
 #[tokio::test]
 async fn largest_answers_stay_within_the_bound() -> TestResult {
     let dir = Path::new(WINE);
-    if !dir.join("user32.dll").is_file() || !dir.join("kernelbase.dll").is_file() {
-        eprintln!("skipped: Wine's {WINE}/user32.dll is absent");
+    if !wine64_available() {
         return Ok(());
     }
     let client = start(&[dir]).await?;

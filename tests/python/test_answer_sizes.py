@@ -9,13 +9,16 @@ and from ids earlier answers gave (`scan_id`, `snapshot_id`, ...), so a tool add
 swept too. The largest answer per server is printed.
 
 Needs MCP_STATIC, MCP_MEMORY, MCP_COORDINATOR (the bins beside it), MEMFIX, D2GAME_DIR;
-scripts/test.sh sets them. The shared fixtures are optional: without them a line says so."""
+scripts/test.sh sets them. The shared fixtures (../shared/fixtures, or SHARED_FIXTURES) are
+optional: without them the sweep runs on what remains and a warning says so, or the test fails
+when REQUIRE_SHARED_FIXTURES is set."""
 
 import glob
 import json
 import os
 import subprocess
 import tempfile
+import warnings
 
 import anyio
 import pytest
@@ -24,7 +27,8 @@ from mcp import Client, StdioServerParameters
 COORD = os.environ.get("MCP_COORDINATOR", "")
 MEMFIX = os.environ.get("MEMFIX", "")
 D2GAME = os.environ.get("D2GAME_DIR", "")
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures")
+SHARED = os.environ.get("SHARED_FIXTURES") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures")
 USER32 = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows/user32.dll"
 BOUND = 100_000
 
@@ -97,7 +101,10 @@ def test_no_answer_exceeds_100_kb():
     saves = sorted(glob.glob(os.path.join(SHARED, "d2s", "*")))
     dump = os.path.join(SHARED, "d2gs", "d2gs_sc.dump")
     if not saves:
-        print(f"note: {SHARED} is absent: the sweep runs without the shared saves and dump")
+        why = f"the shared fixtures {SHARED} are absent (set SHARED_FIXTURES=DIR to where they are)"
+        if os.environ.get("REQUIRE_SHARED_FIXTURES", "") not in ("", "0"):
+            pytest.fail(f"{why}, and REQUIRE_SHARED_FIXTURES is set")
+        warnings.warn(f"{why}: the sweep runs without the shared saves and dump")
     sizes = []
     fx = subprocess.Popen([MEMFIX], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     game = subprocess.Popen([os.path.join(D2GAME, "d2game"), os.path.join(D2GAME, "D2Client.dll")],

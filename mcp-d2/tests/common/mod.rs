@@ -22,15 +22,10 @@ pub fn game_dir() -> &'static Path {
     })
 }
 
-/// `../shared/fixtures/d2s` when present.
+/// The shared saves (`../shared/fixtures/d2s`, or under `SHARED_FIXTURES`); `None` after
+/// [`skipped`] when absent.
 pub fn saves_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/d2s");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared/fixtures/d2s is absent");
-        None
-    }
+    shared_fixtures("d2s")
 }
 
 /// A running fixture game.

@@ -8,15 +8,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// `../shared/fixtures/d2gs` when present.
+/// The shared D2GS dumps (`../shared/fixtures/d2gs`, or under `SHARED_FIXTURES`); `None`
+/// after [`skipped`] when absent.
 pub fn d2gs_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/d2gs");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared/fixtures/d2gs is absent");
-        None
-    }
+    shared_fixtures("d2gs")
 }
 
 /// A fresh directory `TAG-PID` under the target's tmp dir, removed when dropped.

@@ -200,16 +200,57 @@ impl WinePrefix {
     }
 }
 
-/// Says on stderr that a test cannot run here and why, or fails it when the strict switch
-/// `switch` is set: `scripts/test.sh` (and so CI) sets them, so that a test that did not run
-/// is never counted as passed there.
+/// The umbrella strict switch: when set (and not `0`), every [`skipped`] fails, whatever its
+/// own switch, except the shared fixtures' ([`REQUIRE_SHARED_FIXTURES`]). `scripts/test.sh`
+/// sets it: setup.sh installed everything the suite needs, so nothing may skip there.
+pub const SUITE_STRICT: &str = "MCP_SUITE_STRICT";
+
+/// The switch of the shared fixtures ([`shared_fixtures`]). Not under [`SUITE_STRICT`]: a
+/// clean clone elsewhere may legitimately lack them.
+pub const REQUIRE_SHARED_FIXTURES: &str = "REQUIRE_SHARED_FIXTURES";
+
+/// When set to a file, every skip is appended to it as `test<TAB>switch<TAB>why`, so that a
+/// run can count and list what did not run (libtest counts only `#[ignore]`).
+pub const SKIP_LOG: &str = "MCP_SKIP_LOG";
+
+/// Whether the switch `name` is on: set, non-empty and not `0`.
+fn switch_on(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Says on stderr that a test cannot run here and why (and appends it to [`SKIP_LOG`]), or
+/// fails it when the strict switch `switch`, or the umbrella [`SUITE_STRICT`], is set:
+/// `scripts/test.sh` (and so CI) sets them, so that a test that did not run is never counted
+/// as passed there. The caller then returns without testing.
 pub fn skipped(switch: &str, why: &str) {
-    assert!(
-        std::env::var_os(switch).is_none(),
-        "{why}, and {switch} is set: this test must run here (scripts/setup.sh installs what \
-         it needs)"
-    );
-    eprintln!("skipped: {why}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_string();
+    let umbrella = switch != REQUIRE_SHARED_FIXTURES && switch_on(SUITE_STRICT);
+    let set = if switch_on(switch) {
+        Some(switch)
+    } else if umbrella {
+        Some(SUITE_STRICT)
+    } else {
+        None
+    };
+    if let Some(set) = set {
+        panic!("{why}, and {set} is set: this test must run here, not skip");
+    }
+    eprintln!("skipped: {why} [{test}; {switch} or {SUITE_STRICT} makes this a failure]");
+    if let Some(log) = std::env::var_os(SKIP_LOG).filter(|l| !l.is_empty()) {
+        use std::io::Write;
+        let line = format!("{test}\t{switch}\t{}\n", why.replace(['\t', '\n'], " "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("cannot append to {SKIP_LOG} {}: {e}", log.to_string_lossy());
+        }
+    }
 }
 
 /// Whether 32-bit Wine (wine32:i386, which `scripts/setup.sh` installs) is here to run the
@@ -224,6 +265,71 @@ pub fn wine32_available(test: &str) -> bool {
         );
     }
     here
+}
+
+/// Where 64-bit Wine (wine64, which `scripts/setup.sh` installs) keeps its Windows DLLs.
+pub const WINE64_DLLS: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
+
+/// Whether 64-bit Wine is here (`wine` runs, its x86-64 DLLs are installed); when not,
+/// [`skipped`] under `REQUIRE_WINE`.
+pub fn wine64_available() -> bool {
+    let here = WinePrefix::available()
+        && std::path::Path::new(WINE64_DLLS)
+            .join("kernel32.dll")
+            .exists();
+    if !here {
+        skipped("REQUIRE_WINE", "64-bit Wine (wine64) is not installed");
+    }
+    here
+}
+
+/// Whether `program arg` can be started (the program is installed); when not, [`skipped`]
+/// under `switch`, naming the program.
+pub fn program_available(program: &str, arg: &str, switch: &str) -> bool {
+    let here = std::process::Command::new(program)
+        .arg(arg)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok();
+    if !here {
+        skipped(switch, &format!("{program} is not installed"));
+    }
+    here
+}
+
+/// Whether this process runs as root; when not, [`skipped`] under `REQUIRE_ROOT` saying
+/// what needs it.
+pub fn root_available(for_what: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        skipped("REQUIRE_ROOT", &format!("{for_what} needs root"));
+    }
+    root
+}
+
+/// `sub` of the shared fixtures: `$SHARED_FIXTURES/sub` when that variable is set, else
+/// `../shared/fixtures/sub` beside the repository. When it is not a directory, [`skipped`]
+/// under [`REQUIRE_SHARED_FIXTURES`] and `None`.
+pub fn shared_fixtures(sub: &str) -> Option<std::path::PathBuf> {
+    let base = match std::env::var_os("SHARED_FIXTURES").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+    };
+    let dir = base.join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    skipped(
+        REQUIRE_SHARED_FIXTURES,
+        &format!(
+            "the shared fixtures {} are absent (set SHARED_FIXTURES=DIR to where they are)",
+            dir.display()
+        ),
+    );
+    None
 }
 
 impl Drop for WinePrefix {
@@ -326,15 +432,16 @@ pub fn check_published_tools(
 }
 
 /// The Redis the tests may use (`REDIS_URL`, which scripts/test.sh sets to a private
-/// redis-server); `None`, and a line saying why the test skips, when it is unset or empty.
+/// redis-server); `None`, after [`skipped`] under `REQUIRE_REDIS`, when it is unset or empty.
 pub fn redis_url() -> Option<String> {
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!(
-                "skipped: REDIS_URL is not set (scripts/test.sh starts a redis-server and sets \
-                 it; or run `redis-server --port P --bind 127.0.0.1 --save ''` and set \
-                 REDIS_URL=redis://127.0.0.1:P/)"
+            skipped(
+                "REQUIRE_REDIS",
+                "REDIS_URL is not set (scripts/test.sh starts a redis-server and sets it; or run \
+                 `redis-server --port P --bind 127.0.0.1 --save ''` and set \
+                 REDIS_URL=redis://127.0.0.1:P/)",
             );
             None
         }
