@@ -1071,6 +1071,15 @@ impl D2Server {
                 "give exactly one of id, name",
             ));
         }
+        // An empty name is contained in every name: it would list the whole table, which is
+        // no lookup (and no answer to "which one is it").
+        if a.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(ToolError::invalid(
+                "name",
+                "\"\"",
+                "part of a name, at least one character other than space",
+            ));
+        }
         let t = &self.tables;
         let want = a.name.as_ref().map(|n| n.to_lowercase());
         let keep = |id: u32, name: &str| match (&a.id, &want) {
