@@ -8,6 +8,7 @@
 pub mod address;
 pub mod bytes;
 pub mod error;
+pub mod files;
 pub mod jsonrpc;
 pub mod output;
 pub mod paging;

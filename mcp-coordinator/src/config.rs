@@ -261,12 +261,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The largest config file read (the examples are about 3 KB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
-    /// Reads a config file. Relative child commands resolve against the file's directory,
+    /// Reads a config file (a regular file of at most [`MAX_CONFIG_BYTES`]). Relative child commands resolve against the file's directory,
     /// else against the coordinator's own (never the working directory, which a host picks).
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the config {}: {e}", path.display()))?;
+        let text = mcp_common::files::read_text(path, "the config", MAX_CONFIG_BYTES)?;
         let mut config = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml(&text),
             Some("json") => Self::from_json(&text),

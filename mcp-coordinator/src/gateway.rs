@@ -92,16 +92,24 @@ struct Token {
     digest: [u8; 32],
 }
 
+/// The largest tokens or secret file read.
+const MAX_SECRET_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads and checks a tokens file.
 fn load_tokens(path: &Path) -> Result<Vec<Token>, String> {
     let flag = "--auth-tokens";
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{flag} {}: cannot read it: {e}", path.display()))?;
+    let text = mcp_common::files::read_text(path, flag, MAX_SECRET_FILE_BYTES)?;
+    // The reason and the line only: toml's own message quotes the line, a token with it.
     let file: TokensFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| format!(" at line {}", mcp_common::files::line_at(&text, s.start)))
+            .unwrap_or_default();
         format!(
-            "{flag} {}: not a valid tokens file (accepted: TOML with [[clients]] entries, \
-             each `name` and either `token` or `sha256`): {e}",
-            path.display()
+            "{flag} {}: not a valid tokens file{line}: {} (accepted: TOML with [[clients]] \
+             entries, each `name` and either `token` or `sha256`)",
+            path.display(),
+            e.message().trim_end()
         )
     })?;
     if file.clients.is_empty() {
@@ -282,8 +290,8 @@ impl Gateway {
                 return Err("--jwt-issuer and --jwt-audience need --jwt-secret FILE".into());
             }
             (Some(path), iss, aud) => {
-                let mut secret = std::fs::read(path)
-                    .map_err(|e| format!("--jwt-secret {}: cannot read it: {e}", path.display()))?;
+                let mut secret =
+                    mcp_common::files::read_bytes(path, "--jwt-secret", MAX_SECRET_FILE_BYTES)?;
                 while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     secret.pop();
                 }
@@ -780,5 +788,21 @@ mod tests {
         let d: [u8; 32] = Sha256::digest(b"x").into();
         assert_eq!(parse_sha256(&to_hex(&d)), Some(d));
         assert_eq!(parse_sha256("zz"), None);
+    }
+
+    #[test]
+    fn a_bad_tokens_file_is_not_quoted_back() {
+        let dir = std::env::temp_dir().join(format!("tokens-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("tokens.toml");
+        let written = std::fs::write(&path, "[[clients]]\nname = \"a\"\ntoken = s3cret-value\n");
+        assert!(written.is_ok(), "{written:?}");
+        let e = super::load_tokens(&path).err().unwrap_or_default();
+        assert!(e.contains("at line 3") && !e.contains("s3cret"), "{e}");
+        let e = super::load_tokens(std::path::Path::new("/dev/zero"))
+            .err()
+            .unwrap_or_default();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

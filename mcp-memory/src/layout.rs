@@ -113,6 +113,9 @@ struct LayoutFile {
     layouts: BTreeMap<String, LayoutDef>,
 }
 
+/// The largest layout file read from `--layouts DIR` (the built-in ones are a few KB).
+const MAX_LAYOUT_FILE_BYTES: u64 = 1 << 20;
+
 /// Every named layout the server knows.
 #[derive(Debug, Clone, Default)]
 pub struct Layouts {
@@ -134,8 +137,7 @@ impl Layouts {
                 .collect();
             files.sort();
             for f in files {
-                let text =
-                    std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let text = mcp_common::files::read_text(&f, "layout", MAX_LAYOUT_FILE_BYTES)?;
                 me.add(&f.display().to_string(), &text)?;
             }
         }

@@ -140,35 +140,12 @@ pub const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
 /// The largest profile file read (the built-in ones are about 2 KB).
 const MAX_PROFILE_BYTES: u64 = 64 * 1024;
 
-/// A profile file's text: a regular file (no FIFO, device or directory, which could hang or
-/// flood the reader) of at most [`MAX_PROFILE_BYTES`], read no further than that.
-fn read_profile_file(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let shown = path.display();
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("profile {shown:?}: cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("profile {shown:?}: not a regular file"));
-    }
-    if meta.len() > MAX_PROFILE_BYTES {
-        return Err(format!(
-            "profile {shown:?}: {} bytes; a profile has at most {MAX_PROFILE_BYTES}",
-            meta.len()
-        ));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_PROFILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("profile {shown:?}: cannot read: {e}"))?;
-    Ok(text)
-}
-
 /// A TOML error as the line and the reason, without the snippet of the text that `toml`
 /// quotes: a path named by mistake (or on purpose, `/etc/shadow`) must not be quoted back.
 fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> String {
     match e.span() {
         Some(s) => {
-            let line = text[..s.start.min(text.len())].lines().count().max(1);
+            let line = mcp_common::files::line_at(text, s.start);
             format!("invalid profile {name:?} at line {line}: {}", e.message())
         }
         None => format!("invalid profile {name:?}: {}", e.message()),
@@ -184,7 +161,7 @@ impl Profile {
         }
         if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = read_profile_file(path)?;
+            let text = mcp_common::files::read_text(path, "profile", MAX_PROFILE_BYTES)?;
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
