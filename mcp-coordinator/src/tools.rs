@@ -411,6 +411,32 @@ fn error_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
+/// Most characters of a finding's `kind` and of a link's `relation`: a short label, which
+/// queries match and answers repeat.
+const MAX_LABEL_CHARS: usize = 200;
+/// Most characters of a finding's `title`, a one-line headline.
+const MAX_TITLE_CHARS: usize = 1000;
+/// Most characters of findings_query's `target` and `text`, search texts: well below
+/// SQLite's LIKE limit (50,000 bytes, else "pattern too complex", which names no argument).
+const MAX_QUERY_CHARS: usize = 1000;
+/// Most `links` one findings_record makes.
+const MAX_LINKS: usize = 256;
+/// Most `calls` one fan_out runs.
+const MAX_CALLS: usize = 64;
+
+/// Refuses a `text` argument that is empty (`min` 1) or longer than `max` characters.
+fn check_length(field: &str, text: &str, min: usize, max: usize) -> Result<(), ToolError> {
+    let n = text.chars().count();
+    if n < min || n > max {
+        return Err(ToolError::invalid(
+            field,
+            format!("{text:?} ({n} characters)"),
+            format!("accepted: {min} to {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
@@ -431,8 +457,8 @@ pub struct FanCall {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FanOutArgs {
-    /// The calls, run concurrently.
-    #[schemars(length(min = 1, max = 64))]
+    /// The calls, run concurrently (1 to 64).
+    #[schemars(length(min = 1, max = MAX_CALLS))]
     pub calls: Vec<FanCall>,
     /// Most calls running at once (default 8).
     #[schemars(range(min = 1, max = 64))]
@@ -480,21 +506,24 @@ impl Summary for FanOut {
 pub struct LinkTo {
     /// Id of the finding linked to.
     pub to: String,
-    /// What the link means, e.g. `derived_from`.
+    /// What the link means, e.g. `derived_from` (1 to 200 characters).
     pub relation: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RecordArgs {
-    /// What kind of finding (`pointer_chain`, `structure`, `note`, ...).
+    /// What kind of finding (`pointer_chain`, `structure`, `note`, ...; 1 to 200 characters).
     pub kind: String,
-    /// A one-line headline.
+    /// A one-line headline (1 to 1000 characters).
     pub title: String,
-    /// What it is about, e.g. `{"process": 1234}` or `{"binary": "/games/D2Client.dll"}`.
+    /// What it is about, e.g. `{"process": 1234}` or `{"binary": "/games/D2Client.dll"}`; at
+    /// most 32 levels deep and 256 KiB as JSON.
     pub target: Option<Value>,
-    /// Any JSON worth keeping (addresses, offsets, values).
+    /// Any JSON worth keeping (addresses, offsets, values); at most 32 levels deep and 256 KiB
+    /// as JSON.
     pub data: Option<Value>,
-    /// Links from the new finding to existing ones.
+    /// Links from the new finding to existing ones (at most 256).
+    #[schemars(length(max = MAX_LINKS))]
     pub links: Option<Vec<LinkTo>>,
 }
 
@@ -504,7 +533,7 @@ pub struct LinkArgs {
     pub from: String,
     /// Id of the finding it points to.
     pub to: String,
-    /// What the link means, e.g. `derived_from`, `same_value_as`.
+    /// What the link means, e.g. `derived_from`, `same_value_as` (1 to 200 characters).
     pub relation: String,
 }
 
@@ -600,7 +629,8 @@ impl Summary for StoreStatus {
 pub struct AnalyzeArgs {
     /// The game's pid (default: the only running game).
     pub pid: Option<u32>,
-    /// A capture of the game's traffic (network's capture id or pcap path) to decode too.
+    /// A capture of the game's traffic (network's capture id or pcap path) to decode too;
+    /// one network__d2_decode cannot decode is refused.
     pub capture_id: Option<String>,
 }
 
@@ -693,11 +723,39 @@ impl Coordinator {
         if let Some(pid) = a.pid {
             args["pid"] = pid.into();
         }
-        let character = part(
-            "d2__character",
-            self.forward_recorded(request("d2__character", args), None)
-                .await,
-        );
+        let character = async {
+            part(
+                "d2__character",
+                self.forward_recorded(request("d2__character", args), None)
+                    .await,
+            )
+        };
+        let traffic = async {
+            let src = a.capture_id.as_ref()?;
+            let decode = request(
+                "network__d2_decode",
+                serde_json::json!({"source": src, "ids": ["0x59", "0x95", "0x15"], "limit": 100}),
+            );
+            Some(part(
+                "network__d2_decode",
+                self.forward_recorded(decode, None).await,
+            ))
+        };
+        let (character, traffic) = tokio::join!(character, traffic);
+        // A capture that cannot be decoded is a bad argument, not a part of the analysis.
+        if let (Some(src), Some(t)) = (&a.capture_id, &traffic)
+            && t.is_error
+        {
+            return Err(ToolError::invalid(
+                "capture_id",
+                format!("{src:?}"),
+                format!(
+                    "accepted: a capture id or capture file network__d2_decode decodes; it \
+                     said: {}",
+                    t.error.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
         if character.is_error {
             return Err(ToolError::new(format!(
                 "d2__character failed: {}",
@@ -718,22 +776,9 @@ impl Coordinator {
             ),
             None,
         );
-        let traffic = async {
-            match &a.capture_id {
-                Some(src) => Some(
-                    self.forward_recorded(
-                        request("network__d2_decode", serde_json::json!({"source": src, "ids": ["0x59", "0x95", "0x15"], "limit": 100})),
-                        None,
-                    )
-                    .await,
-                ),
-                None => None,
-            }
-        };
-        let (inventory, snapshot, traffic) = tokio::join!(inventory, snapshot, traffic);
+        let (inventory, snapshot) = tokio::join!(inventory, snapshot);
         let inventory = part("d2__inventory", inventory);
         let snapshot = part("memory__snapshot", snapshot);
-        let traffic = traffic.map(|t| part("network__d2_decode", t));
         let store = self.findings.clone();
         let parts: Vec<Option<String>> = [
             Some(&character),
@@ -798,6 +843,24 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<RecordArgs>,
     ) -> Result<Json<Recorded>, ToolError> {
+        check_length("kind", &a.kind, 1, MAX_LABEL_CHARS)?;
+        check_length("title", &a.title, 1, MAX_TITLE_CHARS)?;
+        let links = a.links.as_deref().unwrap_or_default();
+        if links.len() > MAX_LINKS {
+            return Err(ToolError::invalid(
+                "links",
+                format!("{} links", links.len()),
+                format!("accepted: at most {MAX_LINKS}; link more with findings_link"),
+            ));
+        }
+        for (i, l) in links.iter().enumerate() {
+            check_length(
+                &format!("links[{i}].relation"),
+                &l.relation,
+                1,
+                MAX_LABEL_CHARS,
+            )?;
+        }
         for (field, v) in [("data", &a.data), ("target", &a.target)] {
             if let Some(v) = v {
                 crate::findings::check_recordable(field, v).map_err(ToolError::new)?;
@@ -836,6 +899,7 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<LinkArgs>,
     ) -> Result<Json<Link>, ToolError> {
+        check_length("relation", &a.relation, 1, MAX_LABEL_CHARS)?;
         let store = self.findings.clone();
         mcp_common::blocking(move || {
             store
@@ -846,8 +910,9 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Searches what was found (every tool call and record) by target, kind, tool, text or
-    /// time, newest first, paged. Then findings_get for one with its links.
+    /// Searches what was found (every tool call and record) by target, kind, tool, text (at
+    /// most 1000 characters each) or time, newest first, paged. Then findings_get for one
+    /// with its links.
     #[tool(
         title = "Search findings",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -857,6 +922,11 @@ impl Coordinator {
         Parameters(a): Parameters<QueryArgs>,
     ) -> Result<Json<Page<Finding>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
+        for (field, v) in [("target", &a.query.target), ("text", &a.query.text)] {
+            if let Some(v) = v {
+                check_length(field, v, 0, MAX_QUERY_CHARS)?;
+            }
+        }
         if a.scope == Some(Scope::Shared) {
             let Some(shipper) = &self.shipper else {
                 return Err(ToolError::invalid(
@@ -1003,11 +1073,11 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<FanOutArgs>,
     ) -> Result<Json<FanOut>, ToolError> {
-        if a.calls.is_empty() || a.calls.len() > 64 {
+        if a.calls.is_empty() || a.calls.len() > MAX_CALLS {
             return Err(ToolError::invalid(
                 "calls",
                 format!("{} calls", a.calls.len()),
-                "accepted: 1 to 64",
+                format!("accepted: 1 to {MAX_CALLS}"),
             ));
         }
         let parallel = a.max_parallel.unwrap_or(8);

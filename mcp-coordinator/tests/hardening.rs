@@ -2,12 +2,16 @@
 //! through rmcp's client: a child stopped with SIGSTOP (so its input pipe fills) still gets
 //! every call timed out on time while another child answers; it shows as unresponsive and
 //! comes back after SIGCONT or a restart; a killed child is never reported running;
-//! findings_record refuses data too deep or too large at once; and coordinators started
-//! together on one fresh data directory all open the findings store.
+//! findings_record refuses data too deep or too large at once; the coordinator's own arguments
+//! are bounded and named; and coordinators started together on one fresh data directory all
+//! open the findings store.
 
 mod common;
 
-use common::{COORDINATOR, TEST_CHILD, coordinator, server_entry, tmp, write_config};
+use common::{
+    COORDINATOR, TEST_CHILD, coordinator, server, server_entry, server_with_args, sibling, tmp,
+    write_config,
+};
 use mcp_testkit::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -382,5 +386,89 @@ async fn coordinators_started_together_on_a_fresh_store_all_start() -> TestResul
             client.cancel().await?;
         }
     }
+    Ok(())
+}
+
+/// The coordinator's own arguments are bounded and named (the bad-input matrix's cells): empty
+/// or overlong labels, titles and query texts, too many links or calls, and a capture that
+/// network__d2_decode cannot decode given to analyze_character.
+#[tokio::test]
+async fn own_tool_arguments_are_bounded_and_named() -> TestResult {
+    let dir = tmp("hard-bounds")?;
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root)?;
+    let root = root.display();
+    let text = server_with_args(
+        "network",
+        sibling("mcp-network")?.display(),
+        &[
+            "--root",
+            &root.to_string(),
+            "--output-dir",
+            &root.to_string(),
+        ],
+    ) + &server("d2", TEST_CHILD);
+    let client = coordinator(&write_config(&dir, "c.toml", &text)?, &[]).await?;
+    let huge = "A".repeat(1 << 20);
+    let f = |kind: &str, title: &str| json!({"kind": kind, "title": title});
+    let a = ok(&client, "findings_record", f("note", "a")).await;
+    let b = ok(&client, "findings_record", f("note", "b")).await;
+    let (a, b) = (&a["finding"]["id"], &b["finding"]["id"]);
+    let many_links = vec![json!({"to": a, "relation": "r"}); 257];
+    let cases = [
+        ("findings_record", f("", "t"), "`kind`"),
+        ("findings_record", f(&huge, "t"), "`kind`"),
+        ("findings_record", f("note", ""), "`title`"),
+        ("findings_record", f("note", &"t".repeat(1001)), "`title`"),
+        (
+            "findings_record",
+            json!({"kind": "note", "title": "t", "links": many_links}),
+            "`links`",
+        ),
+        (
+            "findings_record",
+            json!({"kind": "note", "title": "t", "links": [{"to": a, "relation": ""}]}),
+            "`links[0].relation`",
+        ),
+        (
+            "findings_link",
+            json!({"from": a, "to": b, "relation": ""}),
+            "`relation`",
+        ),
+        (
+            "findings_link",
+            json!({"from": a, "to": b, "relation": huge}),
+            "`relation`",
+        ),
+        ("findings_query", json!({"target": huge}), "`target`"),
+        ("findings_query", json!({"text": huge}), "`text`"),
+        (
+            "fan_out",
+            json!({"calls": vec![json!({"tool": "d2__echo"}); 65]}),
+            "`calls`",
+        ),
+        (
+            "analyze_character",
+            json!({"capture_id": "/etc/passwd"}),
+            "`capture_id`",
+        ),
+        (
+            "analyze_character",
+            json!({"capture_id": "cap-77"}),
+            "`capture_id`",
+        ),
+    ];
+    for (tool, args, named) in cases {
+        let e = err(&client, tool, args).await;
+        assert!(e.contains(named) && e.len() < 4096, "{tool}: {e}");
+    }
+    // At the caps it is kept.
+    ok(
+        &client,
+        "findings_record",
+        f(&"k".repeat(200), &"t".repeat(1000)),
+    )
+    .await;
+    client.cancel().await?;
     Ok(())
 }

@@ -327,9 +327,12 @@ impl JsonSchema for Location {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // `minimum` bounds only the integer form: the argument check then refuses a negative
+        // one naming the argument (the deserialiser's error cannot name it).
         json_schema!({
             "description": "Number, hex or Module.dll+0x1234",
-            "type": ["integer", "string"]
+            "type": ["integer", "string"],
+            "minimum": 0
         })
     }
 }

@@ -103,7 +103,14 @@ fn target(pid: u32) -> Result<Target, ToolError> {
     let mem = open(pid)?;
     let regions = procfs::read_maps(pid).map_err(|e| {
         if procfs::exists(pid) {
-            ToolError::new(format!("cannot read /proc/{pid}/maps: {e}"))
+            ToolError::invalid(
+                "pid",
+                pid,
+                format!(
+                    "cannot read /proc/{pid}/maps: {e}; accepted: a process of this user, or \
+                     any with CAP_SYS_PTRACE"
+                ),
+            )
         } else {
             mem_error(MemError::Gone(pid), pid)
         }
@@ -139,7 +146,7 @@ fn mem_error(e: MemError, pid: u32) -> ToolError {
                 Address(u64::MAX - len)
             ),
         ),
-        other => ToolError::new(other.to_string()),
+        MemError::Denied(..) => ToolError::invalid("pid", pid, e),
     }
 }
 
@@ -460,7 +467,7 @@ pub struct ScanStartArgs {
     #[serde(default)]
     #[schemars(schema_with = "number_schema")]
     pub value: Option<Value>,
-    /// Hex with ?? wildcards: 8B 0D ?? ?? 85 C9
+    /// Hex with ?? wildcards: 8B 0D ?? ?? 85 C9 (at most 4096 bytes).
     pub pattern: Option<String>,
     /// At most 4096 bytes encoded.
     #[schemars(length(min = 1, max = 4096))]
@@ -2060,6 +2067,13 @@ impl MemoryServer {
                 )
             })?
             .to_vec();
+        if fields.is_empty() {
+            return Err(ToolError::invalid(
+                "layout",
+                "[]",
+                "accepted: a layout name or at least one field",
+            ));
+        }
         layout::validate(&layouts, &fields, depth)
             .map_err(|e| ToolError::invalid("layout", "given fields", e))?;
         blocking(move || {

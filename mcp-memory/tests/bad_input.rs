@@ -173,6 +173,21 @@ async fn every_bad_argument_is_a_clear_error_and_the_server_survives() -> TestRe
             vec!["`layout`", "ptr32/ptr64"],
         ),
         (
+            "read_struct",
+            json!({"pid": pid, "address": here, "layout": []}),
+            vec!["`layout`", "at least one field"],
+        ),
+        (
+            "read_memory",
+            json!({"pid": pid, "address": -1, "length": 4}),
+            vec!["`address`", "-1", ">= 0"],
+        ),
+        (
+            "scan_start",
+            json!({"pid": pid, "pattern": "A".repeat(1 << 20)}),
+            vec!["`pattern`", "1 to 4096 bytes"],
+        ),
+        (
             "infer_struct",
             json!({"pid": pid, "addresses": [], "size": 16}),
             vec!["`addresses`", "1 to 64"],
@@ -231,6 +246,16 @@ async fn every_bad_argument_is_a_clear_error_and_the_server_survives() -> TestRe
                 "{tool} {args}: message {msg:?} lacks {w:?}"
             );
         }
+    }
+    // pid 1 is readable only with CAP_SYS_PTRACE (root in most containers lacks it): when
+    // refused, the refusal names `pid`.
+    let r = call(&client, "list_modules", json!({"pid": 1})).await;
+    if r.is_error {
+        assert!(
+            r.text.contains("`pid`") && r.text.contains("/proc/1/maps"),
+            "{}",
+            r.text
+        );
     }
     // Still serving, and the fixture's memory is untouched.
     let v = ok(

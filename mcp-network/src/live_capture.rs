@@ -37,6 +37,29 @@ pub fn list_interfaces() -> Result<Vec<Interface>, String> {
         .collect())
 }
 
+/// How many interface names a refusal lists (a host with many containers has hundreds).
+const LISTED_NAMES: usize = 16;
+
+/// Checks that `name` is an interface libpcap lists, before it names a file or reaches
+/// libpcap: a name that is no interface is refused naming the argument and the choices.
+pub fn check_interface(name: &str) -> Result<(), String> {
+    let all = list_interfaces()?;
+    if all.iter().any(|i| i.name == name) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    if names.len() > LISTED_NAMES {
+        names.truncate(LISTED_NAMES);
+        names.push("…");
+    }
+    Err(format!(
+        "invalid argument `interface`: {} (no such interface; accepted: one of {}, as \
+         list_interfaces shows)",
+        mcp_common::error::quoted(&format!("{name:?}")),
+        names.join(", ")
+    ))
+}
+
 /// What a capture is asked to do.
 #[derive(Debug, Clone)]
 pub struct CaptureSpec {
@@ -235,6 +258,18 @@ mod tests {
         .err()
         .unwrap_or_default();
         assert!(e.contains("no-such-if0"), "{e}");
+        let lo = all
+            .iter()
+            .find(|i| i.loopback)
+            .map_or("lo", |i| i.name.as_str());
+        check_interface(lo)?;
+        let e = check_interface(&"A".repeat(1 << 20))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("`interface`") && e.contains(lo) && e.len() < 4096,
+            "{e}"
+        );
         Ok(())
     }
 }

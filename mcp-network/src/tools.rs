@@ -321,11 +321,16 @@ pub struct FollowStreamArgs {
     pub limit: Option<u64>,
 }
 
+/// The most `ids` a d2_decode call takes: there are 256 message ids, so more can only repeat.
+const MAX_IDS: usize = 256;
+
 /// The `ids` argument's schema: `IdArg`'s two forms as one type list (cheaper to list).
 fn ids_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "array",
-        "items": { "type": ["integer", "string"], "minimum": 0, "maximum": 255 }
+        "items": { "type": ["integer", "string"], "minimum": 0, "maximum": 255 },
+        "minItems": 1,
+        "maxItems": MAX_IDS
     })
 }
 
@@ -337,7 +342,7 @@ pub struct D2DecodeArgs {
     pub flow_id: Option<u32>,
     /// Sender; default both.
     pub direction: Option<Side>,
-    /// Only these message ids: numbers or hex strings ("0x59").
+    /// Only these message ids (1 to 256): numbers or hex strings ("0x59").
     #[serde(default)]
     #[schemars(schema_with = "ids_schema")]
     pub ids: Option<Vec<IdArg>>,
@@ -621,6 +626,7 @@ impl NetworkServer {
         }
         let state = self.state.clone();
         blocking(move || {
+            live_capture::check_interface(&a.interface).map_err(ToolError::new)?;
             let id = {
                 let mut n = lock(&state.next_capture);
                 *n += 1;
@@ -849,6 +855,15 @@ impl NetworkServer {
         Parameters(a): Parameters<D2DecodeArgs>,
     ) -> Result<Json<D2DecodeAnswer>, ToolError> {
         let (offset, limit) = page(a.offset, a.limit)?;
+        if let Some(ids) = &a.ids
+            && (ids.is_empty() || ids.len() > MAX_IDS)
+        {
+            return Err(ToolError::invalid(
+                "ids",
+                format!("{} ids", ids.len()),
+                format!("accepted: 1 to {MAX_IDS} ids; leave it out for every message"),
+            ));
+        }
         let state = self.state.clone();
         blocking(move || {
             let an = load(&state, &a.source)?;

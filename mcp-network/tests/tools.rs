@@ -145,6 +145,17 @@ async fn bad_sources_and_arguments_are_clear_errors() -> TestResult {
     )
     .await;
     assert!(e.contains("no-such-if0"), "{e}");
+    // A name that is no interface never reaches a file name (a megabyte would be one).
+    let e = err(
+        &client,
+        "capture_start",
+        json!({"interface": "A".repeat(1 << 20)}),
+    )
+    .await;
+    assert!(
+        e.contains("`interface`") && e.contains("no such interface") && e.len() < 4096,
+        "{e}"
+    );
     let e = err(
         &client,
         "capture_start",
@@ -182,6 +193,15 @@ async fn bad_sources_and_arguments_are_clear_errors() -> TestResult {
     )
     .await;
     assert!(e.contains("`ids`"), "{e}");
+    for ids in [json!([]), json!(vec![0; 257])] {
+        let e = err(
+            &client,
+            "d2_decode",
+            json!({"source": "truncated.pcap", "ids": ids}),
+        )
+        .await;
+        assert!(e.contains("`ids`") && e.contains("256"), "{e}");
+    }
     // Still serving.
     let i = ok(&client, "list_interfaces", json!({})).await;
     assert!(

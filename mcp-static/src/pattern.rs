@@ -4,13 +4,17 @@
 
 use memchr::memmem;
 
+/// The most bytes a pattern may have: far above make_signature's 256, while a megabyte of
+/// hex is refused at once instead of being searched for and echoed in the answer.
+pub const MAX_PATTERN_BYTES: usize = 4096;
+
 /// A pattern: `None` matches any byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern(pub Vec<Option<u8>>);
 
 impl Pattern {
     /// Parses space-separated tokens: two hex digits, or `?`/`??` for any byte. Tokens may
-    /// also be written without spaces (`8B0D????`).
+    /// also be written without spaces (`8B0D????`). At most [`MAX_PATTERN_BYTES`] bytes.
     pub fn parse(text: &str) -> Result<Pattern, String> {
         let mut bytes = Vec::new();
         for token in text.split_whitespace() {
@@ -37,6 +41,12 @@ impl Pattern {
                     bytes.push(Some(b));
                 }
             }
+        }
+        if bytes.len() > MAX_PATTERN_BYTES {
+            return Err(format!(
+                "the pattern has {} bytes (accepted: 1 to {MAX_PATTERN_BYTES} bytes)",
+                bytes.len()
+            ));
         }
         if bytes.is_empty() {
             return Err("the pattern is empty (example: \"8B 0D ?? ?? ?? ?? 85 C9\")".into());
@@ -92,7 +102,12 @@ impl Pattern {
         let mut out = Vec::new();
         let (anchor_at, anchor) = self.anchor();
         let finder = memmem::Finder::new(&anchor);
-        for hit in finder.find_iter(data) {
+        // Each search starts one byte after the last hit: `find_iter` skips overlapping
+        // hits of the anchor (`FF FF` in `FF FF FF`), and so matches that start there.
+        let mut from = 0;
+        while let Some(found) = data.get(from..).and_then(|rest| finder.find(rest)) {
+            let hit = from + found;
+            from = hit + 1;
             if hit < anchor_at {
                 continue;
             }
@@ -136,9 +151,25 @@ mod tests {
         Ok(())
     }
 
+    /// Found by fuzz/ (static_pattern): overlapping matches were skipped.
+    #[test]
+    fn finds_overlapping_matches() -> Result<(), String> {
+        let p = Pattern::parse("FF FF")?;
+        assert_eq!(p.find_all(&[0xFF; 4], 10), vec![0, 1, 2]);
+        let p = Pattern::parse("?? 41 41")?;
+        assert_eq!(p.find_all(b"xAAAA", 10), vec![0, 1, 2]);
+        assert_eq!(p.find_all(b"xAAAA", 1), vec![0]);
+        Ok(())
+    }
+
     #[test]
     fn rejects_bad_patterns() {
         assert!(Pattern::parse("").is_err());
+        assert!(Pattern::parse(&"AA".repeat(MAX_PATTERN_BYTES)).is_ok());
+        match Pattern::parse(&"AA".repeat(MAX_PATTERN_BYTES + 1)) {
+            Err(e) => assert!(e.contains("4097 bytes") && e.contains("1 to 4096"), "{e}"),
+            Ok(p) => panic!("a pattern of {} bytes was accepted", p.len()),
+        }
         assert!(Pattern::parse("?? ??").is_err());
         assert!(Pattern::parse("8G").is_err());
         assert!(Pattern::parse("8B 0").is_err());

@@ -158,7 +158,7 @@ pub struct XrefsArgs {
 pub struct FindPatternArgs {
     #[schemars(description = PATH_DOC)]
     pub path: String,
-    /// Hex bytes, `??` wildcards: `8B 0D ?? ?? ?? ?? 85 C9`.
+    /// Hex bytes, `??` wildcards: `8B 0D ?? ?? ?? ?? 85 C9` (at most 4096 bytes).
     pub pattern: String,
     /// Only this section (default the whole file).
     pub section: Option<String>,

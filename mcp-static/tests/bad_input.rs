@@ -111,6 +111,17 @@ async fn bad_paths_and_arguments_are_clear_errors() -> TestResult {
     )
     .await;
     assert!(e.contains("only wildcards"), "{e}");
+    // A megabyte of hex is refused by its size, not searched for and echoed back.
+    let e = err(
+        &client,
+        "find_pattern",
+        json!({"path": dll, "pattern": "A".repeat(1 << 20)}),
+    )
+    .await;
+    assert!(
+        e.contains("`pattern`") && e.contains("1 to 4096 bytes") && e.len() < 4096,
+        "{e}"
+    );
     let e = err(
         &client,
         "find_pattern",

@@ -87,14 +87,58 @@ impl SandboxServer {
     }
 }
 
+/// Most entries in `args`, and in `env`: far above a game's command line, while a list of
+/// 100,000 is refused by name before it reaches execve.
+const MAX_ARGS: usize = 1024;
+
+/// Most bytes of `args`, and of `env` (`NAME=value` each): execve takes at most 2 MiB of
+/// arguments and environment together (ARG_MAX), shared with the stage's own arguments and
+/// the inherited environment, and 128 KiB in one string.
+const MAX_ARG_BYTES: usize = 64 * 1024;
+
+/// Refuses `args`/`env` strings execve would refuse (too many, too long, a NUL), naming
+/// `field` or the entry.
+fn check_exec_strings<'a>(
+    field: &str,
+    entries: impl ExactSizeIterator<Item = (String, &'a str)>,
+) -> Result<(), ToolError> {
+    if entries.len() > MAX_ARGS {
+        return Err(ToolError::invalid(
+            field,
+            format!("{} entries", entries.len()),
+            format!("accepted: at most {MAX_ARGS}"),
+        ));
+    }
+    let mut total = 0;
+    for (name, text) in entries {
+        if text.contains('\0') {
+            return Err(ToolError::invalid(
+                &name,
+                format!("{text:?}"),
+                "accepted: text without NUL bytes",
+            ));
+        }
+        total += text.len() + 1;
+        if total > MAX_ARG_BYTES {
+            return Err(ToolError::invalid(
+                field,
+                format!("more than {MAX_ARG_BYTES} bytes"),
+                format!("accepted: at most {MAX_ARG_BYTES} bytes in all"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LaunchArgs {
     /// `wine` or `strict` (built in), or a profile .toml path.
     pub profile: String,
     /// A path, or a name in PATH (e.g. `wine`, with the .exe in `args`).
     pub program: String,
-    /// The program's arguments.
+    /// The program's arguments: at most 1024, 64 KiB in all.
     #[serde(default)]
+    #[schemars(length(max = MAX_ARGS))]
     pub args: Vec<String>,
     /// Memory limit, e.g. `4G` (default: the profile's).
     pub memory: Option<String>,
@@ -119,7 +163,7 @@ pub struct LaunchArgs {
     /// Let refused syscalls run, only recording them.
     #[serde(default)]
     pub seccomp_log: bool,
-    /// Environment variables set inside.
+    /// Environment variables set inside: at most 1024, 64 KiB in all.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
@@ -295,6 +339,13 @@ impl SandboxServer {
             Some(t) => Some(Duration::from_secs_f64(t)),
             None => None,
         };
+        check_exec_strings(
+            "args",
+            a.args
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("args[{i}]"), x.as_str())),
+        )?;
         let rw =
             a.rw.iter()
                 .map(|d| self.roots.resolve("rw", d))
@@ -332,6 +383,14 @@ impl SandboxServer {
             ));
         }
         let env: Vec<(String, String)> = a.env.into_iter().collect();
+        let env_strings: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (format!("env.{k}"), format!("{k}={v}")))
+            .collect();
+        check_exec_strings(
+            "env",
+            env_strings.iter().map(|(k, kv)| (k.clone(), kv.as_str())),
+        )?;
         blocking(move || {
             let _ = std::fs::create_dir_all(&runner.base_dir);
             // One output file per sandbox, removed by stop, a failed launch or the server's

@@ -180,6 +180,10 @@ async fn bad_input_is_an_error_naming_the_argument() -> TestResult {
         (with("timeout", json!(-1.0)), "timeout"),
         (with("rw", json!(["/etc"])), "rw"),
         (with("env", json!({"A=B": "x"})), "env"),
+        // execve's limits, refused by name before anything starts.
+        (with("args", json!(vec!["x"; 100_000])), "`args`"),
+        (with("args", json!(["a\u{0}b"])), "`args[0]`"),
+        (with("env", json!({"BIG": "x".repeat(1 << 20)})), "`env`"),
         (
             with("pids", json!("many")),
             "`pids`: \"many\" (accepted: integer)",
