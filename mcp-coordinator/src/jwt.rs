@@ -102,18 +102,19 @@ impl Verifier {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or_else(|| invalid("no `exp` claim: tokens must expire"))?;
-        if now > exp + LEEWAY_S {
+        // Saturating: `exp` and `nbf` are whatever the token says (i64::MAX overflowed here).
+        if now > exp.saturating_add(LEEWAY_S) {
             return Err(Refused {
                 error: "token_expired",
-                message: format!("the token expired {} s ago", now - exp),
+                message: format!("the token expired {} s ago", now.saturating_sub(exp)),
             });
         }
         if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
-            && now + LEEWAY_S < nbf
+            && now.saturating_add(LEEWAY_S) < nbf
         {
             return Err(invalid(format!(
                 "the token is not valid for {} s yet",
-                nbf - now
+                nbf.saturating_sub(now)
             )));
         }
         if let Some(want) = &self.issuer
@@ -190,6 +191,37 @@ mod tests {
         let other = Verifier::new(vec![b'x'; 32], None, None)?;
         let e = other.verify(PYJWT, 0).err();
         assert!(e.is_some_and(|r| r.message.contains("signature")));
+        Ok(())
+    }
+
+    /// Found by fuzz/ (coordinator_jwt): `exp` at the ends of i64 overflowed the expiry
+    /// check (a panic in debug builds, a wrong answer in release).
+    #[test]
+    fn extreme_times_are_refused_or_accepted_without_overflow() -> Result<(), String> {
+        let v = verifier(None, None)?;
+        let sign = |claims: &str| -> Result<String, String> {
+            let body = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+                URL_SAFE_NO_PAD.encode(claims)
+            );
+            let mut mac = HmacSha256::new_from_slice(SECRET).map_err(|e| e.to_string())?;
+            mac.update(body.as_bytes());
+            Ok(format!(
+                "{body}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            ))
+        };
+        let max = sign(r#"{"sub":"a","exp":9223372036854775807}"#)?;
+        assert_eq!(v.verify(&max, 1_900_000_000), Ok("a".into()));
+        let min = sign(r#"{"sub":"a","exp":-9223372036854775808}"#)?;
+        let e = v.verify(&min, 1_900_000_000).err();
+        assert!(e.is_some_and(|r| r.error == "token_expired"));
+        let nbf = sign(r#"{"sub":"a","exp":9223372036854775807,"nbf":9223372036854775807}"#)?;
+        let e = v.verify(&nbf, i64::MAX).err();
+        assert!(e.is_none(), "valid from i64::MAX, checked at i64::MAX");
+        let e = v.verify(&nbf, -5).err();
+        assert!(e.is_some_and(|r| r.message.contains("not valid")));
         Ok(())
     }
 
