@@ -52,24 +52,6 @@ fn depth(v: &Value) -> usize {
     deepest
 }
 
-/// The length of `v` serialized, without building the text.
-fn serialized_len(v: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
-    // Writing a Value to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut n, v);
-    n.0
-}
-
 /// Whether an agent's `field` (`data`, `target`) may be recorded: at most
 /// [`MAX_RECORD_DEPTH`] deep and [`MAX_RECORD_BYTES`] long; else why not, naming both.
 pub fn check_recordable(field: &str, v: &Value) -> Result<(), String> {
@@ -80,7 +62,7 @@ pub fn check_recordable(field: &str, v: &Value) -> Result<(), String> {
              record a flatter structure"
         ));
     }
-    let n = serialized_len(v);
+    let n = mcp_common::paging::json_len(v);
     if n > MAX_RECORD_BYTES {
         return Err(format!(
             "invalid argument `{field}`: {n} bytes as JSON (at most {MAX_RECORD_BYTES}); \

@@ -658,20 +658,7 @@ fn an_unprivileged_user_gets_a_user_namespace() -> TestResult {
         return Ok(());
     }
     let group = format!("sbx-test-nobody-{}", std::process::id());
-    let own = |c: &str| -> String {
-        std::fs::read_to_string("/proc/self/cgroup")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                let mut p = l.splitn(3, ':');
-                let (_, names, path) = (p.next()?, p.next()?, p.next()?);
-                names
-                    .split(',')
-                    .any(|n| n == c)
-                    .then(|| path.trim_start_matches('/').to_string())
-            })
-            .unwrap_or_default()
-    };
+    let own = common::own_cgroup;
     let mut parents = Vec::new();
     for c in ["memory", "pids", "cpu", "freezer", "cpuacct"] {
         let mount = Path::new("/sys/fs/cgroup").join(c);

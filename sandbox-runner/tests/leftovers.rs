@@ -50,19 +50,7 @@ fn group_dirs(group: &str) -> Vec<PathBuf> {
     if v2 {
         return vec![root.join(group)];
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let path_of = |c: &str| {
-        own.lines()
-            .find_map(|l| {
-                let mut p = l.splitn(3, ':');
-                let (_, names, path) = (p.next()?, p.next()?, p.next()?);
-                names
-                    .split(',')
-                    .any(|n| n == c)
-                    .then(|| path.trim_start_matches('/').to_string())
-            })
-            .unwrap_or_default()
-    };
+    let path_of = common::own_cgroup;
     ["memory", "pids", "cpu", "freezer", "cpuacct"]
         .iter()
         .filter(|c| {

@@ -1,8 +1,13 @@
 """Loopback helpers the HTTP tests share: a free port, and waiting until a started server
 listens on it."""
 
+import os
 import socket
+import subprocess
 import time
+
+EXAMPLE_NGINX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
+                             "deploy", "nginx.conf")
 
 
 def free_port():
@@ -34,3 +39,26 @@ def wait_listening(port, proc, within=30):
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline, f"nothing listens on {port}"
             time.sleep(0.05)
+
+
+def start_nginx(nginx, tmp, front, backs):
+    """nginx with examples/deploy/nginx.conf listening on 127.0.0.1:`front` in front of the
+    coordinators on `backs` (one or two ports), its files under `tmp`; returns once it listens."""
+    with open(EXAMPLE_NGINX) as f:
+        conf = f.read().replace("127.0.0.1:8930", f"127.0.0.1:{front}")
+    for example, port in zip(("server 127.0.0.1:8931;", "server 127.0.0.1:8932;"),
+                             list(backs) + [None]):
+        conf = conf.replace(example, f"server 127.0.0.1:{port};" if port else "")
+    prefix = os.path.join(tmp, "nginx")
+    os.makedirs(prefix)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(conf)
+    proc = subprocess.Popen([nginx, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"),
+                             "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(front, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc

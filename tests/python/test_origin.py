@@ -16,13 +16,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from netutil import free_ports, wait_listening
+from netutil import free_ports, start_nginx, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
-EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "deploy",
-                       "nginx.conf")
 
 pytestmark = pytest.mark.skipif(not (COORD and CHILD and NGINX),
                                 reason="needs MCP_COORDINATOR, MCP_TEST_CHILD and nginx "
@@ -86,19 +84,8 @@ def test_origin_through_the_gateway_and_through_nginx():
                 stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(coord)
             wait_listening(back, coord)
-            with open(EXAMPLE) as f:
-                conf = (f.read().replace("127.0.0.1:8930", f"127.0.0.1:{front}")
-                        .replace("server 127.0.0.1:8931;", f"server 127.0.0.1:{back};")
-                        .replace("server 127.0.0.1:8932;", ""))
-            prefix = os.path.join(tmp, "nginx")
-            os.makedirs(prefix)
-            with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-                f.write(conf)
-            nginx = subprocess.Popen([NGINX, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"),
-                                      "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            nginx = start_nginx(NGINX, tmp, front, [back])
             procs.append(nginx)
-            wait_listening(front, nginx)
 
             failures = []
             for where, port in (("gateway", back), ("nginx", front)):

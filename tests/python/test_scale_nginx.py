@@ -17,14 +17,12 @@ import urllib.request
 import anyio
 import pytest
 from mcp import Client
-from netutil import free_ports, wait_listening
+from netutil import free_ports, start_nginx, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
 REDIS = os.environ.get("REDIS_URL", "")
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
-EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "deploy",
-                       "nginx.conf")
 
 pytestmark = pytest.mark.skipif(not (COORD and CHILD and REDIS and NGINX),
                                 reason="needs MCP_COORDINATOR, MCP_TEST_CHILD, REDIS_URL and nginx "
@@ -65,19 +63,8 @@ def test_python_sdk_through_nginx_and_two_coordinators():
                     stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(p)
                 wait_listening(port, p)
-            with open(EXAMPLE) as f:
-                conf = (f.read().replace("127.0.0.1:8930", f"127.0.0.1:{front}")
-                        .replace("127.0.0.1:8931", f"127.0.0.1:{backs[0]}")
-                        .replace("127.0.0.1:8932", f"127.0.0.1:{backs[1]}"))
-            prefix = os.path.join(tmp, "nginx")
-            os.makedirs(prefix)
-            with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-                f.write(conf)
-            nginx = subprocess.Popen([NGINX, "-p", prefix, "-c", os.path.join(prefix, "nginx.conf"),
-                                      "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            nginx = start_nginx(NGINX, tmp, front, backs)
             procs.append(nginx)
-            wait_listening(front, nginx)
 
             anyio.run(six_calls, f"http://127.0.0.1:{front}/")
             served = [echo_calls(p) for p in backs]

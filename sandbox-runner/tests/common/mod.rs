@@ -108,3 +108,21 @@ pub fn interface_gone(name: &str) -> bool {
     let path = Path::new("/sys/class/net").join(name);
     within(Duration::from_secs(5), || !path.exists())
 }
+
+/// This process's cgroup v1 path (without the leading `/`) in the hierarchy of `controller`,
+/// from /proc/self/cgroup; empty when it has none.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn own_cgroup(controller: &str) -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, names, path) = (p.next()?, p.next()?, p.next()?);
+            names
+                .split(',')
+                .any(|n| n == controller)
+                .then(|| path.trim_start_matches('/').to_string())
+        })
+        .unwrap_or_default()
+}
