@@ -60,6 +60,13 @@ fn pe_model(data: &[u8], pe: &goblin::pe::PE) -> Result<Parsed, ParseError> {
     let coff = &pe.header.coff_header;
     let opt = pe.header.optional_header;
     let image_base = pe.image_base;
+    // Every address below is the base plus a 32-bit RVA (plus a 12-bit relocation offset):
+    // a base too close to 2^64 for that is a damaged header, refused rather than wrapped.
+    if image_base > u64::MAX - (2 << 32) {
+        return Err(ParseError(format!(
+            "malformed PE: image base {image_base:#x} leaves no room for its 32-bit RVAs"
+        )));
+    }
     let mut sections = Vec::with_capacity(pe.sections.len());
     for s in &pe.sections {
         // Names longer than 8 bytes live in the COFF string table (`/4`); goblin resolves them.
@@ -368,11 +375,14 @@ fn macho_model(m: &goblin::mach::MachO) -> Parsed {
         .exports()
         .unwrap_or_default()
         .into_iter()
-        .map(|e| Export {
-            name: Some(e.name),
-            ordinal: None,
-            va: image_base + e.offset,
-            forwarder: None,
+        // An offset that would wrap past 2^64 is damage: that export is left out.
+        .filter_map(|e| {
+            Some(Export {
+                va: image_base.checked_add(e.offset)?,
+                name: Some(e.name),
+                ordinal: None,
+                forwarder: None,
+            })
         })
         .collect();
     let imports = m
@@ -401,5 +411,19 @@ fn macho_model(m: &goblin::mach::MachO) -> Parsed {
         declared_functions: Vec::new(),
         relocations: Vec::new(),
         header_size: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Found by fuzz/ (static_binary): a PE32+ whose image base is near 2^64 overflowed
+    /// `image_base + rva` (a panic in debug builds, wrapped addresses in release).
+    #[test]
+    fn an_image_base_near_2_64_is_refused() {
+        let input = include_bytes!("../../fuzz/regressions/static_binary/pe-image-base-near-2-64");
+        match super::parse(input) {
+            Err(e) => assert!(e.0.contains("image base"), "{}", e.0),
+            Ok(p) => panic!("parsed with image base {:#x}", p.image_base),
+        }
     }
 }
