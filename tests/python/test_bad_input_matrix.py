@@ -198,6 +198,9 @@ PRODUCERS = {
                     ("findings_record", {"kind": "kind", "title": "title"}, {}, "finding.id", "to")],
 }
 
+# The arguments whose valid values come from the shared fixtures.
+FROM_SHARED_FIXTURES = {("d2", "path"), ("d2", "path_a"), ("d2", "path_b"), ("network", "source")}
+
 # A call each server answers at once, made after every cell.
 CHEAP = {"static": ("binary_info", {"path": None}), "memory": ("list_processes", {"limit": 1}),
          "network": ("list_interfaces", {}), "d2": ("lookup", {"kind": "class", "id": 0}),
@@ -328,7 +331,10 @@ class Run:
                     schema.get("required", [])) > 1:
                 self.notes.append(f"{tool}: no valid value for {', '.join(lacking)}: its cells "
                                   "may be answered about that argument")
-            missing = {r for r in lacking if self.value(server, bare, r, produced) is None}
+            # Only the inputs the shared fixtures give (saves, stashes): other cells run as
+            # they are, answered about their own argument.
+            missing = {r for r in lacking if self.value(server, bare, r, produced) is None
+                       and (server, r) in FROM_SHARED_FIXTURES}
             for c in cells_for(tool, schema, self.inputs.paths, self.inputs.pids):
                 if (bare, c.arg, c.kind) in HARMFUL:
                     continue
