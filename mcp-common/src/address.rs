@@ -35,6 +35,41 @@ pub fn hex(value: u64) -> String {
     Address(value).to_string()
 }
 
+/// The highest address of a `bits`-bit address space (32 or 64).
+pub fn top(bits: u32) -> u64 {
+    if bits == 32 {
+        u64::from(u32::MAX)
+    } else {
+        u64::MAX
+    }
+}
+
+/// `base + offset` when the sum stays within `bits` bits.
+pub fn checked_add(base: u64, offset: u64, bits: u32) -> Option<u64> {
+    base.checked_add(offset).filter(|&v| v <= top(bits))
+}
+
+/// `base + offset` for a signed offset, when the sum stays within `bits` bits and above 0.
+pub fn checked_add_signed(base: u64, offset: i64, bits: u32) -> Option<u64> {
+    base.checked_add_signed(offset).filter(|&v| v <= top(bits))
+}
+
+/// The error of an address sum that leaves the address space: argument `field` was `value`,
+/// `sum` shows the addition (`0x7F0000 + 0xFFFF...`), `accepted` says what would fit.
+pub fn overflow(
+    field: &str,
+    value: impl fmt::Display,
+    sum: &str,
+    bits: u32,
+    accepted: impl fmt::Display,
+) -> crate::ToolError {
+    crate::ToolError::invalid(
+        field,
+        value,
+        format!("{sum} overflows {bits} bits; accepted: {accepted}"),
+    )
+}
+
 impl From<u64> for Address {
     fn from(v: u64) -> Self {
         Address(v)

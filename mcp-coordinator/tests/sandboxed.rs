@@ -160,8 +160,7 @@ async fn a_sandboxed_wine_game_is_analysed_from_outside() -> TestResult {
     if !root_with_cgroups() {
         return Ok(());
     }
-    if !WinePrefix::available() {
-        skipped("REQUIRE_WINE32", "needs wine");
+    if !wine64_available() {
         return Ok(());
     }
     // A fresh WINEPREFIX in the sandbox's home: the first start takes 10-40 s.

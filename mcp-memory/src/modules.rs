@@ -44,24 +44,7 @@ impl Module {
     }
 }
 
-/// The highest address of a `bits`-bit address space (32 or 64).
-pub fn top(bits: u32) -> u64 {
-    if bits == 32 {
-        u64::from(u32::MAX)
-    } else {
-        u64::MAX
-    }
-}
-
-/// `base + offset` when the sum stays within `bits` bits.
-pub fn checked_add(base: u64, offset: u64, bits: u32) -> Option<u64> {
-    base.checked_add(offset).filter(|&v| v <= top(bits))
-}
-
-/// `base + offset` for a signed offset, when the sum stays within `bits` bits and above 0.
-pub fn checked_add_signed(base: u64, offset: i64, bits: u32) -> Option<u64> {
-    base.checked_add_signed(offset).filter(|&v| v <= top(bits))
-}
+pub use mcp_common::address::{checked_add, checked_add_signed, overflow, top};
 
 /// `base + offset` (offset signed) as an error text shows it: `0x1000 + 0x8`, `0x1000 - 0x8`.
 pub fn sum_text(base: u64, offset: i64) -> String {
@@ -70,22 +53,6 @@ pub fn sum_text(base: u64, offset: i64) -> String {
     } else {
         format!("{} + {}", Address(base), Address(offset as u64))
     }
-}
-
-/// The error of an address sum that leaves the address space: argument `field` was `value`,
-/// `sum` shows the addition (`0x7F0000 + 0xFFFF...`), `accepted` says what would fit.
-pub fn overflow(
-    field: &str,
-    value: impl std::fmt::Display,
-    sum: &str,
-    bits: u32,
-    accepted: impl std::fmt::Display,
-) -> ToolError {
-    ToolError::invalid(
-        field,
-        value,
-        format!("{sum} overflows {bits} bits; accepted: {accepted}"),
-    )
 }
 
 /// Checks that `len` bytes at `addr` (argument `field`; `what` names where the length comes

@@ -5,6 +5,7 @@ use crate::binary::{Binary, entropy};
 use crate::disasm;
 use crate::pattern::Pattern;
 use crate::strings;
+use mcp_common::address::{checked_add, overflow, top};
 use mcp_common::{Address, ToolError};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -839,8 +840,8 @@ pub fn convert(
             let v = bin.image_base.checked_add(r).ok_or_else(|| {
                 overflow(
                     "rva",
-                    r,
-                    format!("image base {} + {}", Address(bin.image_base), Address(r)),
+                    Address(r),
+                    &format!("image base {} + {}", Address(bin.image_base), Address(r)),
                     64,
                     format!("an RVA below {}", Address(u64::MAX - bin.image_base + 1)),
                 )
@@ -898,40 +899,21 @@ pub fn convert(
 /// 32-bit binary (a PE32 under Wine lives below 4 GiB), 64 otherwise; beyond it, an error
 /// naming `live_base`.
 fn live_address(bin: &Binary, base: u64, rva: u64) -> Result<u64, ToolError> {
-    let (bits, top) = if bin.arch.pointer_size() == 4 {
-        (32, u64::from(u32::MAX))
-    } else {
-        (64, u64::MAX)
-    };
-    base.checked_add(rva).filter(|v| *v <= top).ok_or_else(|| {
+    let bits = if bin.arch.pointer_size() == 4 { 32 } else { 64 };
+    checked_add(base, rva, bits).ok_or_else(|| {
+        let top = top(bits);
         let accepted = match top.checked_sub(rva) {
             Some(max) => format!("a base at most {}", Address(max)),
             None => format!("none: the RVA alone is past {}", Address(top)),
         };
         overflow(
             "live_base",
-            base,
-            format!("{} + rva {}", Address(base), Address(rva)),
+            Address(base),
+            &format!("{} + rva {}", Address(base), Address(rva)),
             bits,
             accepted,
         )
     })
-}
-
-/// The error of an address sum that leaves the address space: `field` was `value`, `sum`
-/// says what was added, `accepted` what would not overflow.
-pub(crate) fn overflow(
-    field: &str,
-    value: u64,
-    sum: String,
-    bits: u32,
-    accepted: String,
-) -> ToolError {
-    ToolError::invalid(
-        field,
-        Address(value),
-        format!("{sum} overflows {bits} bits; accepted: {accepted}"),
-    )
 }
 
 fn section_ranges(bin: &Binary) -> String {
