@@ -2,6 +2,7 @@
 listens on it."""
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -62,3 +63,14 @@ def start_nginx(nginx, tmp, front, backs):
         proc.kill()
         raise
     return proc
+
+
+def stop_all(procs):
+    """SIGTERM to each process, last started first (nginx's master takes its workers along;
+    coordinators stop their children), SIGKILL after 10 s."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()

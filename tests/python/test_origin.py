@@ -9,14 +9,13 @@ Needs MCP_COORDINATOR, MCP_TEST_CHILD and nginx (scripts/test.sh provides them).
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.error
 import urllib.request
 
 import pytest
-from netutil import free_ports, start_nginx, wait_listening
+from netutil import free_ports, start_nginx, stop_all, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
@@ -60,15 +59,6 @@ def cells(port):
     ]
 
 
-def stop(procs):
-    for p in reversed(procs):
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 def test_origin_through_the_gateway_and_through_nginx():
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,4 +88,4 @@ def test_origin_through_the_gateway_and_through_nginx():
                         assert "DNS rebinding" in body and len(body) < 1000, body
             assert not failures, failures
         finally:
-            stop(procs)
+            stop_all(procs)

@@ -9,7 +9,6 @@ Needs MCP_COORDINATOR, MCP_TEST_CHILD, REDIS_URL and nginx (scripts/test.sh prov
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.request
@@ -17,7 +16,7 @@ import urllib.request
 import anyio
 import pytest
 from mcp import Client
-from netutil import free_ports, start_nginx, wait_listening
+from netutil import free_ports, start_nginx, stop_all, wait_listening
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 CHILD = os.environ.get("MCP_TEST_CHILD", "")
@@ -70,10 +69,4 @@ def test_python_sdk_through_nginx_and_two_coordinators():
             served = [echo_calls(p) for p in backs]
             assert sum(served) == 6 and all(n >= 1 for n in served), served
         finally:
-            for p in reversed(procs):
-                # SIGTERM: nginx's master takes its workers along; the coordinators stop.
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs)
