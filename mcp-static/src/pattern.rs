@@ -67,24 +67,23 @@ impl Pattern {
 
     /// The longest run of fixed bytes, used as the search anchor: (offset in pattern, bytes).
     fn anchor(&self) -> (usize, Vec<u8>) {
-        let mut best = (0usize, Vec::new());
-        let mut cur_start = 0usize;
-        let mut cur: Vec<u8> = Vec::new();
+        // Indices only while scanning, one copy at the end: patterns grow to thousands of
+        // bytes in `make_signature`, which asks for the anchor after every instruction.
+        let (mut best_start, mut best_len) = (0usize, 0usize);
+        let mut run_start = 0usize;
         for (i, b) in self.0.iter().enumerate() {
-            match b {
-                Some(v) => {
-                    if cur.is_empty() {
-                        cur_start = i;
-                    }
-                    cur.push(*v);
-                    if cur.len() > best.1.len() {
-                        best = (cur_start, cur.clone());
-                    }
-                }
-                None => cur.clear(),
+            if b.is_none() {
+                run_start = i + 1;
+            } else if i + 1 - run_start > best_len {
+                (best_start, best_len) = (run_start, i + 1 - run_start);
             }
         }
-        best
+        let bytes = self.0[best_start..best_start + best_len]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        (best_start, bytes)
     }
 
     pub fn matches_at(&self, data: &[u8], pos: usize) -> bool {

@@ -692,6 +692,9 @@ pub struct Signature {
 
 /// How far a signature may grow before giving up.
 const MAX_SIGNATURE_BYTES: usize = 256;
+/// Matches of a signature's prefix kept between steps; more than this and the next step
+/// searches again.
+const SIGNATURE_CANDIDATES: usize = 4096;
 
 /// The shortest pattern starting at `va`, whole instructions at a time, that matches only
 /// once in the executable sections. Address fields are wildcarded: relocated bytes, rel32
@@ -714,6 +717,7 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
         .collect();
     let own_offset = bin.va_to_offset(va).unwrap_or(u64::MAX);
     let mut pattern: Vec<Option<u8>> = Vec::new();
+    let mut known: Option<Vec<(usize, usize)>> = None;
     let mut count = 0usize;
     let Ok(mut iter) = cs.disasm_iter(&code[..code.len().min(MAX_SIGNATURE_BYTES)], va) else {
         return Err(ToolError::new("capstone could not start"));
@@ -761,18 +765,32 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
             continue;
         }
         let p = Pattern(pattern.clone());
-        let mut hits = 0usize;
-        let mut at_self = false;
-        for (base, data) in &exec {
-            for off in p.find_all(data, 2) {
-                hits += 1;
-                at_self |= base + off as u64 == own_offset;
+        // A longer pattern can match only where its prefix matched: once the prefix's
+        // matches are all known, each step re-checks those instead of searching the code.
+        let found: Vec<(usize, usize)> = match &known {
+            Some(prev) => prev
+                .iter()
+                .copied()
+                .filter(|&(i, off)| p.matches_at(exec[i].1, off))
+                .collect(),
+            None => {
+                let mut all = Vec::new();
+                for (i, (_, data)) in exec.iter().enumerate() {
+                    let room = SIGNATURE_CANDIDATES - all.len();
+                    all.extend(p.find_all(data, room).into_iter().map(|off| (i, off)));
+                    if all.len() >= SIGNATURE_CANDIDATES {
+                        break;
+                    }
+                }
+                all
             }
-            if hits > 1 {
-                break;
-            }
-        }
-        if hits == 1 && at_self {
+        };
+        let at_self = found
+            .iter()
+            .any(|&(i, off)| exec[i].0 + off as u64 == own_offset);
+        let unique = found.len() == 1 && at_self;
+        known = (found.len() < SIGNATURE_CANDIDATES).then_some(found);
+        if unique {
             let wildcards = pattern.iter().filter(|b| b.is_none()).count();
             return Ok(Signature {
                 address: va.into(),
