@@ -23,6 +23,6 @@ pub mod task;
 pub use address::Address;
 pub use error::ToolError;
 pub use output::{Json, Summary};
-pub use paging::{Noun, Page, PageArgs};
+pub use paging::{Format, Line, Noun, Page, PageArgs};
 pub use roots::Roots;
 pub use task::blocking;

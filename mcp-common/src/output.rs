@@ -27,6 +27,12 @@ pub const MAX_JSON_BYTES: usize = 44_000;
 /// A one-line, human-readable headline of a result.
 pub trait Summary {
     fn summary(&self) -> String;
+
+    /// The items as text lines when they were asked for as text (`format: "text"`): then
+    /// they are the text content, and `items` is left out of `structuredContent`.
+    fn lines(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A structured result: `structuredContent` plus a one-line summary and the JSON as text.
@@ -46,9 +52,21 @@ impl<T: JsonSchema> JsonSchema for Json<T> {
 impl<T: Serialize + Summary> IntoCallToolResult for Json<T> {
     fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
         let summary = self.0.summary();
-        let value = serde_json::to_value(&self.0).map_err(|e| {
+        let mut value = serde_json::to_value(&self.0).map_err(|e| {
             rmcp::ErrorData::internal_error(format!("cannot serialise the result: {e}"), None)
         })?;
+        if let Some(lines) = self.0.lines() {
+            // The lines were cut to the page's size cap when they were made.
+            if let Some(fields) = value.as_object_mut() {
+                fields.remove("items");
+            }
+            let mut result = CallToolResult::success(vec![
+                ContentBlock::text(summary),
+                ContentBlock::text(lines.to_string()),
+            ]);
+            result.structured_content = Some(value);
+            return Ok(result.into());
+        }
         let text = value.to_string();
         if text.len() > MAX_JSON_BYTES {
             tracing::warn!(bytes = text.len(), "answer over the size bound refused");

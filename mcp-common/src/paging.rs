@@ -48,7 +48,98 @@ pub struct Page<T> {
     /// True when the page was cut short to keep the answer small.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The items as objects; absent when they were asked for as text (`format: "text"`).
+    #[serde(default)]
     pub items: Vec<T>,
+    /// The items as text lines, when asked for: sent as the text content instead of `items`.
+    #[serde(skip)]
+    pub lines: Option<Lines>,
+}
+
+// How a list answer carries its items. (Plain comments, not doc comments: these would be
+// repeated in every tool's input schema; the argument's own description says it once.)
+// - `json`: objects, in `structuredContent` and repeated as JSON text (the default).
+// - `text`: one tab-separated line per item after a `#` header naming the columns, as the
+//   text content only; `structuredContent` keeps the paging fields. About a third of the
+//   bytes and tokens of `json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+}
+
+/// The description of a `format` argument.
+pub const FORMAT_DOC: &str =
+    "json (default) or text: tab-separated lines, fewer tokens; items not in structuredContent";
+
+/// An item's one-line form for [`Format::Text`].
+pub trait Line {
+    /// The column names, tab-separated, for the header line.
+    const COLUMNS: &'static str;
+    /// Appends the item's columns, tab-separated, without the newline.
+    fn line(&self, out: &mut String);
+}
+
+/// Items rendered as text lines: how many, and the text (header line first).
+#[derive(Debug, Clone, Default)]
+pub struct Lines {
+    pub count: usize,
+    pub text: String,
+}
+
+impl Lines {
+    /// An empty text with the header line of `T`'s columns.
+    pub fn new<T: Line>() -> Self {
+        Self::with_columns(T::COLUMNS)
+    }
+
+    /// An empty text with a header line naming `columns` (tab-separated).
+    pub fn with_columns(columns: &str) -> Self {
+        let mut text = String::with_capacity(4096);
+        text.push_str("# ");
+        text.push_str(columns);
+        text.push('\n');
+        Self { count: 0, text }
+    }
+
+    /// Appends one item unless that would take the text over `max_bytes` (the first item
+    /// always goes in); false when it did not fit.
+    pub fn push<T: Line>(&mut self, item: &T, max_bytes: usize) -> bool {
+        self.push_with(max_bytes, |out| item.line(out))
+    }
+
+    /// As [`Lines::push`], the line written by `write` (without its newline).
+    pub fn push_with(&mut self, max_bytes: usize, write: impl FnOnce(&mut String)) -> bool {
+        let before = self.text.len();
+        write(&mut self.text);
+        self.text.push('\n');
+        if self.text.len() > max_bytes && self.count > 0 {
+            self.text.truncate(before);
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// A text column: tabs, newlines, carriage returns and backslashes escaped as `\t`, `\n`,
+/// `\r`, `\\`, so that one item stays one line.
+pub fn push_escaped(out: &mut String, text: &str) {
+    if !text.contains(['\t', '\n', '\r', '\\']) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
 }
 
 impl<T: Serialize> Page<T> {
@@ -80,7 +171,55 @@ impl<T: Serialize> Page<T> {
             next_offset: (end < total).then_some(end),
             truncated,
             items: kept,
+            lines: None,
         }
+    }
+}
+
+impl<T> Page<T> {
+    /// A page given as text lines already made: `full` when they stopped at the size cap.
+    pub fn lines(lines: Lines, offset: usize, total: usize, full: bool) -> Self {
+        let end = offset + lines.count;
+        Self {
+            total,
+            offset,
+            next_offset: (end < total).then_some(end),
+            truncated: full,
+            items: Vec::new(),
+            lines: Some(lines),
+        }
+    }
+}
+
+impl<T: Serialize + Line> Page<T> {
+    /// As [`Page::of`], in the asked format.
+    pub fn of_as(all: Vec<T>, args: PageArgs, format: Format) -> Result<Self, ToolError> {
+        let total = all.len();
+        let (offset, limit) = args.resolve()?;
+        let items = all.into_iter().skip(offset).take(limit);
+        Ok(Self::fit_as(items, offset, total, format))
+    }
+
+    /// As [`Page::fit`], in the asked format: for [`Format::Text`] the items become lines,
+    /// cut at the same size cap.
+    pub fn fit_as(
+        items: impl IntoIterator<Item = T>,
+        offset: usize,
+        total: usize,
+        format: Format,
+    ) -> Self {
+        if format == Format::Json {
+            return Self::fit(items, offset, total);
+        }
+        let mut lines = Lines::new::<T>();
+        let mut full = false;
+        for item in items {
+            if !lines.push(&item, MAX_ANSWER_BYTES) {
+                full = true;
+                break;
+            }
+        }
+        Self::lines(lines, offset, total, full)
     }
 }
 
@@ -114,7 +253,7 @@ impl<T: Noun> crate::Summary for Page<T> {
     fn summary(&self) -> String {
         let mut s = format!(
             "{} of {} {} from offset {}",
-            self.items.len(),
+            self.lines.as_ref().map_or(self.items.len(), |l| l.count),
             self.total,
             T::NOUN,
             self.offset
@@ -126,5 +265,55 @@ impl<T: Noun> crate::Summary for Page<T> {
             s.push_str(" (page cut to keep the answer small)");
         }
         s
+    }
+
+    fn lines(&self) -> Option<&str> {
+        self.lines.as_ref().map(|l| l.text.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Item(u32, &'static str);
+
+    impl Line for Item {
+        const COLUMNS: &'static str = "n\tname";
+        fn line(&self, out: &mut String) {
+            out.push_str(&self.0.to_string());
+            out.push('\t');
+            push_escaped(out, self.1);
+        }
+    }
+
+    #[test]
+    fn escaping_keeps_one_item_on_one_line() {
+        let mut out = String::new();
+        push_escaped(&mut out, "a\tb\nc\r\\d");
+        assert_eq!(out, "a\\tb\\nc\\r\\\\d");
+    }
+
+    #[test]
+    fn text_pages_are_cut_at_the_answer_bound() {
+        let long = "x".repeat(1000);
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let items = (0..100).map(|n| Item(n, long));
+        let p = Page::fit_as(items, 10, 500, Format::Text);
+        let lines = p.lines.as_ref().map(|l| (l.count, l.text.clone()));
+        let (count, text) = lines.unwrap_or_default();
+        assert!(text.len() <= MAX_ANSWER_BYTES, "{} bytes", text.len());
+        assert_eq!(count, text.lines().count() - 1);
+        assert!(text.starts_with("# n\tname\n0\txxx"));
+        assert!(p.truncated);
+        assert_eq!(p.next_offset, Some(10 + count));
+        assert!(p.items.is_empty());
+
+        let all = Page::fit_as([Item(1, "a\tb"), Item(2, "c")], 0, 2, Format::Text);
+        let text = all.lines.map(|l| l.text).unwrap_or_default();
+        assert_eq!(text, "# n\tname\n1\ta\\tb\n2\tc\n");
+        assert_eq!(all.next_offset, None);
+        assert!(!all.truncated);
     }
 }

@@ -207,6 +207,7 @@ fn page_within<T: Serialize>(
         next_offset: (end < total).then_some(end),
         truncated,
         items,
+        lines: None,
     })
 }
 
@@ -217,6 +218,7 @@ fn empty_page<T>() -> Page<T> {
         next_offset: None,
         truncated: false,
         items: Vec::new(),
+        lines: None,
     }
 }
 

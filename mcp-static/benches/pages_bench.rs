@@ -5,6 +5,9 @@
 //! list is not counted: it parses the file and fills the per-file caches, as the first call of
 //! any session does. Medians of 5; the ratio is ours over the peer's (below 1 is faster).
 //!
+//! Each list is walked twice: as objects (`format: json`, the default) and as text lines
+//! (`format: text`, one tab-separated line per item), and each walk is compared with the peer.
+//!
 //! - `list_strings` (ascii, limit 1000) over Wine's user32.dll against `strings -a -n 4`;
 //! - `disassemble` (count 2000, continuing at `next_address`) over user32.dll's whole `.text`
 //!   against `x86_64-w64-mingw32-objdump -d` of the same file;
@@ -14,7 +17,7 @@
 //! Run: `cargo bench -p mcp-static --bench pages_bench` (needs wine64, binutils and
 //! binutils-mingw-w64, which `scripts/setup.sh` installs).
 
-use mcp_testkit::{Client, call, parse_hex, start_bin};
+use mcp_testkit::{Answer, Client, call, parse_hex, start_bin};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,10 +53,38 @@ fn peer(cmd: &str, args: &[&str]) -> Duration {
 }
 
 /// Calls `tool` and panics on an error answer (a bench of a failing walk means nothing).
-async fn page(client: &Client, tool: &str, args: Value) -> Value {
+async fn answer(client: &Client, tool: &str, args: Value) -> Answer {
     let a = call(client, tool, args).await;
     assert!(!a.is_error, "{tool}: {}", a.text);
-    a.data
+    a
+}
+
+async fn page(client: &Client, tool: &str, args: Value) -> Value {
+    answer(client, tool, args).await.data
+}
+
+/// A page's items as (first column, whole item): from `items`, or from the text lines
+/// after the summary and `#` header when the page was asked for as text.
+fn first_columns(a: &Answer) -> Vec<u64> {
+    match a.data["items"].as_array() {
+        Some(items) => items
+            .iter()
+            .map(|i| {
+                let first = i.get("va").unwrap_or(&Value::Null);
+                if first.is_null() { 0 } else { parse_hex(first) }
+            })
+            .collect(),
+        None => a
+            .text
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let first = l.split('\t').next().unwrap_or("");
+                u64::from_str_radix(first.trim_start_matches("0x"), 16).unwrap_or(0)
+            })
+            .collect(),
+    }
 }
 
 /// Walks every page of an offset-paged list; returns (items, calls).
@@ -62,10 +93,10 @@ async fn walk_offsets(client: &Client, tool: &str, base: &Value) -> (usize, usiz
     loop {
         let mut args = base.clone();
         args["offset"] = json!(offset);
-        let p = page(client, tool, args).await;
+        let a = answer(client, tool, args).await;
         calls += 1;
-        items += p["items"].as_array().map_or(0, Vec::len);
-        match p["next_offset"].as_u64() {
+        items += first_columns(&a).len();
+        match a.data["next_offset"].as_u64() {
             Some(n) => offset = n,
             None => return (items, calls),
         }
@@ -73,28 +104,23 @@ async fn walk_offsets(client: &Client, tool: &str, base: &Value) -> (usize, usiz
 }
 
 /// Disassembles `[start, end)` page after page; returns (instructions, calls).
-async fn walk_code(client: &Client, start: u64, end: u64) -> (usize, usize) {
+async fn walk_code(client: &Client, start: u64, end: u64, format: &str) -> (usize, usize) {
     let (mut va, mut items, mut calls) = (start, 0, 0);
     while va < end {
-        let p = page(
+        let a = answer(
             client,
             "disassemble",
-            json!({"path": USER32, "address": format!("{va:#x}"), "count": 2000}),
+            json!({"path": USER32, "address": format!("{va:#x}"), "count": 2000, "format": format}),
         )
         .await;
         calls += 1;
-        let insns = p["items"].as_array().map_or(0, Vec::len);
+        let vas = first_columns(&a);
         // Instructions that run past the section's end are the next section's business.
-        items += p["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| parse_hex(&i["va"]) < end)
-            .count();
-        if insns == 0 {
+        items += vas.iter().filter(|&&v| v < end).count();
+        if vas.is_empty() {
             break;
         }
-        va = parse_hex(&p["next_address"]);
+        va = parse_hex(&a.data["next_address"]);
     }
     (items, calls)
 }
@@ -187,15 +213,25 @@ fn main() {
         .await
         .unwrap_or_else(|e| panic!("cannot start mcp-static: {e}"));
 
-        let strings_args = json!({"path": USER32, "encoding": "ascii", "limit": 1000});
-        let w = timed(|| walk_offsets(&client, "list_strings", &strings_args)).await;
-        let p = peer("strings", &["-a", "-n", "4", USER32]);
-        report(
-            "list_strings, every page of user32.dll",
-            w,
-            "strings -a -n 4",
-            p,
-        );
+        // Each list as objects (`json`, the default) and as text lines (`format: text`);
+        // PAGES_BENCH_FORMATS=text (or json) runs one of them, for a profile.
+        let wanted = std::env::var("PAGES_BENCH_FORMATS").unwrap_or_else(|_| "json,text".into());
+        let formats: Vec<&str> = ["json", "text"]
+            .into_iter()
+            .filter(|f| wanted.split(',').any(|w| w == *f))
+            .collect();
+        for &format in &formats {
+            let strings_args =
+                json!({"path": USER32, "encoding": "ascii", "limit": 1000, "format": format});
+            let w = timed(|| walk_offsets(&client, "list_strings", &strings_args)).await;
+            let p = peer("strings", &["-a", "-n", "4", USER32]);
+            report(
+                &format!("list_strings ({format}), every page of user32.dll"),
+                w,
+                "strings -a -n 4",
+                p,
+            );
+        }
 
         let info = page(&client, "binary_info", json!({"path": USER32})).await;
         let text = info["sections"]
@@ -206,24 +242,28 @@ fn main() {
             .unwrap_or_else(|| panic!("user32.dll has no .text: {info}"));
         let start = parse_hex(&text["va"]);
         let end = start + text["virtual_size"].as_u64().unwrap_or(0);
-        let w = timed(|| walk_code(&client, start, end)).await;
-        let p = peer("x86_64-w64-mingw32-objdump", &["-d", USER32]);
-        report(
-            "disassemble, user32.dll's whole .text",
-            w,
-            "x86_64-w64-mingw32-objdump -d",
-            p,
-        );
+        for &format in &formats {
+            let w = timed(|| walk_code(&client, start, end, format)).await;
+            let p = peer("x86_64-w64-mingw32-objdump", &["-d", USER32]);
+            report(
+                &format!("disassemble ({format}), user32.dll's whole .text"),
+                w,
+                "x86_64-w64-mingw32-objdump -d",
+                p,
+            );
+        }
 
-        let exports_args = json!({"path": GNAT32, "limit": 1000});
-        let w = timed(|| walk_offsets(&client, "list_exports", &exports_args)).await;
-        let p = peer("i686-w64-mingw32-objdump", &["-p", GNAT32]);
-        report(
-            "list_exports, every page of libgnat-12.dll (PE32)",
-            w,
-            "i686-w64-mingw32-objdump -p",
-            p,
-        );
+        for &format in &formats {
+            let exports_args = json!({"path": GNAT32, "limit": 1000, "format": format});
+            let w = timed(|| walk_offsets(&client, "list_exports", &exports_args)).await;
+            let p = peer("i686-w64-mingw32-objdump", &["-p", GNAT32]);
+            report(
+                &format!("list_exports ({format}), every page of libgnat-12.dll (PE32)"),
+                w,
+                "i686-w64-mingw32-objdump -p",
+                p,
+            );
+        }
         drop(client);
     });
 }

@@ -235,6 +235,65 @@ pub fn strings(
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<StringItem>), ToolError> {
+    let mut items = Vec::new();
+    let total = walk_strings(bin, min_length, kinds, section, contains, offset, |s| {
+        if items.len() >= limit {
+            return false;
+        }
+        items.push(s.item());
+        true
+    })?;
+    Ok((total, items))
+}
+
+/// One string as a walk sees it: where it is, and its text still in the file's bytes.
+pub struct StringView<'a> {
+    pub va: Option<u64>,
+    pub file_offset: u64,
+    found: &'a strings::Found,
+    data: &'a [u8],
+}
+
+impl StringView<'_> {
+    pub fn encoding(&self) -> &'static str {
+        self.found.encoding.name()
+    }
+
+    /// Length in characters, when the text is cut at [`MAX_STRING_CHARS`].
+    pub fn cut_length(&self) -> Option<usize> {
+        let chars = self.found.chars();
+        (chars > MAX_STRING_CHARS).then_some(chars)
+    }
+
+    /// The text, at most [`MAX_STRING_CHARS`] characters (every one of them ASCII).
+    pub fn text(&self) -> String {
+        let mut text = self.found.text(self.data);
+        text.truncate(MAX_STRING_CHARS);
+        text
+    }
+
+    pub fn item(&self) -> StringItem {
+        StringItem {
+            va: self.va.map(Address),
+            file_offset: self.file_offset.into(),
+            encoding: self.encoding().into(),
+            text: self.text(),
+            length: self.cut_length(),
+        }
+    }
+}
+
+/// Walks the strings of [`strings`] from the `offset`-th match on, handing each to `take`
+/// until it answers false; returns how many match in all.
+pub fn walk_strings(
+    bin: &Binary,
+    min_length: usize,
+    kinds: StringKinds,
+    section: &Option<String>,
+    contains: &Option<String>,
+    offset: usize,
+    mut take: impl FnMut(&StringView) -> bool,
+) -> Result<usize, ToolError> {
     let (base, data): (usize, &[u8]) = match section {
         None => (0, &bin.data[..]),
         Some(name) => {
@@ -258,39 +317,41 @@ pub fn strings(
         }
         found
     });
-    let item = |f: &strings::Found| {
+    fn view<'a>(
+        bin: &Binary,
+        base: usize,
+        data: &'a [u8],
+        f: &'a strings::Found,
+    ) -> StringView<'a> {
         let file_offset = (base + f.offset) as u64;
-        let mut text = f.text(data);
-        let chars = f.chars();
-        if chars > MAX_STRING_CHARS {
-            // Every character is ASCII, so characters are bytes here.
-            text.truncate(MAX_STRING_CHARS);
+        StringView {
+            va: bin.offset_to_va(file_offset),
+            file_offset,
+            found: f,
+            data,
         }
-        StringItem {
-            va: bin.offset_to_va(file_offset).map(Address),
-            file_offset: file_offset.into(),
-            encoding: f.encoding.name().into(),
-            text,
-            length: (chars > MAX_STRING_CHARS).then_some(chars),
-        }
-    };
+    }
     // Without a filter a page is a slice of the extraction.
     let Some(needle) = contains.as_ref().map(|c| c.to_lowercase()) else {
-        let items = found.iter().skip(offset).take(limit).map(item).collect();
-        return Ok((found.len(), items));
+        for f in found.iter().skip(offset) {
+            if !take(&view(bin, base, data, f)) {
+                break;
+            }
+        }
+        return Ok(found.len());
     };
     let mut total = 0usize;
-    let mut items = Vec::new();
+    let mut taking = true;
     for f in found.iter() {
         if !f.text(data).to_lowercase().contains(&needle) {
             continue;
         }
-        if total >= offset && items.len() < limit {
-            items.push(item(f));
+        if total >= offset && taking {
+            taking = take(&view(bin, base, data, f));
         }
         total += 1;
     }
-    Ok((total, items))
+    Ok(total)
 }
 
 fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::binary::Section, ToolError> {
@@ -357,8 +418,14 @@ pub fn resolve_start(bin: &Binary, start: Start) -> Result<u64, ToolError> {
 }
 
 pub fn hex_bytes(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(bytes.len() * 3);
+    push_hex_bytes(&mut s, bytes);
+    s
+}
+
+/// Appends `bytes` as upper-case hex pairs separated by spaces.
+pub fn push_hex_bytes(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
             s.push(' ');
@@ -366,7 +433,31 @@ pub fn hex_bytes(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b >> 4)] as char);
         s.push(DIGITS[usize::from(b & 15)] as char);
     }
-    s
+}
+
+/// One instruction as the walk sees it, borrowed from the kept sweep or the decoder.
+pub struct InsnView<'a> {
+    pub va: u64,
+    pub bytes: &'a [u8],
+    pub mnemonic: &'a str,
+    pub operands: &'a str,
+    /// Direct branch target, or the address a memory operand reads.
+    pub target: Option<u64>,
+    /// The target's name: an import, an export or a known function.
+    pub symbol: Option<&'a str>,
+}
+
+impl InsnView<'_> {
+    pub fn item(&self) -> InsnItem {
+        InsnItem {
+            va: self.va.into(),
+            bytes: hex_bytes(self.bytes),
+            mnemonic: self.mnemonic.to_string(),
+            operands: self.operands.to_string(),
+            target: self.target.map(Address),
+            symbol: self.symbol.map(str::to_string),
+        }
+    }
 }
 
 /// Instructions from one address on, as many as asked or as fit one answer.
@@ -378,16 +469,53 @@ pub struct Disassembled {
     pub cut: bool,
 }
 
-/// Disassembles up to `count` instructions at `va`, naming targets, and stops early when the
-/// items reach `max_bytes` of JSON. Where `va` is an instruction of its section's linear sweep
-/// (the start of a section, or where a previous page stopped) the items are a slice of the
-/// kept sweep ([`Binary::listing`]); elsewhere the bytes from `va` are decoded.
+/// Disassembles up to `count` instructions at `va` as items, naming targets, and stops early
+/// when the items reach `max_bytes` of JSON (see [`walk_code`]).
 pub fn disassemble(
     bin: &Binary,
     va: u64,
     count: usize,
     max_bytes: usize,
 ) -> Result<Disassembled, ToolError> {
+    let mut items = Vec::new();
+    let mut used = 0usize;
+    let walk = walk_code(bin, va, count, |insn| {
+        let item = insn.item();
+        used += mcp_common::paging::json_len(&item) + 1;
+        if used > max_bytes && !items.is_empty() {
+            return false;
+        }
+        items.push(item);
+        true
+    })?;
+    Ok(Disassembled {
+        items,
+        next_va: walk.next_va,
+        cut: walk.cut,
+    })
+}
+
+/// Where a walk of the code stopped.
+pub struct Walked {
+    /// How many instructions `take` accepted.
+    pub count: usize,
+    /// The address after the last one accepted.
+    pub next_va: u64,
+    /// True when `take` refused one (its answer was full).
+    pub cut: bool,
+}
+
+/// Walks up to `count` instructions at `va`, handing each to `take` until it answers false
+/// (that instruction is not counted). Where `va` is an instruction of its section's linear
+/// sweep (the start of a section, or where a previous page stopped) the instructions come
+/// from the kept sweep ([`Binary::listing`]); elsewhere the bytes from `va` are decoded.
+/// Bytes that do not decode are one-byte `(bad)` instructions, as in objdump.
+pub fn walk_code(
+    bin: &Binary,
+    va: u64,
+    count: usize,
+    mut take: impl FnMut(&InsnView) -> bool,
+) -> Result<Walked, ToolError> {
     if count == 0 || count > MAX_DISASSEMBLE {
         return Err(ToolError::invalid(
             "count",
@@ -397,30 +525,19 @@ pub fn disassemble(
     }
     let code = code_at(bin, "address", va)?;
     let names = &bin.code_index().names;
-    let item =
-        |va: u64, bytes: &[u8], mnemonic: &str, operands: &str, target: Option<u64>| InsnItem {
-            va: va.into(),
-            bytes: hex_bytes(bytes),
-            mnemonic: mnemonic.to_string(),
-            operands: operands.to_string(),
-            target: target.map(Address),
-            symbol: target.and_then(|t| names.get(&t).cloned()),
-        };
-    let mut out = Disassembled {
-        items: Vec::new(),
+    let symbol = |target: Option<u64>| target.and_then(|t| names.get(&t).map(String::as_str));
+    let mut out = Walked {
+        count: 0,
         next_va: va,
         cut: false,
     };
-    let mut used = 0usize;
-    // Adds one item unless the answer is full; false when it is.
-    let mut push = |out: &mut Disassembled, i: InsnItem, len: usize| {
-        used += mcp_common::paging::json_len(&i) + 1;
-        if used > max_bytes && !out.items.is_empty() {
+    let mut accept = |out: &mut Walked, insn: &InsnView| {
+        if !take(insn) {
             out.cut = true;
             return false;
         }
-        out.next_va = i.va.0.saturating_add(len as u64);
-        out.items.push(i);
+        out.count += 1;
+        out.next_va = insn.va.saturating_add(insn.bytes.len() as u64);
         true
     };
     if let Some(listing) = bin.listing(va)
@@ -430,12 +547,15 @@ pub fn disassemble(
         for n in first..last {
             let l = listing.line(n);
             let off = (l.va - va) as usize;
-            let bytes = code.get(off..off + l.len).unwrap_or(&[]);
-            if !push(
-                &mut out,
-                item(l.va, bytes, l.mnemonic, l.operands, l.target),
-                l.len,
-            ) {
+            let insn = InsnView {
+                va: l.va,
+                bytes: code.get(off..off + l.len).unwrap_or(&[]),
+                mnemonic: l.mnemonic,
+                operands: l.operands,
+                target: l.target,
+                symbol: symbol(l.target),
+            };
+            if !accept(&mut out, &insn) {
                 break;
             }
         }
@@ -444,8 +564,8 @@ pub fn disassemble(
     let cs = disasm::capstone(bin.arch, true).map_err(ToolError::new)?;
     // Decoded in small runs so that a page cut by size has not decoded all `count`.
     let mut pos = 0usize;
-    while out.items.len() < count && pos < code.len() {
-        let run = (count - out.items.len()).min(256);
+    while out.count < count && pos < code.len() {
+        let run = (count - out.count).min(256);
         // A section that ends past 2^64 (a damaged header) stops the page there.
         let Some(at) = va.checked_add(pos as u64) else {
             break;
@@ -454,20 +574,23 @@ pub fn disassemble(
         if insns.is_empty() {
             break;
         }
-        for i in insns {
+        for i in &insns {
             pos += i.bytes.len();
             let target = i.facts.target.or(i.facts.mem_ref);
-            let len = i.bytes.len();
-            if !push(
-                &mut out,
-                item(i.va, &i.bytes, &i.mnemonic, &i.operands, target),
-                len,
-            ) {
+            let insn = InsnView {
+                va: i.va,
+                bytes: &i.bytes,
+                mnemonic: &i.mnemonic,
+                operands: &i.operands,
+                target,
+                symbol: symbol(target),
+            };
+            if !accept(&mut out, &insn) {
                 return Ok(out);
             }
         }
     }
-    if out.items.is_empty() {
+    if out.count == 0 {
         return Err(ToolError::new(format!(
             "no valid instruction at {}",
             Address(va)

@@ -7,8 +7,10 @@ use crate::diff::{self, BinaryDiff};
 use crate::pattern::Pattern;
 use crate::prompts;
 use crate::queries::{self, *};
-use mcp_common::paging::{MAX_ANSWER_BYTES, MAX_LIMIT};
-use mcp_common::{Address, Json, Noun, Page, PageArgs, Roots, Summary, ToolError, blocking};
+use mcp_common::paging::{FORMAT_DOC, Lines, MAX_ANSWER_BYTES, MAX_LIMIT, push_escaped};
+use mcp_common::{
+    Address, Format, Json, Line, Noun, Page, PageArgs, Roots, Summary, ToolError, blocking,
+};
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -83,6 +85,8 @@ pub struct ListArgs {
     pub filter: Option<String>,
     #[serde(flatten)]
     pub page: PageArgs,
+    #[schemars(description = FORMAT_DOC)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
@@ -109,6 +113,8 @@ pub struct ListStringsArgs {
     pub contains: Option<String>,
     #[serde(flatten)]
     pub page: PageArgs,
+    #[schemars(description = FORMAT_DOC)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -126,6 +132,8 @@ pub struct DisassembleArgs {
     /// Instructions (default 32).
     #[schemars(range(min = 1, max = 2000))]
     pub count: Option<usize>,
+    #[schemars(description = FORMAT_DOC)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -136,6 +144,8 @@ pub struct ListFunctionsArgs {
     pub filter: Option<String>,
     #[serde(flatten)]
     pub page: PageArgs,
+    #[schemars(description = FORMAT_DOC)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -152,6 +162,8 @@ pub struct XrefsArgs {
     pub import: Option<String>,
     #[serde(flatten)]
     pub page: PageArgs,
+    #[schemars(description = FORMAT_DOC)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -242,9 +254,151 @@ impl Noun for XrefItem {
     const NOUN: &'static str = "references";
 }
 
+// ---- text lines (`format: "text"`): the same fields as the objects, absent ones as `-` ----
+
+/// Appends `0xADDR`, the way every tool prints addresses, and a tab.
+fn col_addr(out: &mut String, a: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.push_str("0x");
+    let digits = (64 - (a | 1).leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        out.push(DIGITS[((a >> (i * 4)) & 15) as usize] as char);
+    }
+    out.push('\t');
+}
+
+fn col_opt_addr(out: &mut String, a: Option<u64>) {
+    match a {
+        Some(a) => col_addr(out, a),
+        None => out.push_str("-\t"),
+    }
+}
+
+fn col_opt_num(out: &mut String, n: Option<u32>) {
+    match n {
+        Some(n) => out.push_str(&n.to_string()),
+        None => out.push('-'),
+    }
+    out.push('\t');
+}
+
+fn col_opt_text(out: &mut String, t: Option<&str>) {
+    match t {
+        Some(t) => push_escaped(out, t),
+        None => out.push('-'),
+    }
+}
+
+impl Line for ExportItem {
+    const COLUMNS: &'static str = "va\trva\tordinal\tname\tforwarder (when it forwards)";
+    fn line(&self, out: &mut String) {
+        col_addr(out, self.va.0);
+        col_addr(out, self.rva.0);
+        col_opt_num(out, self.ordinal);
+        col_opt_text(out, self.name.as_deref());
+        if let Some(f) = &self.forwarder {
+            out.push('\t');
+            push_escaped(out, f);
+        }
+    }
+}
+
+impl Line for ImportItem {
+    const COLUMNS: &'static str = "iat_va\tordinal\tlibrary\tname";
+    fn line(&self, out: &mut String) {
+        col_opt_addr(out, self.iat_va.map(|a| a.0));
+        col_opt_num(out, self.ordinal);
+        col_opt_text(out, self.library.as_deref());
+        out.push('\t');
+        col_opt_text(out, self.name.as_deref());
+    }
+}
+
+impl Line for StringItem {
+    const COLUMNS: &'static str =
+        "va\tfile_offset\tencoding\ttext\tlength (when text was cut at 2048)";
+    fn line(&self, out: &mut String) {
+        col_opt_addr(out, self.va.map(|a| a.0));
+        col_addr(out, self.file_offset.0);
+        out.push_str(&self.encoding);
+        out.push('\t');
+        push_escaped(out, &self.text);
+        if let Some(n) = self.length {
+            out.push('\t');
+            out.push_str(&n.to_string());
+        }
+    }
+}
+
+/// A string's line, as [`StringItem`]'s, from the walk's view of it.
+fn string_line(out: &mut String, s: &queries::StringView) {
+    col_opt_addr(out, s.va);
+    col_addr(out, s.file_offset);
+    out.push_str(s.encoding());
+    out.push('\t');
+    push_escaped(out, &s.text());
+    if let Some(n) = s.cut_length() {
+        out.push('\t');
+        out.push_str(&n.to_string());
+    }
+}
+
+impl Line for FunctionItem {
+    const COLUMNS: &'static str = "va\tsize\tfound_by\tname";
+    fn line(&self, out: &mut String) {
+        col_addr(out, self.va.0);
+        out.push_str(&self.size.to_string());
+        out.push('\t');
+        out.push_str(&self.found_by);
+        out.push('\t');
+        push_escaped(out, &self.name);
+    }
+}
+
+impl Line for XrefItem {
+    const COLUMNS: &'static str = "from_va\tkind\tto_va\tfunction";
+    fn line(&self, out: &mut String) {
+        col_addr(out, self.from_va.0);
+        out.push_str(&self.kind);
+        out.push('\t');
+        col_addr(out, self.to_va.0);
+        col_opt_text(out, self.function.as_deref());
+    }
+}
+
+const INSN_COLUMNS: &str = "va\tbytes\tinstruction\ttarget\tsymbol (target and symbol when known)";
+
+/// One instruction's line for `format: "text"`.
+fn insn_line(out: &mut String, insn: &queries::InsnView) {
+    col_addr(out, insn.va);
+    queries::push_hex_bytes(out, insn.bytes);
+    out.push('\t');
+    out.push_str(insn.mnemonic);
+    if !insn.operands.is_empty() {
+        out.push(' ');
+        out.push_str(insn.operands);
+    }
+    if let Some(t) = insn.target {
+        out.push('\t');
+        col_addr(out, t);
+        match insn.symbol {
+            Some(sym) => push_escaped(out, sym),
+            // The tab after the address is kept only when a symbol follows.
+            None => {
+                out.pop();
+            }
+        }
+    }
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Disassembly {
+    /// The instructions as objects; absent when asked for as text (`format: "text"`).
+    #[serde(default)]
     pub items: Vec<InsnItem>,
+    /// The instructions as text lines, when asked for.
+    #[serde(skip)]
+    pub lines: Option<Lines>,
     /// Where to continue: the address after the last instruction returned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_address: Option<Address>,
@@ -260,7 +414,19 @@ impl Summary for Disassembly {
             .first()
             .map(|i| i.va.to_string())
             .unwrap_or_default();
-        format!("{} instructions from {first}", self.items.len())
+        let count = self.lines.as_ref().map_or(self.items.len(), |l| l.count);
+        let mut s = format!("{count} instructions");
+        if !first.is_empty() {
+            s.push_str(&format!(" from {first}"));
+        }
+        if let Some(next) = &self.next_address {
+            s.push_str(&format!("; next_address {next}"));
+        }
+        s
+    }
+
+    fn lines(&self) -> Option<&str> {
+        self.lines.as_ref().map(|l| l.text.as_str())
     }
 }
 
@@ -398,7 +564,12 @@ impl StaticServer {
         let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
             let (total, items) = queries::exports(b, &a.filter, offset, limit);
-            Ok(Page::fit(items, offset, total))
+            Ok(Page::fit_as(
+                items,
+                offset,
+                total,
+                a.format.unwrap_or_default(),
+            ))
         })
         .await
         .map(Json)
@@ -417,7 +588,12 @@ impl StaticServer {
         let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
             let (total, items) = queries::imports(b, &a.filter, offset, limit);
-            Ok(Page::fit(items, offset, total))
+            Ok(Page::fit_as(
+                items,
+                offset,
+                total,
+                a.format.unwrap_or_default(),
+            ))
         })
         .await
         .map(Json)
@@ -448,9 +624,30 @@ impl StaticServer {
             StringEncoding::Both => StringKinds::Both,
         };
         self.with_binary("path", &a.path, move |b| {
-            let (total, items) =
-                queries::strings(b, min_length, kinds, &a.section, &a.contains, offset, limit)?;
-            Ok(Page::fit(items, offset, total))
+            if a.format.unwrap_or_default() == Format::Json {
+                let (total, items) =
+                    queries::strings(b, min_length, kinds, &a.section, &a.contains, offset, limit)?;
+                return Ok(Page::fit(items, offset, total));
+            }
+            // Text lines straight from the kept extraction, no item objects in between.
+            let mut lines = Lines::new::<StringItem>();
+            let mut full = false;
+            let total = queries::walk_strings(
+                b,
+                min_length,
+                kinds,
+                &a.section,
+                &a.contains,
+                offset,
+                |s| {
+                    if lines.count >= limit {
+                        return false;
+                    }
+                    full = !lines.push_with(MAX_ANSWER_BYTES, |out| string_line(out, s));
+                    !full
+                },
+            )?;
+            Ok(Page::lines(lines, offset, total, full))
         })
         .await
         .map(Json)
@@ -496,11 +693,24 @@ impl StaticServer {
                 })?),
             };
             let va = queries::resolve_start(b, start)?;
-            let d = queries::disassemble(b, va, count, MAX_ANSWER_BYTES)?;
+            if a.format.unwrap_or_default() == Format::Json {
+                let d = queries::disassemble(b, va, count, MAX_ANSWER_BYTES)?;
+                return Ok(Disassembly {
+                    next_address: Some(Address(d.next_va)),
+                    truncated: d.cut,
+                    items: d.items,
+                    lines: None,
+                });
+            }
+            let mut lines = Lines::with_columns(INSN_COLUMNS);
+            let walk = queries::walk_code(b, va, count, |insn| {
+                lines.push_with(MAX_ANSWER_BYTES, |out| insn_line(out, insn))
+            })?;
             Ok(Disassembly {
-                next_address: Some(Address(d.next_va)),
-                truncated: d.cut,
-                items: d.items,
+                next_address: Some(Address(walk.next_va)),
+                truncated: walk.cut,
+                items: Vec::new(),
+                lines: Some(lines),
             })
         })
         .await
@@ -520,7 +730,12 @@ impl StaticServer {
         let (offset, limit) = a.page.resolve()?;
         self.with_binary("path", &a.path, move |b| {
             let (total, items) = queries::functions(b, &a.filter, offset, limit);
-            Ok(Page::fit(items, offset, total))
+            Ok(Page::fit_as(
+                items,
+                offset,
+                total,
+                a.format.unwrap_or_default(),
+            ))
         })
         .await
         .map(Json)
@@ -553,7 +768,11 @@ impl StaticServer {
                 (_, _, Some(i)) => XrefTarget::Import(i),
                 _ => return Err(ToolError::new("give one of address, string, import")),
             };
-            Page::of(queries::xrefs(b, target)?, page)
+            Page::of_as(
+                queries::xrefs(b, target)?,
+                page,
+                a.format.unwrap_or_default(),
+            )
         })
         .await
         .map(Json)

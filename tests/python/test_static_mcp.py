@@ -78,6 +78,23 @@ async def run_session():
         again = await client.call_tool("binary_info", {"path": dll()})
         assert not again.is_error
 
+        # format "text": the SDK validates structuredContent against the outputSchema, which
+        # must allow a page without `items`; the lines carry what the objects did.
+        text = await client.call_tool("list_exports", {"path": dll(), "format": "text"})
+        assert not text.is_error, text.content
+        assert "items" not in text.structured_content
+        assert text.structured_content["total"] == 3
+        lines = text.content[1].text.splitlines()
+        assert lines[0].startswith("# va\trva\tordinal")
+        assert [line.split("\t")[2] for line in lines[1:]] == ["10001", "10002", "10003"]
+        dis = await client.call_tool(
+            "disassemble", {"path": dll(), "ordinal": 10002, "count": 4, "format": "text"}
+        )
+        assert not dis.is_error, dis.content
+        first = dis.content[1].text.splitlines()[1].split("\t")
+        assert first[:2] == ["0x6FAB1000", "8B 0D 00 20 AB 6F"], first
+        assert dis.structured_content["next_address"].startswith("0x")
+
 
 def test_python_sdk_drives_every_tool():
     anyio.run(run_session)
