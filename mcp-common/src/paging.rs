@@ -60,8 +60,8 @@ pub struct Page<T> {
 // repeated in every tool's input schema; the argument's own description says it once.)
 // - `json`: objects, in `structuredContent` and repeated as JSON text (the default).
 // - `text`: one tab-separated line per item after a `#` header naming the columns, as the
-//   text content only; `structuredContent` keeps the paging fields. About a third of the
-//   bytes and tokens of `json`.
+//   text content only; `structuredContent` keeps the paging fields. About two thirds of the
+//   tokens of `json` and under half its text (cl100k, pages of user32.dll's lists).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {

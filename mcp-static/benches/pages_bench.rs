@@ -264,6 +264,17 @@ fn main() {
                 p,
             );
         }
+        // The protocol's floor: one-item pages, so what is left is the cost of a call.
+        let one = json!({"path": GNAT32, "limit": 1, "format": "text"});
+        page(&client, "list_exports", one.clone()).await;
+        let t = Instant::now();
+        for _ in 0..200 {
+            page(&client, "list_exports", one.clone()).await;
+        }
+        println!(
+            "one-item page (the cost of a call): {:.3} ms",
+            t.elapsed().as_secs_f64() * 1e3 / 200.0
+        );
         drop(client);
     });
 }

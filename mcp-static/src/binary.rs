@@ -168,6 +168,8 @@ pub struct Binary {
     code_index: OnceLock<crate::analysis::CodeIndex>,
     /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
     strings: mcp_common::recent::Recent<StringsKey, Vec<crate::strings::Found>>,
+    /// Which items of a list match a filter (see [`Binary::matching`]).
+    matching: mcp_common::recent::Recent<(Listed, String), Vec<u32>>,
     /// Each section's linear-sweep listing (see [`Binary::listing`]), by section index.
     listings: Vec<OnceLock<Option<std::sync::Arc<crate::listing::Listing>>>>,
 }
@@ -175,6 +177,15 @@ pub struct Binary {
 /// What a string extraction depends on: minimum length, encodings (0 ascii, 1 utf16le,
 /// 2 both) and the section (`None`: the whole file).
 pub type StringsKey = (usize, u8, Option<String>);
+
+/// A list a filter runs over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    Strings(StringsKey),
+    Exports,
+    Imports,
+    Functions,
+}
 
 /// How many extractions of one binary are kept (each is 24 bytes a string).
 const KEPT_EXTRACTIONS: usize = 4;
@@ -247,6 +258,7 @@ impl Binary {
             header_size: parsed.header_size,
             code_index: OnceLock::new(),
             strings: mcp_common::recent::Recent::new(KEPT_EXTRACTIONS),
+            matching: mcp_common::recent::Recent::new(KEPT_EXTRACTIONS),
             listings: parsed.sections.iter().map(|_| OnceLock::new()).collect(),
             sections: parsed.sections,
             data,
@@ -350,6 +362,17 @@ impl Binary {
         self.strings.get_or_make(key, extract)
     }
 
+    /// The indices of a list's items that match a filter, found by `find` on first use and
+    /// kept (the last few filters), so that the pages of a filtered list are slices too.
+    pub fn matching(
+        &self,
+        list: Listed,
+        filter: &str,
+        find: impl FnOnce() -> Vec<u32>,
+    ) -> std::sync::Arc<Vec<u32>> {
+        self.matching.get_or_make((list, filter.to_string()), find)
+    }
+
     /// The linear sweep of the executable section holding `va`, decoded on first use and
     /// kept; None when `va` is in no executable section or the section is too large to keep.
     pub fn listing(&self, va: u64) -> Option<std::sync::Arc<crate::listing::Listing>> {
@@ -383,7 +406,13 @@ impl Binary {
             .iter()
             .map(|f| f.capacity() * std::mem::size_of::<crate::strings::Found>())
             .sum();
-        self.data.len() + listings + strings
+        let matching: usize = self
+            .matching
+            .values()
+            .iter()
+            .map(|m| m.capacity() * std::mem::size_of::<u32>())
+            .sum();
+        self.data.len() + listings + strings + matching
     }
 
     /// Whether the code index has been computed already (for reporting cache hits).

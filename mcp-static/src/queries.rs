@@ -1,7 +1,7 @@
 //! The questions the tools answer, as plain functions over a parsed `Binary`.
 //! Results are serde/schemars types; nothing here knows about MCP.
 
-use crate::binary::{Binary, entropy};
+use crate::binary::{Binary, Listed, entropy};
 use crate::disasm;
 use crate::pattern::Pattern;
 use crate::strings;
@@ -107,12 +107,6 @@ pub fn binary_info(bin: &Binary) -> BinaryInfo {
     }
 }
 
-fn matches_filter(filter: &Option<String>, text: &str) -> bool {
-    filter
-        .as_ref()
-        .is_none_or(|f| text.to_lowercase().contains(&f.to_lowercase()))
-}
-
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ExportItem {
     /// Absent for exports by ordinal only.
@@ -136,22 +130,22 @@ pub fn exports(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<ExportItem>) {
-    let matching = || {
-        bin.exports.iter().filter(|e| {
-            filter.is_none() || {
-                let label = match (&e.name, e.ordinal) {
-                    (Some(n), Some(o)) => format!("{n} #{o}"),
-                    (Some(n), None) => n.clone(),
-                    (None, Some(o)) => format!("#{o}"),
-                    (None, None) => String::new(),
-                };
-                matches_filter(filter, &label)
-            }
-        })
+    let label = |e: &crate::binary::Export| match (&e.name, e.ordinal) {
+        (Some(n), Some(o)) => format!("{n} #{o}"),
+        (Some(n), None) => n.clone(),
+        (None, Some(o)) => format!("#{o}"),
+        (None, None) => String::new(),
     };
-    let items = matching()
-        .skip(offset)
-        .take(limit)
+    let (total, page) = filtered_page(
+        bin,
+        Listed::Exports,
+        &bin.exports,
+        filter,
+        (offset, limit),
+        label,
+    );
+    let items = page
+        .into_iter()
         .map(|e| ExportItem {
             name: e.name.clone(),
             ordinal: e.ordinal,
@@ -160,7 +154,37 @@ pub fn exports(
             forwarder: e.forwarder.clone(),
         })
         .collect();
-    (matching().count(), items)
+    (total, items)
+}
+
+/// How many of `all` match `filter` (case-insensitively, on `label`), and the page of at
+/// most `limit` of them from `offset`. A filter's matches are found once and kept (see
+/// [`Binary::matching`]), so each page of a filtered list is a slice too.
+fn filtered_page<'a, T>(
+    bin: &Binary,
+    list: Listed,
+    all: &'a [T],
+    filter: &Option<String>,
+    (offset, limit): (usize, usize),
+    label: impl Fn(&T) -> String,
+) -> (usize, Vec<&'a T>) {
+    let Some(needle) = filter.as_ref().map(|f| f.to_lowercase()) else {
+        return (all.len(), all.iter().skip(offset).take(limit).collect());
+    };
+    let matching = bin.matching(list, &needle, || {
+        (0u32..)
+            .zip(all)
+            .filter(|(_, item)| label(item).to_lowercase().contains(&needle))
+            .map(|(i, _)| i)
+            .collect()
+    });
+    let page = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|&i| &all[i as usize])
+        .collect();
+    (matching.len(), page)
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -184,14 +208,16 @@ pub fn imports(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<ImportItem>) {
-    let matching = || {
-        bin.imports
-            .iter()
-            .filter(|i| filter.is_none() || matches_filter(filter, &i.display_name()))
-    };
-    let items = matching()
-        .skip(offset)
-        .take(limit)
+    let (total, page) = filtered_page(
+        bin,
+        Listed::Imports,
+        &bin.imports,
+        filter,
+        (offset, limit),
+        |i| i.display_name(),
+    );
+    let items = page
+        .into_iter()
         .map(|i| ImportItem {
             library: i.library.clone(),
             name: i.name.clone(),
@@ -199,7 +225,7 @@ pub fn imports(
             iat_va: i.slot_va.map(Address),
         })
         .collect();
-    (matching().count(), items)
+    (total, items)
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -306,7 +332,8 @@ pub fn walk_strings(
         StringKinds::Utf16le => 1,
         StringKinds::Both => 2,
     };
-    let found = bin.strings_found((min_length, code, section.clone()), || {
+    let key = (min_length, code, section.clone());
+    let found = bin.strings_found(key.clone(), || {
         let mut found = Vec::new();
         if kinds != StringKinds::Utf16le {
             strings::ascii(data, min_length, &mut found);
@@ -340,18 +367,20 @@ pub fn walk_strings(
         }
         return Ok(found.len());
     };
-    let mut total = 0usize;
-    let mut taking = true;
-    for f in found.iter() {
-        if !f.text(data).to_lowercase().contains(&needle) {
-            continue;
+    // With one, the matches are found once per filter and kept: pages are slices of them.
+    let matching = bin.matching(Listed::Strings(key), &needle, || {
+        (0u32..)
+            .zip(found.iter())
+            .filter(|(_, f)| f.text(data).to_lowercase().contains(&needle))
+            .map(|(i, _)| i)
+            .collect()
+    });
+    for &i in matching.iter().skip(offset) {
+        if !take(&view(bin, base, data, &found[i as usize])) {
+            break;
         }
-        if total >= offset && taking {
-            taking = take(&view(bin, base, data, f));
-        }
-        total += 1;
     }
-    Ok(total)
+    Ok(matching.len())
 }
 
 fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::binary::Section, ToolError> {
@@ -643,25 +672,19 @@ pub fn functions(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<FunctionItem>) {
-    let needle = filter.as_ref().map(|f| f.to_lowercase());
-    let matching = bin.code_index().functions.iter().filter(|f| {
-        needle
-            .as_ref()
-            .is_none_or(|n| f.name.to_lowercase().contains(n))
+    let all = &bin.code_index().functions;
+    let (total, page) = filtered_page(bin, Listed::Functions, all, filter, (offset, limit), |f| {
+        f.name.clone()
     });
-    let mut total = 0;
-    let mut items = Vec::new();
-    for f in matching {
-        if total >= offset && items.len() < limit {
-            items.push(FunctionItem {
-                va: f.va.into(),
-                size: f.size,
-                name: f.name.clone(),
-                found_by: f.found_by.into(),
-            });
-        }
-        total += 1;
-    }
+    let items = page
+        .into_iter()
+        .map(|f| FunctionItem {
+            va: f.va.into(),
+            size: f.size,
+            name: f.name.clone(),
+            found_by: f.found_by.into(),
+        })
+        .collect();
     (total, items)
 }
 

@@ -249,6 +249,21 @@ async fn text_pages_carry_the_json_items_over_the_fixture() -> TestResult {
     .await;
     same("xrefs_to", &j, &t);
 
+    // A filtered walk (its matches kept between pages) lists exactly the unfiltered items
+    // that match, in order.
+    let base = json!({"path": dll, "limit": 1000, "encoding": "ascii"});
+    let (all, _) = walk(&client, "list_strings", &base, "json").await;
+    let mut filtered = base.clone();
+    filtered["contains"] = json!("E");
+    filtered["limit"] = json!(3);
+    let (some, calls) = walk(&client, "list_strings", &filtered, "text").await;
+    let expected: Vec<Vec<String>> = all
+        .into_iter()
+        .filter(|cols| cols[3].to_lowercase().contains('e'))
+        .collect();
+    assert!(calls > 2, "expected several filtered pages");
+    same("list_strings contains", &expected, &some);
+
     // A bad format is refused, naming the argument and what is accepted.
     let a = call(
         &client,
