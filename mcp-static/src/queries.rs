@@ -291,11 +291,19 @@ impl StringView<'_> {
         (chars > MAX_STRING_CHARS).then_some(chars)
     }
 
-    /// The text, at most [`MAX_STRING_CHARS`] characters (every one of them ASCII).
-    pub fn text(&self) -> String {
+    /// The text, at most [`MAX_STRING_CHARS`] characters (every one of them ASCII): an ASCII
+    /// string is borrowed from the file's bytes as it is.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        if self.found.encoding == strings::Encoding::Ascii {
+            let end = self.found.len.min(MAX_STRING_CHARS);
+            let bytes = &self.data[self.found.offset..self.found.offset + end];
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                return text.into();
+            }
+        }
         let mut text = self.found.text(self.data);
         text.truncate(MAX_STRING_CHARS);
-        text
+        text.into()
     }
 
     pub fn item(&self) -> StringItem {
@@ -303,7 +311,7 @@ impl StringView<'_> {
             va: self.va.map(Address),
             file_offset: self.file_offset.into(),
             encoding: self.encoding().into(),
-            text: self.text(),
+            text: self.text().into_owned(),
             length: self.cut_length(),
         }
     }
