@@ -125,6 +125,29 @@ async fn list_resources(
     Ok((resources, templates))
 }
 
+/// A child that names itself one of the suite's servers in `initialize` while its entry's
+/// kind (given or guessed) is another: said once in the log, since the kind decides what is
+/// cached and what findings are keyed by; the entry's `kind` settles it.
+fn warn_if_other_kind(spec: &ChildSpec, peer: &Peer<RoleClient>) {
+    let Some(said) = peer
+        .peer_info()
+        .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone()))
+    else {
+        return;
+    };
+    let Some(says) = crate::config::Kind::of_program(&said) else {
+        return;
+    };
+    if says != spec.kind {
+        tracing::warn!(
+            server = %spec.name,
+            child_says = %said,
+            kind = ?spec.kind,
+            "the child names itself another kind of server: set `kind` in its entry"
+        );
+    }
+}
+
 /// The prompts of a child that says it has prompts (none otherwise).
 async fn list_prompts(peer: &Peer<RoleClient>) -> Result<Vec<rmcp::model::Prompt>, String> {
     let offers = peer
@@ -600,6 +623,7 @@ impl Child {
                 }
             }
         };
+        warn_if_other_kind(spec, service.peer());
         let tools = service
             .peer()
             .list_all_tools()

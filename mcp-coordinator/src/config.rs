@@ -12,9 +12,11 @@ pub const STATIC_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long results about saves are reused by default.
 pub const SAVE_TTL: Duration = Duration::from_secs(3600);
 
-/// Which of the suite's servers a child is (by its program's file name), for the cache
-/// defaults and for what must never be cached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which of the suite's servers a child is, for the cache defaults, the file hash in findings
+/// and what must never be cached: the server entry's `kind`, else guessed from the program
+/// it runs ([`Kind::guess`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     Static,
     Memory,
@@ -29,17 +31,41 @@ const D2_LIVE: &[&str] = &["character", "inventory", "units", "find_game"];
 const D2_FILES: &[&str] = &["parse_save", "parse_stash", "diff_saves", "lookup"];
 
 impl Kind {
-    pub fn of(command: &str) -> Self {
-        let file = Path::new(command)
+    /// The suite's server a program file is, by its name (`None`: not one of them).
+    pub fn of_program(program: &str) -> Option<Self> {
+        let file = Path::new(program)
             .file_stem()
             .and_then(|f| f.to_str())
             .unwrap_or_default();
         match file {
-            "mcp-static" => Self::Static,
-            "mcp-memory" => Self::Memory,
-            "mcp-d2" => Self::D2,
-            "mcp-network" => Self::Network,
-            _ => Self::Other,
+            "mcp-static" => Some(Self::Static),
+            "mcp-memory" => Some(Self::Memory),
+            "mcp-d2" => Some(Self::D2),
+            "mcp-network" => Some(Self::Network),
+            _ => None,
+        }
+    }
+
+    /// A child's kind when its entry gives none: its program's, or for a wrapper (a
+    /// `sandbox-runner run ... -- /path/mcp-static`) the program after the first `--`;
+    /// `Other` for anything else, `url` children included (give them a `kind`).
+    pub fn guess(command: &str, args: &[String]) -> Self {
+        let wrapped = args
+            .iter()
+            .skip_while(|a| a.as_str() != "--")
+            .nth(1)
+            .and_then(|p| Self::of_program(p));
+        Self::of_program(command).or(wrapped).unwrap_or(Self::Other)
+    }
+
+    /// The server name a child of this kind gives in `initialize` (`serverInfo.name`).
+    pub fn server_name(self) -> Option<&'static str> {
+        match self {
+            Self::Static => Some("mcp-static"),
+            Self::Memory => Some("mcp-memory"),
+            Self::D2 => Some("mcp-d2"),
+            Self::Network => Some("mcp-network"),
+            Self::Other => None,
         }
     }
 
@@ -169,6 +195,8 @@ struct TomlCoordinator {
 #[serde(deny_unknown_fields)]
 struct TomlServer {
     name: String,
+    /// static, memory, d2, network or other (default: guessed from the program).
+    kind: Option<Kind>,
     prefix: Option<String>,
     command: Option<String>,
     #[serde(default)]
@@ -209,6 +237,8 @@ struct JsonFile {
 
 #[derive(Deserialize)]
 struct JsonServer {
+    /// Not Claude Desktop's: the coordinator's own, as in the TOML file.
+    kind: Option<Kind>,
     command: Option<String>,
     #[serde(default)]
     args: Vec<String>,
@@ -343,7 +373,7 @@ impl Config {
             .into_iter()
             .map(|s| {
                 let (command, url) = child_command(&s.name, s.command, s.url)?;
-                let kind = Kind::of(&command);
+                let kind = s.kind.unwrap_or_else(|| Kind::guess(&command, &s.args));
                 let (cache_tools, cache_ttl) = match &s.cache {
                     Some(c) => (
                         c.tools.clone(),
@@ -393,7 +423,7 @@ impl Config {
             .into_iter()
             .map(|(name, s)| {
                 let (command, url) = child_command(&name, s.command, s.url)?;
-                let kind = Kind::of(&command);
+                let kind = s.kind.unwrap_or_else(|| Kind::guess(&command, &s.args));
                 let (cache_tools, cache_ttl) = kind.default_cache();
                 let relist = relist_every(url.is_some(), None);
                 let (ping_every, unresponsive_after) = liveness(None, None);
@@ -663,6 +693,64 @@ mod tests {
         assert!(mem.is_err_and(|e| e.contains("never cached")));
         let j = Config::from_json(r#"{"mcpServers": {"static": {"command": "mcp-static"}}}"#)?;
         assert_eq!(j.children[0].cache_ttl_for("xrefs_to"), Some(STATIC_TTL));
+        Ok(())
+    }
+
+    #[test]
+    fn a_child_kind_is_given_or_seen_through_a_wrapper() -> Result<(), String> {
+        let c = Config::from_toml(
+            r#"
+[[servers]]
+name = "sandboxed"
+command = "/usr/bin/sandbox-runner"
+args = ["run", "--profile", "strict", "--", "/opt/mcp-static", "--root", "/g"]
+[[servers]]
+name = "remote"
+url = "http://127.0.0.1:9/"
+kind = "static"
+[[servers]]
+name = "plain-url"
+url = "http://127.0.0.1:9/"
+[[servers]]
+name = "renamed"
+command = "my-d2-build"
+kind = "d2"
+[[servers]]
+name = "said-other"
+command = "mcp-static"
+kind = "other"
+"#,
+        )?;
+        let kinds: Vec<Kind> = c.children.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::Static,
+                Kind::Static,
+                Kind::Other,
+                Kind::D2,
+                Kind::Other
+            ]
+        );
+        // The kind brings its defaults: the sandboxed and the remote mcp-static are cached,
+        // the renamed mcp-d2 never caches its live tools.
+        assert_eq!(c.children[0].cache_ttl_for("disassemble"), Some(STATIC_TTL));
+        assert_eq!(c.children[1].cache_ttl_for("binary_info"), Some(STATIC_TTL));
+        assert_eq!(c.children[2].cache_ttl_for("binary_info"), None);
+        assert_eq!(c.children[3].cache_ttl_for("parse_save"), Some(SAVE_TTL));
+        assert_eq!(c.children[3].cache_ttl_for("character"), None);
+        let live = Config::from_toml(
+            "[[servers]]\nname = \"x\"\ncommand = \"game-reader\"\nkind = \"memory\"\n\
+             [servers.cache]\ntools = [\"*\"]\n",
+        );
+        assert!(live.is_err_and(|e| e.contains("never cached")));
+        let bad =
+            Config::from_toml("[[servers]]\nname = \"x\"\ncommand = \"y\"\nkind = \"disk\"\n");
+        assert!(bad.is_err_and(|e| e.contains("kind") && e.contains("static")));
+        let j = Config::from_json(
+            r#"{"mcpServers": {"s": {"url": "http://127.0.0.1:9/", "kind": "static"}}}"#,
+        )?;
+        assert_eq!(j.children[0].kind, Kind::Static);
         Ok(())
     }
 }
