@@ -58,6 +58,17 @@ impl Kind {
         Self::of_program(command).or(wrapped).unwrap_or(Self::Other)
     }
 
+    /// The kind as a config entry spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Memory => "memory",
+            Self::D2 => "d2",
+            Self::Network => "network",
+            Self::Other => "other",
+        }
+    }
+
     /// The server name a child of this kind gives in `initialize` (`serverInfo.name`).
     pub fn server_name(self) -> Option<&'static str> {
         match self {

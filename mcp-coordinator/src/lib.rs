@@ -21,6 +21,7 @@ pub mod hosts;
 pub mod jwt;
 pub mod outbox;
 pub mod progress;
+pub mod recipe;
 pub mod resources;
 pub mod shared;
 pub mod tools;

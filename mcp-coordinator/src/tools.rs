@@ -212,6 +212,23 @@ impl Coordinator {
         self.children.iter().find(|c| c.spec.prefix == prefix)
     }
 
+    /// The namespaced tool a recipe step calls: `step.tool` of the first child of its kind.
+    fn step_tool(&self, step: &crate::recipe::Step) -> Result<String, ToolError> {
+        let child = self
+            .children
+            .iter()
+            .find(|c| c.spec.kind == step.server)
+            .ok_or_else(|| {
+                ToolError::new(format!(
+                    "no server of kind {:?} is configured, and this needs its `{}` tool: \
+                     add one, or set `kind` in its entry",
+                    step.server.name(),
+                    step.tool
+                ))
+            })?;
+        Ok(format!("{}{SEPARATOR}{}", child.spec.prefix, step.tool))
+    }
+
     /// Every exposed child tool under its namespaced name.
     fn child_tools(&self) -> Vec<Tool> {
         let mut out = Vec::new();
@@ -674,9 +691,7 @@ fn part(tool: &str, answer: Option<(CallToolResult, Option<String>)>) -> Part {
             tool: tool.into(),
             is_error: true,
             result: None,
-            error: Some(format!(
-                "no child serves {tool} (configure servers named d2, memory, network)"
-            )),
+            error: Some(format!("no running child serves {tool}")),
             finding: None,
         },
         Some((r, finding)) => {
@@ -719,27 +734,35 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<AnalyzeArgs>,
     ) -> Result<Json<Analysis>, ToolError> {
+        let recipe = crate::recipe::recipe().map_err(ToolError::new)?;
+        let character_tool = self.step_tool(&recipe.character)?;
+        let inventory_tool = self.step_tool(&recipe.inventory)?;
+        let snapshot_tool = self.step_tool(&recipe.snapshot)?;
+        let traffic_tool = match a.capture_id {
+            Some(_) => Some(self.step_tool(&recipe.traffic)?),
+            None => None,
+        };
         let mut args = serde_json::json!({});
         if let Some(pid) = a.pid {
             args["pid"] = pid.into();
         }
         let character = async {
             part(
-                "d2__character",
-                self.forward_recorded(request("d2__character", args), None)
+                &character_tool,
+                self.forward_recorded(request(&character_tool, args), None)
                     .await,
             )
         };
         let traffic = async {
             let src = a.capture_id.as_ref()?;
+            let tool = traffic_tool.as_deref()?;
             let decode = request(
-                "network__d2_decode",
-                serde_json::json!({"source": src, "ids": ["0x59", "0x95", "0x15"], "limit": 100}),
+                tool,
+                serde_json::json!({
+                    "source": src, "ids": recipe.traffic_ids, "limit": recipe.traffic_limit
+                }),
             );
-            Some(part(
-                "network__d2_decode",
-                self.forward_recorded(decode, None).await,
-            ))
+            Some(part(tool, self.forward_recorded(decode, None).await))
         };
         let (character, traffic) = tokio::join!(character, traffic);
         // A capture that cannot be decoded is a bad argument, not a part of the analysis.
@@ -750,15 +773,15 @@ impl Coordinator {
                 "capture_id",
                 format!("{src:?}"),
                 format!(
-                    "accepted: a capture id or capture file network__d2_decode decodes; it \
-                     said: {}",
+                    "accepted: a capture id or capture file {} decodes; it said: {}",
+                    traffic_tool.as_deref().unwrap_or_default(),
                     t.error.as_deref().unwrap_or_default()
                 ),
             ));
         }
         if character.is_error {
             return Err(ToolError::new(format!(
-                "d2__character failed: {}",
+                "{character_tool} failed: {}",
                 character.error.unwrap_or_default()
             )));
         }
@@ -766,19 +789,19 @@ impl Coordinator {
         let pid = c["pid"].clone();
         let unit = c["player_unit"].clone();
         let inventory = self.forward_recorded(
-            request("d2__inventory", serde_json::json!({"pid": pid})),
+            request(&inventory_tool, serde_json::json!({"pid": pid})),
             None,
         );
         let snapshot = self.forward_recorded(
             request(
-                "memory__snapshot",
-                serde_json::json!({"pid": pid, "address": unit, "length": 0xEC}),
+                &snapshot_tool,
+                serde_json::json!({"pid": pid, "address": unit, "length": recipe.snapshot_length}),
             ),
             None,
         );
         let (inventory, snapshot) = tokio::join!(inventory, snapshot);
-        let inventory = part("d2__inventory", inventory);
-        let snapshot = part("memory__snapshot", snapshot);
+        let inventory = part(&inventory_tool, inventory);
+        let snapshot = part(&snapshot_tool, snapshot);
         let store = self.findings.clone();
         let parts: Vec<Option<String>> = [
             Some(&character),

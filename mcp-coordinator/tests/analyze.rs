@@ -55,6 +55,34 @@ async fn analyze_character_links_character_inventory_and_snapshot() -> TestResul
         "{e}"
     );
     client.cancel().await?;
+
+    // The steps go to the servers of each kind, whatever their prefixes: mcp-d2 under a
+    // name the coordinator cannot guess (a copy), its kind given; mcp-memory as `mem`.
+    let renamed = dir.join("game-reader");
+    std::fs::copy(sibling("mcp-d2")?, &renamed)?;
+    let config = format!(
+        "{}kind = \"d2\"\nprefix = \"game\"\n{}prefix = \"mem\"\n",
+        server("d2", renamed.display()),
+        server("memory", sibling("mcp-memory")?.display())
+    );
+    let dir2 = tmp("coord-analyze-kinds")?;
+    let cfg = write_config(&dir2, "c.toml", &config)?;
+    let client = coordinator(&cfg, &[]).await?;
+    let a = ok(&client, "analyze_character", json!({"pid": pid})).await;
+    assert_eq!(a["character"]["result"]["name"], "FixtureHero", "{a}");
+    assert_eq!(a["character"]["tool"], "game__character", "{a}");
+    assert_eq!(a["snapshot"]["tool"], "mem__snapshot", "{a}");
+    // The player unit's size comes from the 1.13c layouts (D2UnitAny, 236 bytes).
+    assert_eq!(a["snapshot"]["result"]["length"], 236, "{a}");
+    // Without a network server, a capture cannot be decoded: said, naming the kind.
+    let e = err(
+        &client,
+        "analyze_character",
+        json!({"pid": pid, "capture_id": "cap-1"}),
+    )
+    .await;
+    assert!(e.contains("\"network\"") && e.contains("d2_decode"), "{e}");
+    client.cancel().await?;
     drop(game);
     Ok(())
 }
