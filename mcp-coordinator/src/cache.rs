@@ -6,25 +6,26 @@
 //! failed call.
 
 use crate::shared::SharedRedis;
+use lru::LruCache;
 use rmcp::model::CallToolResult;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Most results kept; the oldest go first.
-const CAPACITY: usize = 1024;
+/// Most results kept; past that the least recently used goes.
+const CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).expect("nonzero");
 
-/// Results by key with their expiry, and the keys in insertion order (oldest first).
-#[derive(Debug, Default)]
-struct Entries {
-    by_key: HashMap<String, (Instant, CallToolResult)>,
-    order: VecDeque<String>,
+/// Results by key with their expiry, least recently used first out.
+#[derive(Debug)]
+pub struct Cache {
+    inner: Mutex<LruCache<String, (Instant, CallToolResult)>>,
 }
 
-#[derive(Debug, Default)]
-pub struct Cache {
-    inner: Mutex<Entries>,
+impl Default for Cache {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
 }
 
 /// Argument names that hold file paths.
@@ -51,16 +52,23 @@ pub fn key(tool: &str, arguments: Option<&Value>) -> Option<String> {
 }
 
 impl Cache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+    pub fn with_capacity(capacity: NonZeroUsize) -> Self {
+        Self {
+            inner: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, (Instant, CallToolResult)>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A result still fresh (and now the most recently used), else `None`.
     pub fn get(&self, key: &str) -> Option<CallToolResult> {
         let mut g = self.lock();
-        match g.by_key.get(key) {
+        match g.get(key) {
             Some((until, r)) if *until > Instant::now() => Some(r.clone()),
             Some(_) => {
-                g.by_key.remove(key);
+                g.pop(key);
                 None
             }
             None => None,
@@ -68,22 +76,11 @@ impl Cache {
     }
 
     pub fn put(&self, key: String, ttl: Duration, result: CallToolResult) {
-        let mut g = self.lock();
-        if g.by_key
-            .insert(key.clone(), (Instant::now() + ttl, result))
-            .is_none()
-        {
-            g.order.push_back(key);
-        }
-        while g.order.len() > CAPACITY {
-            if let Some(old) = g.order.pop_front() {
-                g.by_key.remove(&old);
-            }
-        }
+        self.lock().put(key, (Instant::now() + ttl, result));
     }
 
     pub fn len(&self) -> usize {
-        self.lock().by_key.len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -160,5 +157,37 @@ impl RedisCache {
             .arg(ttl.as_secs().max(1))
             .to_owned();
         let _: Option<()> = self.redis.query("SET", &cmd).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::ContentBlock;
+
+    fn result(text: &str) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    }
+
+    fn text(r: Option<CallToolResult>) -> Option<String> {
+        r.and_then(|r| r.content.first().and_then(|c| c.as_text().map(|t| t.text.clone())))
+    }
+
+    #[test]
+    fn the_least_recently_used_goes_and_expired_results_are_misses() {
+        let two = NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN);
+        let c = Cache::with_capacity(two);
+        let day = Duration::from_secs(86_400);
+        c.put("a".into(), day, result("A"));
+        c.put("b".into(), day, result("B"));
+        // Reading `a` makes `b` the least recently used: `c` pushes `b` out, not `a`.
+        assert_eq!(text(c.get("a")).as_deref(), Some("A"));
+        c.put("c".into(), day, result("C"));
+        assert_eq!(text(c.get("a")).as_deref(), Some("A"));
+        assert_eq!(c.get("b"), None);
+        assert_eq!(text(c.get("c")).as_deref(), Some("C"));
+        c.put("gone".into(), Duration::ZERO, result("G"));
+        assert_eq!(c.get("gone"), None);
+        assert_eq!(c.len(), 1);
     }
 }
