@@ -170,7 +170,11 @@ mod tests {
     }
 
     fn text(r: Option<CallToolResult>) -> Option<String> {
-        r.and_then(|r| r.content.first().and_then(|c| c.as_text().map(|t| t.text.clone())))
+        r.and_then(|r| {
+            r.content
+                .first()
+                .and_then(|c| c.as_text().map(|t| t.text.clone()))
+        })
     }
 
     #[test]

@@ -29,7 +29,9 @@ struct Cli {
     layouts: Option<PathBuf>,
 }
 
-#[tokio::main]
+// One thread for the protocol: every tool's work runs on the blocking pool, so the async side
+// only reads, routes and writes messages, without a wake-up across threads per call.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
