@@ -87,12 +87,23 @@ impl Pattern {
     }
 
     pub fn matches_at(&self, data: &[u8], pos: usize) -> bool {
-        let Some(window) = data.get(pos..pos + self.0.len()) else {
+        self.tail_matches_at(data, pos, 0)
+    }
+
+    /// Whether the pattern's bytes from `from` on match at `pos + from` (and the whole
+    /// pattern fits in `data` at `pos`): the check a longer pattern needs where its first
+    /// `from` bytes are already known to match.
+    pub fn tail_matches_at(&self, data: &[u8], pos: usize, from: usize) -> bool {
+        let Some(window) = pos
+            .checked_add(self.0.len())
+            .and_then(|end| data.get(pos..end))
+        else {
             return false;
         };
         self.0
             .iter()
             .zip(window)
+            .skip(from)
             .all(|(p, b)| p.is_none_or(|v| v == *b))
     }
 
@@ -145,6 +156,12 @@ mod tests {
             0x90, 0x8B, 0x0D, 1, 2, 3, 4, 0x85, 0xC9, 0x8B, 0x0D, 0, 0, 0, 0, 0x85, 0xC8,
         ];
         assert_eq!(p.find_all(&data, 10), vec![1]);
+        // Only the bytes from `from` on are compared; the length must still fit.
+        assert!(p.tail_matches_at(&data, 1, 6));
+        assert!(!p.tail_matches_at(&data, 9, 6)); // 85 C8
+        assert!(p.tail_matches_at(&data, 9, 8)); // nothing left to compare, and it fits
+        assert!(!p.tail_matches_at(&data, 10, 8)); // past the end
+        assert!(!p.tail_matches_at(&data, usize::MAX, 0));
         assert_eq!(Pattern::parse("8B0D????????85C9")?, p);
         assert_eq!(p.to_string(), "8B 0D ?? ?? ?? ?? 85 C9");
         Ok(())

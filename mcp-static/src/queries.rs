@@ -848,7 +848,10 @@ pub struct Signature {
 const MAX_SIGNATURE_BYTES: usize = 256;
 /// Matches of a signature's prefix kept between steps; more than this and the next step
 /// searches again.
-const SIGNATURE_CANDIDATES: usize = 4096;
+const SIGNATURE_CANDIDATES: usize = 1 << 16;
+/// The most pattern bytes compared in searches of the code before giving up: code that
+/// repeats (a run of one byte) would otherwise cost a search per instruction.
+const SIGNATURE_WORK: usize = 1 << 26;
 
 /// The shortest pattern starting at `va`, whole instructions at a time, that matches only
 /// once in the executable sections. Address fields are wildcarded: relocated bytes, rel32
@@ -871,7 +874,10 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
         .collect();
     let own_offset = bin.va_to_offset(va).unwrap_or(u64::MAX);
     let mut pattern: Vec<Option<u8>> = Vec::new();
+    // Matches of the pattern as it was `known_len` bytes long.
     let mut known: Option<Vec<(usize, usize)>> = None;
+    let mut known_len = 0usize;
+    let mut work = 0usize;
     let mut count = 0usize;
     let Ok(mut iter) = cs.disasm_iter(&code[..code.len().min(MAX_SIGNATURE_BYTES)], va) else {
         return Err(ToolError::new("capstone could not start"));
@@ -925,7 +931,7 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
             Some(prev) => prev
                 .iter()
                 .copied()
-                .filter(|&(i, off)| p.matches_at(exec[i].1, off))
+                .filter(|&(i, off)| p.tail_matches_at(exec[i].1, off, known_len))
                 .collect(),
             None => {
                 let mut all = Vec::new();
@@ -936,6 +942,16 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
                         break;
                     }
                 }
+                work += all.len().max(1) * pattern.len();
+                if work > SIGNATURE_WORK {
+                    return Err(ToolError::new(format!(
+                        "no unique signature at {}: the code from there repeats ({} bytes \
+                         still match {}+ places); try an address past the repetition",
+                        Address(va),
+                        pattern.len(),
+                        all.len()
+                    )));
+                }
                 all
             }
         };
@@ -943,6 +959,7 @@ pub fn make_signature(bin: &Binary, va: u64) -> Result<Signature, ToolError> {
             .iter()
             .any(|&(i, off)| exec[i].0 + off as u64 == own_offset);
         let unique = found.len() == 1 && at_self;
+        known_len = pattern.len();
         known = (found.len() < SIGNATURE_CANDIDATES).then_some(found);
         if unique {
             let wildcards = pattern.iter().filter(|b| b.is_none()).count();
