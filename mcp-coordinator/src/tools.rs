@@ -212,12 +212,19 @@ impl Coordinator {
         self.children.iter().find(|c| c.spec.prefix == prefix)
     }
 
-    /// The namespaced tool a recipe step calls: `step.tool` of the first child of its kind.
+    /// The namespaced tool a recipe step calls: `step.tool` of the first child of its kind,
+    /// else of the child whose prefix is the kind's name (`d2`, `memory`, `network`: what
+    /// configurations written before kinds relied on).
     fn step_tool(&self, step: &crate::recipe::Step) -> Result<String, ToolError> {
         let child = self
             .children
             .iter()
             .find(|c| c.spec.kind == step.server)
+            .or_else(|| {
+                self.children
+                    .iter()
+                    .find(|c| c.spec.prefix == step.server.name())
+            })
             .ok_or_else(|| {
                 ToolError::new(format!(
                     "no server of kind {:?} is configured, and this needs its `{}` tool: \
@@ -735,13 +742,15 @@ impl Coordinator {
         Parameters(a): Parameters<AnalyzeArgs>,
     ) -> Result<Json<Analysis>, ToolError> {
         let recipe = crate::recipe::recipe().map_err(ToolError::new)?;
+        // A capture needs a server to decode it: said about the argument, first.
+        let traffic_tool =
+            match &a.capture_id {
+                Some(src) => Some(self.step_tool(&recipe.traffic).map_err(|e| {
+                    ToolError::invalid("capture_id", format!("{src:?}"), e.message())
+                })?),
+                None => None,
+            };
         let character_tool = self.step_tool(&recipe.character)?;
-        let inventory_tool = self.step_tool(&recipe.inventory)?;
-        let snapshot_tool = self.step_tool(&recipe.snapshot)?;
-        let traffic_tool = match a.capture_id {
-            Some(_) => Some(self.step_tool(&recipe.traffic)?),
-            None => None,
-        };
         let mut args = serde_json::json!({});
         if let Some(pid) = a.pid {
             args["pid"] = pid.into();
@@ -785,6 +794,8 @@ impl Coordinator {
                 character.error.unwrap_or_default()
             )));
         }
+        let inventory_tool = self.step_tool(&recipe.inventory)?;
+        let snapshot_tool = self.step_tool(&recipe.snapshot)?;
         let c = character.result.clone().unwrap_or_default();
         let pid = c["pid"].clone();
         let unit = c["player_unit"].clone();
