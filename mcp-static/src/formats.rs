@@ -165,7 +165,11 @@ fn pe_model(data: &[u8], pe: &goblin::pe::PE) -> Result<Parsed, ParseError> {
 
     let mut declared_functions = Vec::new();
     if let Some(ex) = &pe.exception_data {
-        for rf in ex.functions().flatten() {
+        // Entry by entry with checked reads, stopping at the first that is not in the file:
+        // goblin's `functions()` slices the directory unchecked (a panic on a .pdata that
+        // runs past the end of the file; found by fuzzing).
+        let entries = (0..ex.len()).map_while(|i| ex.get_function(i).ok());
+        for rf in entries {
             if rf.begin_address != 0 && rf.end_address > rf.begin_address {
                 declared_functions.push(DeclaredFunction {
                     va: image_base + u64::from(rf.begin_address),

@@ -131,3 +131,32 @@ async fn a_foreign_origin_is_refused_over_http() -> TestResult {
     server.kill().await?;
     Ok(())
 }
+
+/// The fuzzer's regression inputs for `Binary::parse` (fuzz/regressions/static_binary) through
+/// the server: each answers `binary_info` and `list_functions` (a result, or an error that
+/// is not a caught panic), and the server keeps serving. One has a `.pdata` directory
+/// running past the end of the file, on which goblin's own iterator panics.
+#[tokio::test]
+async fn fuzz_regression_inputs_answer_through_the_server() -> TestResult {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/static_binary");
+    let client = start(&[dir.as_path()]).await?;
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path().display().to_string();
+        for tool in ["binary_info", "list_functions"] {
+            let a = call(&client, tool, json!({"path": path})).await;
+            assert!(
+                !a.text.contains("panic") && a.text.len() < FEW_KB,
+                "{tool} {path}: {}",
+                a.text
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "only {seen} regression inputs");
+    let pdata = dir.join("pdata-past-end-of-file").display().to_string();
+    let info = ok(&client, "binary_info", json!({"path": pdata})).await;
+    assert_eq!(info["format"], "pe32+", "{info}");
+    client.cancel().await?;
+    Ok(())
+}
