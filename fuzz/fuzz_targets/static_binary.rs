@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use mcp_static::Binary;
 use mcp_static::pattern::Pattern;
-use mcp_static::queries::{self, AddressForm, StringKinds};
+use mcp_static::queries::{self, AddressForm, StringKinds, StringQuery};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(bin) = Binary::parse(data.to_vec()) else {
@@ -21,8 +21,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let first = bin.sections.first().map(|s| s.name.clone());
     for section in [None, first] {
-        let _ = queries::strings(&bin, 4, StringKinds::Both, &section, &None, 0, 100);
-        let _ = queries::strings(&bin, 2, StringKinds::Ascii, &section, &filter, 0, 100);
+        let all = StringQuery {
+            min_length: 4,
+            kinds: StringKinds::Both,
+            section: &section,
+            contains: &None,
+        };
+        let _ = queries::strings(&bin, &all, 0, 100);
+        let some = StringQuery {
+            min_length: 2,
+            kinds: StringKinds::Ascii,
+            section: &section,
+            contains: &filter,
+        };
+        let _ = queries::strings(&bin, &some, 0, 100);
         if let Ok(p) = Pattern::parse("55 8B EC ??") {
             let _ = queries::find_pattern(&bin, &p, &section, 100);
         }

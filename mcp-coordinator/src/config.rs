@@ -69,17 +69,6 @@ impl Kind {
         }
     }
 
-    /// The server name a child of this kind gives in `initialize` (`serverInfo.name`).
-    pub fn server_name(self) -> Option<&'static str> {
-        match self {
-            Self::Static => Some("mcp-static"),
-            Self::Memory => Some("mcp-memory"),
-            Self::D2 => Some("mcp-d2"),
-            Self::Network => Some("mcp-network"),
-            Self::Other => None,
-        }
-    }
-
     /// The tools whose results describe live state (a process, the network); `*`: all.
     fn live_tools(self) -> &'static [&'static str] {
         match self {

@@ -136,16 +136,10 @@ pub fn exports(
         (None, Some(o)) => format!("#{o}"),
         (None, None) => String::new(),
     };
-    let (total, page) = filtered_page(
-        bin,
-        Listed::Exports,
-        &bin.exports,
-        filter,
-        (offset, limit),
-        label,
-    );
+    let m = matching(bin, Listed::Exports, &bin.exports, filter, label);
+    let (total, page) = from_offset(&bin.exports, m.as_deref().map(Vec::as_slice), offset);
     let items = page
-        .into_iter()
+        .take(limit)
         .map(|e| ExportItem {
             name: e.name.clone(),
             ordinal: e.ordinal,
@@ -157,34 +151,40 @@ pub fn exports(
     (total, items)
 }
 
-/// How many of `all` match `filter` (case-insensitively, on `label`), and the page of at
-/// most `limit` of them from `offset`. A filter's matches are found once and kept (see
-/// [`Binary::matching`]), so each page of a filtered list is a slice too.
-fn filtered_page<'a, T>(
+/// The indices of the items of `all` whose `label` contains `filter` (any case), or `None`
+/// without a filter. A filter's matches are found once and kept ([`Binary::matching`]), so
+/// each page of a filtered list is a slice too.
+fn matching<T>(
     bin: &Binary,
     list: Listed,
-    all: &'a [T],
+    all: &[T],
     filter: &Option<String>,
-    (offset, limit): (usize, usize),
     label: impl Fn(&T) -> String,
-) -> (usize, Vec<&'a T>) {
-    let Some(needle) = filter.as_ref().map(|f| f.to_lowercase()) else {
-        return (all.len(), all.iter().skip(offset).take(limit).collect());
-    };
-    let matching = bin.matching(list, &needle, || {
+) -> Option<std::sync::Arc<Vec<u32>>> {
+    let needle = filter.as_ref()?.to_lowercase();
+    Some(bin.matching(list, &needle, || {
         (0u32..)
             .zip(all)
             .filter(|(_, item)| label(item).to_lowercase().contains(&needle))
             .map(|(i, _)| i)
             .collect()
-    });
-    let page = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|&i| &all[i as usize])
-        .collect();
-    (matching.len(), page)
+    }))
+}
+
+/// How many items match (all of them without `matching`), and the matching items from the
+/// `offset`-th on, in order.
+fn from_offset<'a, T>(
+    all: &'a [T],
+    matching: Option<&'a [u32]>,
+    offset: usize,
+) -> (usize, Box<dyn Iterator<Item = &'a T> + 'a>) {
+    match matching {
+        None => (all.len(), Box::new(all.iter().skip(offset))),
+        Some(m) => (
+            m.len(),
+            Box::new(m.iter().skip(offset).map(move |&i| &all[i as usize])),
+        ),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -208,16 +208,12 @@ pub fn imports(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<ImportItem>) {
-    let (total, page) = filtered_page(
-        bin,
-        Listed::Imports,
-        &bin.imports,
-        filter,
-        (offset, limit),
-        |i| i.display_name(),
-    );
+    let m = matching(bin, Listed::Imports, &bin.imports, filter, |i| {
+        i.display_name()
+    });
+    let (total, page) = from_offset(&bin.imports, m.as_deref().map(Vec::as_slice), offset);
     let items = page
-        .into_iter()
+        .take(limit)
         .map(|i| ImportItem {
             library: i.library.clone(),
             name: i.name.clone(),
@@ -250,19 +246,27 @@ pub enum StringKinds {
     Both,
 }
 
-/// Every string of at least `min_length` characters, in file order, with a filter on
-/// section and content. Returns the total number of matches and the requested window.
+/// Which strings a list holds.
+#[derive(Clone, Copy)]
+pub struct StringQuery<'a> {
+    /// Shortest string, in characters.
+    pub min_length: usize,
+    pub kinds: StringKinds,
+    /// Only this section (`None`: the whole file).
+    pub section: &'a Option<String>,
+    /// Only strings containing this (any case).
+    pub contains: &'a Option<String>,
+}
+
+/// The strings `q` asks for, in file order: how many in all, and `limit` from `offset`.
 pub fn strings(
     bin: &Binary,
-    min_length: usize,
-    kinds: StringKinds,
-    section: &Option<String>,
-    contains: &Option<String>,
+    q: &StringQuery,
     offset: usize,
     limit: usize,
 ) -> Result<(usize, Vec<StringItem>), ToolError> {
     let mut items = Vec::new();
-    let total = walk_strings(bin, min_length, kinds, section, contains, offset, |s| {
+    let total = walk_strings(bin, q, offset, |s| {
         if items.len() >= limit {
             return false;
         }
@@ -321,13 +325,16 @@ impl StringView<'_> {
 /// until it answers false; returns how many match in all.
 pub fn walk_strings(
     bin: &Binary,
-    min_length: usize,
-    kinds: StringKinds,
-    section: &Option<String>,
-    contains: &Option<String>,
+    q: &StringQuery,
     offset: usize,
     mut take: impl FnMut(&StringView) -> bool,
 ) -> Result<usize, ToolError> {
+    let StringQuery {
+        min_length,
+        kinds,
+        section,
+        contains,
+    } = *q;
     let (base, data): (usize, &[u8]) = match section {
         None => (0, &bin.data[..]),
         Some(name) => {
@@ -366,29 +373,16 @@ pub fn walk_strings(
             data,
         }
     }
-    // Without a filter a page is a slice of the extraction.
-    let Some(needle) = contains.as_ref().map(|c| c.to_lowercase()) else {
-        for f in found.iter().skip(offset) {
-            if !take(&view(bin, base, data, f)) {
-                break;
-            }
-        }
-        return Ok(found.len());
-    };
-    // With one, the matches are found once per filter and kept: pages are slices of them.
-    let matching = bin.matching(Listed::Strings(key), &needle, || {
-        (0u32..)
-            .zip(found.iter())
-            .filter(|(_, f)| f.text(data).to_lowercase().contains(&needle))
-            .map(|(i, _)| i)
-            .collect()
+    let m = matching(bin, Listed::Strings(key), &found, contains, |f| {
+        f.text(data)
     });
-    for &i in matching.iter().skip(offset) {
-        if !take(&view(bin, base, data, &found[i as usize])) {
+    let (total, rest) = from_offset(&found, m.as_deref().map(Vec::as_slice), offset);
+    for f in rest {
+        if !take(&view(bin, base, data, f)) {
             break;
         }
     }
-    Ok(matching.len())
+    Ok(total)
 }
 
 fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::binary::Section, ToolError> {
@@ -681,11 +675,10 @@ pub fn functions(
     limit: usize,
 ) -> (usize, Vec<FunctionItem>) {
     let all = &bin.code_index().functions;
-    let (total, page) = filtered_page(bin, Listed::Functions, all, filter, (offset, limit), |f| {
-        f.name.clone()
-    });
+    let m = matching(bin, Listed::Functions, all, filter, |f| f.name.clone());
+    let (total, page) = from_offset(all, m.as_deref().map(Vec::as_slice), offset);
     let items = page
-        .into_iter()
+        .take(limit)
         .map(|f| FunctionItem {
             va: f.va.into(),
             size: f.size,

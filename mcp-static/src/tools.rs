@@ -314,23 +314,9 @@ impl Line for ImportItem {
     }
 }
 
-impl Line for StringItem {
-    const COLUMNS: &'static str =
-        "va\tfile_offset\tencoding\ttext\tlength (when text was cut at 2048)";
-    fn line(&self, out: &mut String) {
-        col_opt_addr(out, self.va.map(|a| a.0));
-        col_addr(out, self.file_offset.0);
-        out.push_str(&self.encoding);
-        out.push('\t');
-        push_escaped(out, &self.text);
-        if let Some(n) = self.length {
-            out.push('\t');
-            out.push_str(&n.to_string());
-        }
-    }
-}
+const STRING_COLUMNS: &str = "va\tfile_offset\tencoding\ttext\tlength (when text was cut at 2048)";
 
-/// A string's line, as [`StringItem`]'s, from the walk's view of it.
+/// One string's line for `format: "text"`, from the walk's view of it.
 fn string_line(out: &mut String, s: &queries::StringView) {
     col_opt_addr(out, s.va);
     col_addr(out, s.file_offset);
@@ -624,29 +610,26 @@ impl StaticServer {
             StringEncoding::Both => StringKinds::Both,
         };
         self.with_binary("path", &a.path, move |b| {
+            let q = StringQuery {
+                min_length,
+                kinds,
+                section: &a.section,
+                contains: &a.contains,
+            };
             if a.format.unwrap_or_default() == Format::Json {
-                let (total, items) =
-                    queries::strings(b, min_length, kinds, &a.section, &a.contains, offset, limit)?;
+                let (total, items) = queries::strings(b, &q, offset, limit)?;
                 return Ok(Page::fit(items, offset, total));
             }
             // Text lines straight from the kept extraction, no item objects in between.
-            let mut lines = Lines::new::<StringItem>();
+            let mut lines = Lines::with_columns(STRING_COLUMNS);
             let mut full = false;
-            let total = queries::walk_strings(
-                b,
-                min_length,
-                kinds,
-                &a.section,
-                &a.contains,
-                offset,
-                |s| {
-                    if lines.count >= limit {
-                        return false;
-                    }
-                    full = !lines.push_with(MAX_ANSWER_BYTES, |out| string_line(out, s));
-                    !full
-                },
-            )?;
+            let total = queries::walk_strings(b, &q, offset, |s| {
+                if lines.count >= limit {
+                    return false;
+                }
+                full = !lines.push_with(MAX_ANSWER_BYTES, |out| string_line(out, s));
+                !full
+            })?;
             Ok(Page::lines(lines, offset, total, full))
         })
         .await

@@ -329,15 +329,13 @@ fn string_pages_walk_the_same_strings_as_gnu_strings() -> TestResult {
     let mut got = Vec::new();
     let mut offset = 0;
     loop {
-        let (total, items) = queries::strings(
-            &bin,
-            4,
-            queries::StringKinds::Ascii,
-            &None,
-            &None,
-            offset,
-            1000,
-        )?;
+        let q = queries::StringQuery {
+            min_length: 4,
+            kinds: queries::StringKinds::Ascii,
+            section: &None,
+            contains: &None,
+        };
+        let (total, items) = queries::strings(&bin, &q, offset, 1000)?;
         assert_eq!(total, want.len());
         if items.is_empty() {
             break;
