@@ -2,7 +2,8 @@
 # Every performance figure the README gives, each against its peer in the same run, with the
 # ratios gathered at the end (release builds; the machine is noisy, so compare within a run):
 #  - pages through MCP: list_strings / disassemble / list_exports walked page by page against
-#    strings and objdump (mcp-static pages_bench);
+#    strings and objdump (mcp-static pages_bench), as JSON and as text, and the tokens a page
+#    costs in each form (bench-tokens.py);
 #  - the library targets of mcp-static against objdump and strings (static_bench);
 #  - flows of a 1M-packet pcap against tshark, D2GS decoding, d2_decode pages against one
 #    call (network_bench);
@@ -36,6 +37,9 @@ run() { "$@" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\|Blocking\)' | t
 
 section "pages through MCP (mcp-static)"
 run cargo bench -p mcp-static --bench pages_bench
+section "tokens per page as JSON and as text (mcp-static, Python SDK, cl100k)"
+cargo build --release -p mcp-static --quiet
+run .venv/bin/python scripts/bench-tokens.py target/release
 section "mcp-static library targets"
 run cargo bench -p mcp-static --bench static_bench
 section "captures and D2GS pages (mcp-network)"
