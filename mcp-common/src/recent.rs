@@ -34,6 +34,12 @@ impl<K: PartialEq, V> Recent<K, V> {
         v
     }
 
+    /// Whether a value is kept for `key` (nothing is computed).
+    pub fn contains(&self, key: &K) -> bool {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().any(|(k, _)| k == key)
+    }
+
     /// Every value kept now (for memory accounting).
     pub fn values(&self) -> Vec<Arc<V>> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());

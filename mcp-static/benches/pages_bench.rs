@@ -3,7 +3,7 @@
 //! over stdio and driven by rmcp's client, as a host or the coordinator drives it; each walk
 //! calls the tool page after page until the answer has nothing left. The first walk of each
 //! list is not counted: it parses the file and fills the per-file caches, as the first call of
-//! any session does. Medians of 5; the ratio is ours over the peer's (below 1 is faster).
+//! any session does. Each walk alternates with a run of its peer; medians of 7; the ratio is ours over the peer's (below 1 is faster).
 //!
 //! Each list is walked twice: as objects (`format: json`, the default) and as text lines
 //! (`format: text`, one tab-separated line per item), and each walk is compared with the peer.
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 const USER32: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows/user32.dll";
 const GNAT32: &str = "/usr/lib/gcc/i686-w64-mingw32/12-win32/adalib/libgnat-12.dll";
-const RUNS: usize = 5;
+const RUNS: usize = 7;
 /// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux's ABI).
 const USER_HZ: f64 = 100.0;
 
@@ -33,23 +33,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The median wall time of a command writing its whole output to /dev/null.
-fn peer(cmd: &str, args: &[&str]) -> Duration {
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let t = Instant::now();
-                let status = Command::new(cmd)
-                    .args(args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-                assert!(status.success(), "{cmd} {args:?} failed");
-                t.elapsed()
-            })
-            .collect(),
-    )
+/// The wall time of one run of a command writing its whole output to /dev/null.
+fn peer_once(cmd: &[&str]) -> Duration {
+    let t = Instant::now();
+    let status = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd[0]));
+    assert!(status.success(), "{cmd:?} failed");
+    t.elapsed()
 }
 
 /// Calls `tool` and panics on an error answer (a bench of a failing walk means nothing).
@@ -125,7 +119,8 @@ async fn walk_code(client: &Client, start: u64, end: u64, format: &str) -> (usiz
     (items, calls)
 }
 
-/// CPU seconds used so far by this bench's `mcp-static` child (0 when it cannot be read).
+/// CPU seconds used so far by this bench's `mcp-static` child (0 when it cannot be read); a
+/// `PAGES_BENCH_SERVER` counts when its file name starts with `mcp-static`.
 fn server_cpu() -> f64 {
     let me = std::process::id().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -140,8 +135,10 @@ fn server_cpu() -> f64 {
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
         let is_child = f.get(1) == Some(&me.as_str());
-        let is_server = std::fs::read_link(e.path().join("exe"))
-            .is_ok_and(|x| x.to_string_lossy().ends_with("mcp-static"));
+        let is_server = std::fs::read_link(e.path().join("exe")).is_ok_and(|x| {
+            x.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("mcp-static"))
+        });
         if is_child && is_server {
             let ticks: f64 =
                 f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
@@ -151,43 +148,50 @@ fn server_cpu() -> f64 {
     0.0
 }
 
-/// A walk's median wall time and the server's CPU time per walk.
+/// A walk's median wall time and the server's CPU time per walk, beside the peer's median.
 struct Walk {
     wall: Duration,
     server_cpu: f64,
     counts: (usize, usize),
+    peer: Duration,
 }
 
-async fn timed<F, Fut>(mut f: F) -> Walk
+/// Times the walk `f` and the `peer` command alternately, so that both meet the same load
+/// (this machine's speed drifts by a third within a minute). The first walk is not counted.
+async fn side_by_side<F, Fut>(mut f: F, peer: &[&str]) -> Walk
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = (usize, usize)>,
 {
     let first = f().await;
-    let mut times = Vec::new();
-    let cpu0 = server_cpu();
+    let (mut times, mut peers, mut cpu) = (Vec::new(), Vec::new(), 0.0);
     for _ in 0..RUNS {
+        let cpu0 = server_cpu();
         let t = Instant::now();
         let got = f().await;
         times.push(t.elapsed());
+        cpu += server_cpu() - cpu0;
         assert_eq!(got, first, "two walks of the same list differ");
+        peers.push(peer_once(peer));
     }
     Walk {
         wall: median(times),
-        server_cpu: (server_cpu() - cpu0) / RUNS as f64,
+        server_cpu: cpu / RUNS as f64,
         counts: first,
+        peer: median(peers),
     }
 }
 
-fn report(what: &str, w: Walk, peer_name: &str, peer: Duration) {
+fn report(what: &str, w: Walk, peer: &[&str]) {
     println!(
-        "{what}: {:.1} ms for {} items in {} calls (server CPU {:.1} ms); {peer_name}: {:.1} ms; ratio {:.2}x",
+        "{what}: {:.1} ms for {} items in {} calls (server CPU {:.1} ms); {}: {:.1} ms; ratio {:.2}x",
         w.wall.as_secs_f64() * 1e3,
         w.counts.0,
         w.counts.1,
         w.server_cpu * 1e3,
-        peer.as_secs_f64() * 1e3,
-        w.wall.as_secs_f64() / peer.as_secs_f64()
+        peer.join(" "),
+        w.peer.as_secs_f64() * 1e3,
+        w.wall.as_secs_f64() / w.peer.as_secs_f64()
     );
 }
 
@@ -198,7 +202,8 @@ fn main() {
             return;
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One thread, as a host's client has: on two cores a multi-thread client adds wake-ups of its own.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -206,12 +211,12 @@ fn main() {
         Err(e) => panic!("tokio runtime: {e}"),
     };
     rt.block_on(async {
-        let client = start_bin(
-            env!("CARGO_BIN_EXE_mcp-static"),
-            &["--root".into(), "/usr".into()],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cannot start mcp-static: {e}"));
+        // PAGES_BENCH_SERVER names another build of the server, for an A/B in one sitting.
+        let server = std::env::var("PAGES_BENCH_SERVER")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mcp-static").to_string());
+        let client = start_bin(&server, &["--root".into(), "/usr".into()])
+            .await
+            .unwrap_or_else(|e| panic!("cannot start mcp-static: {e}"));
 
         // Each list as objects (`json`, the default) and as text lines (`format: text`);
         // PAGES_BENCH_FORMATS=text (or json) runs one of them, for a profile.
@@ -223,13 +228,16 @@ fn main() {
         for &format in &formats {
             let strings_args =
                 json!({"path": USER32, "encoding": "ascii", "limit": 1000, "format": format});
-            let w = timed(|| walk_offsets(&client, "list_strings", &strings_args)).await;
-            let p = peer("strings", &["-a", "-n", "4", USER32]);
+            let peer = ["strings", "-a", "-n", "4", USER32];
+            let w = side_by_side(
+                || walk_offsets(&client, "list_strings", &strings_args),
+                &peer,
+            )
+            .await;
             report(
                 &format!("list_strings ({format}), every page of user32.dll"),
                 w,
-                "strings -a -n 4",
-                p,
+                &peer,
             );
         }
 
@@ -243,25 +251,27 @@ fn main() {
         let start = parse_hex(&text["va"]);
         let end = start + text["virtual_size"].as_u64().unwrap_or(0);
         for &format in &formats {
-            let w = timed(|| walk_code(&client, start, end, format)).await;
-            let p = peer("x86_64-w64-mingw32-objdump", &["-d", USER32]);
+            let peer = ["x86_64-w64-mingw32-objdump", "-d", USER32];
+            let w = side_by_side(|| walk_code(&client, start, end, format), &peer).await;
             report(
                 &format!("disassemble ({format}), user32.dll's whole .text"),
                 w,
-                "x86_64-w64-mingw32-objdump -d",
-                p,
+                &peer,
             );
         }
 
         for &format in &formats {
             let exports_args = json!({"path": GNAT32, "limit": 1000, "format": format});
-            let w = timed(|| walk_offsets(&client, "list_exports", &exports_args)).await;
-            let p = peer("i686-w64-mingw32-objdump", &["-p", GNAT32]);
+            let peer = ["i686-w64-mingw32-objdump", "-p", GNAT32];
+            let w = side_by_side(
+                || walk_offsets(&client, "list_exports", &exports_args),
+                &peer,
+            )
+            .await;
             report(
                 &format!("list_exports ({format}), every page of libgnat-12.dll (PE32)"),
                 w,
-                "i686-w64-mingw32-objdump -p",
-                p,
+                &peer,
             );
         }
         // The protocol's floor: one-item pages, so what is left is the cost of a call.

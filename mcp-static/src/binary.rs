@@ -419,6 +419,25 @@ impl Binary {
     pub fn code_index_ready(&self) -> bool {
         self.code_index.get().is_some()
     }
+
+    /// Whether the extraction `key` is kept (see [`Binary::strings_found`]).
+    pub fn strings_kept(&self, key: &StringsKey) -> bool {
+        self.strings.contains(key)
+    }
+
+    /// Whether the matches of `filter` in `list` are kept (see [`Binary::matching`]).
+    pub fn matching_kept(&self, list: &Listed, filter: &str) -> bool {
+        self.matching.contains(&(list.clone(), filter.to_string()))
+    }
+
+    /// Whether the listing of the section holding `va` was decoded already (see
+    /// [`Binary::listing`]); false also when `va` is in no section.
+    pub fn listing_decoded(&self, va: u64) -> bool {
+        self.sections
+            .iter()
+            .position(|s| s.contains_va(va))
+            .is_some_and(|i| self.listings[i].get().is_some())
+    }
 }
 
 /// Shannon entropy in bits per byte (0 to 8).

@@ -116,6 +116,13 @@ impl BinaryCache {
         Ok(binary)
     }
 
+    /// The binary at `path` when it is cached and unchanged; never reads the file.
+    pub fn cached(&self, path: &Path) -> Option<Arc<Binary>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta.modified().ok();
+        self.lookup(|e| e.path == path && e.len == meta.len() && e.mtime == mtime)
+    }
+
     /// Whether `path` would be refused for what it is or for its size, without reading it
     /// (beyond the head of a file over the cap): lets a call taking two files refuse either
     /// before loading the other.

@@ -1,7 +1,7 @@
 //! The questions the tools answer, as plain functions over a parsed `Binary`.
 //! Results are serde/schemars types; nothing here knows about MCP.
 
-use crate::binary::{Binary, Listed, entropy};
+use crate::binary::{Binary, Listed, StringsKey, entropy};
 use crate::disasm;
 use crate::pattern::Pattern;
 use crate::strings;
@@ -161,7 +161,7 @@ fn matching<T>(
     filter: &Option<String>,
     label: impl Fn(&T) -> String,
 ) -> Option<std::sync::Arc<Vec<u32>>> {
-    let needle = filter.as_ref()?.to_lowercase();
+    let needle = needle(filter)?;
     Some(bin.matching(list, &needle, || {
         (0u32..)
             .zip(all)
@@ -169,6 +169,44 @@ fn matching<T>(
             .map(|(i, _)| i)
             .collect()
     }))
+}
+
+/// What a filter is matched as: its lowercase form (the match ignores case).
+fn needle(filter: &Option<String>) -> Option<String> {
+    filter.as_ref().map(|f| f.to_lowercase())
+}
+
+/// What a page of a list is a slice of.
+pub enum Slice<'a> {
+    Exports(&'a Option<String>),
+    Imports(&'a Option<String>),
+    Functions(&'a Option<String>),
+    Strings(&'a StringQuery<'a>),
+    /// Instructions from this start on.
+    Code(Start<'a>),
+}
+
+/// Whether everything `slice` is cut from is computed and kept already, so that its page
+/// costs about the page's own size (the tool layer then answers it without a thread hop).
+pub fn is_kept(bin: &Binary, slice: Slice) -> bool {
+    let filter_kept = |list: Listed, filter: &Option<String>| {
+        needle(filter).is_none_or(|n| bin.matching_kept(&list, &n))
+    };
+    match slice {
+        Slice::Exports(filter) => filter_kept(Listed::Exports, filter),
+        Slice::Imports(filter) => filter_kept(Listed::Imports, filter),
+        Slice::Functions(filter) => {
+            bin.code_index_ready() && filter_kept(Listed::Functions, filter)
+        }
+        Slice::Strings(q) => {
+            let key = strings_key(q);
+            bin.strings_kept(&key) && filter_kept(Listed::Strings(key), q.contains)
+        }
+        Slice::Code(start) => {
+            bin.code_index_ready()
+                && resolve_start(bin, start).is_ok_and(|va| bin.listing_decoded(va))
+        }
+    }
 }
 
 /// How many items match (all of them without `matching`), and the matching items from the
@@ -321,6 +359,16 @@ impl StringView<'_> {
     }
 }
 
+/// What the extraction behind `q` is kept under.
+fn strings_key(q: &StringQuery) -> StringsKey {
+    let code = match q.kinds {
+        StringKinds::Ascii => 0,
+        StringKinds::Utf16le => 1,
+        StringKinds::Both => 2,
+    };
+    (q.min_length, code, q.section.clone())
+}
+
 /// Walks the strings of [`strings`] from the `offset`-th match on, handing each to `take`
 /// until it answers false; returns how many match in all.
 pub fn walk_strings(
@@ -342,12 +390,7 @@ pub fn walk_strings(
             (s.file_offset as usize, bin.section_bytes(s))
         }
     };
-    let code = match kinds {
-        StringKinds::Ascii => 0,
-        StringKinds::Utf16le => 1,
-        StringKinds::Both => 2,
-    };
-    let key = (min_length, code, section.clone());
+    let key = strings_key(q);
     let found = bin.strings_found(key.clone(), || {
         let mut found = Vec::new();
         if kinds != StringKinds::Utf16le {
@@ -412,6 +455,7 @@ pub struct InsnItem {
 }
 
 /// Where disassembly should start.
+#[derive(Clone, Copy)]
 pub enum Start<'a> {
     Address(u64),
     Export(&'a str),
@@ -1157,6 +1201,46 @@ mod tests {
             Ok(c) => panic!("accepted: {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// A page is answered in place only once what it is cut from was computed: the
+    /// extraction, the filter's matches, the code index and the section's listing.
+    #[test]
+    fn a_slice_is_kept_only_after_its_source_is_computed() -> Result<(), String> {
+        let mut bin = image(Format::Pe32Plus, Arch::X86_64, 0x1_4000_0000)?;
+        bin.data[0x420..0x428].copy_from_slice(b"kernel32");
+        let (none, some) = (None, Some("KERN".to_string()));
+        let q = StringQuery {
+            min_length: 4,
+            kinds: StringKinds::Ascii,
+            section: &None,
+            contains: &some,
+        };
+        let all = StringQuery {
+            contains: &none,
+            ..q
+        };
+        assert!(!is_kept(&bin, Slice::Strings(&all)));
+        walk_strings(&bin, &all, 0, |_| true).map_err(|e| e.to_string())?;
+        assert!(is_kept(&bin, Slice::Strings(&all)));
+        // The extraction is kept, the filter's matches are not yet.
+        assert!(!is_kept(&bin, Slice::Strings(&q)));
+        let total = walk_strings(&bin, &q, 0, |_| true).map_err(|e| e.to_string())?;
+        assert_eq!(total, 1);
+        assert!(is_kept(&bin, Slice::Strings(&q)));
+
+        assert!(is_kept(&bin, Slice::Exports(&None)));
+        assert!(!is_kept(&bin, Slice::Exports(&some)));
+        exports(&bin, &some, 0, 10);
+        assert!(is_kept(&bin, Slice::Exports(&some)));
+
+        let code = Slice::Code(Start::Address(0x1_4000_1000));
+        assert!(!is_kept(&bin, code));
+        walk_code(&bin, 0x1_4000_1000, 4, |_| true).map_err(|e| e.to_string())?;
+        assert!(is_kept(&bin, Slice::Code(Start::Address(0x1_4000_1000))));
+        // No export of this name: nothing to slice.
+        assert!(!is_kept(&bin, Slice::Code(Start::Export("nope"))));
+        Ok(())
     }
 
     #[test]

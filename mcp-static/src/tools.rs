@@ -47,7 +47,32 @@ impl StaticServer {
         T: Send + 'static,
         F: FnOnce(&Binary) -> Result<T, ToolError> + Send + 'static,
     {
+        self.with_page(field, path, |_| false, f).await
+    }
+
+    /// As [`Self::with_binary`], for work that is a page cut from what the binary keeps: when
+    /// the binary is cached and `kept` says the page's source is computed already, `f` runs
+    /// here, on the protocol thread. Such a page takes microseconds, and the trip to the
+    /// blocking pool (two thread wake-ups) was about a third of a small call's CPU.
+    async fn with_page<T, F>(
+        &self,
+        field: &str,
+        path: &str,
+        kept: impl FnOnce(&Binary) -> bool,
+        f: F,
+    ) -> Result<T, ToolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Binary) -> Result<T, ToolError> + Send + 'static,
+    {
         let canon = self.roots.resolve_file(field, path)?;
+        if let Some(bin) = self.cache.cached(&canon)
+            && kept(&bin)
+        {
+            // A panic stays this call's error, as it would on the blocking pool.
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&bin)))
+                .unwrap_or_else(|_| Err(ToolError::new("the analysis task failed (a panic)")));
+        }
         let cache = self.cache.clone();
         let field = field.to_string();
         let shown = path.to_string();
@@ -59,6 +84,28 @@ impl StaticServer {
         })
         .await
     }
+}
+
+/// Where `disassemble` starts: the address, export or ordinal given (exactly one is, checked
+/// before), else the entry point.
+fn start_of<'a>(
+    b: &Binary,
+    address: Option<Address>,
+    export: Option<&'a str>,
+    ordinal: Option<u32>,
+) -> Result<Start<'a>, ToolError> {
+    Ok(match (address, export, ordinal) {
+        (Some(addr), _, _) => Start::Address(addr.0),
+        (_, Some(name), _) => Start::Export(name),
+        (_, _, Some(o)) => Start::Ordinal(o),
+        _ => Start::Address(b.entry_point.ok_or_else(|| {
+            ToolError::invalid(
+                "address",
+                "none given",
+                "this file has no entry point: give an address or export",
+            )
+        })?),
+    })
 }
 
 /// The description of every `path` argument (the server's instructions say how it resolves).
@@ -548,7 +595,9 @@ impl StaticServer {
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<Page<ExportItem>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        self.with_binary("path", &a.path, move |b| {
+        let filter = a.filter.clone();
+        let kept = move |b: &Binary| queries::is_kept(b, Slice::Exports(&filter));
+        self.with_page("path", &a.path, kept, move |b| {
             let (total, items) = queries::exports(b, &a.filter, offset, limit);
             Ok(Page::fit_as(
                 items,
@@ -572,7 +621,9 @@ impl StaticServer {
         Parameters(a): Parameters<ListArgs>,
     ) -> Result<Json<Page<ImportItem>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        self.with_binary("path", &a.path, move |b| {
+        let filter = a.filter.clone();
+        let kept = move |b: &Binary| queries::is_kept(b, Slice::Imports(&filter));
+        self.with_page("path", &a.path, kept, move |b| {
             let (total, items) = queries::imports(b, &a.filter, offset, limit);
             Ok(Page::fit_as(
                 items,
@@ -609,7 +660,17 @@ impl StaticServer {
             StringEncoding::Utf16le => StringKinds::Utf16le,
             StringEncoding::Both => StringKinds::Both,
         };
-        self.with_binary("path", &a.path, move |b| {
+        let (section, contains) = (a.section.clone(), a.contains.clone());
+        let kept = move |b: &Binary| {
+            let q = StringQuery {
+                min_length,
+                kinds,
+                section: &section,
+                contains: &contains,
+            };
+            queries::is_kept(b, Slice::Strings(&q))
+        };
+        self.with_page("path", &a.path, kept, move |b| {
             let q = StringQuery {
                 min_length,
                 kinds,
@@ -662,19 +723,13 @@ impl StaticServer {
                 format!("accepted: 1 to {MAX_DISASSEMBLE}"),
             ));
         }
-        self.with_binary("path", &a.path, move |b| {
-            let start = match (a.address, a.export.as_deref(), a.ordinal) {
-                (Some(addr), _, _) => Start::Address(addr.0),
-                (_, Some(name), _) => Start::Export(name),
-                (_, _, Some(o)) => Start::Ordinal(o),
-                _ => Start::Address(b.entry_point.ok_or_else(|| {
-                    ToolError::invalid(
-                        "address",
-                        "none given",
-                        "this file has no entry point: give an address or export",
-                    )
-                })?),
-            };
+        let (address, export, ordinal) = (a.address, a.export.clone(), a.ordinal);
+        let kept = move |b: &Binary| {
+            start_of(b, address, export.as_deref(), ordinal)
+                .is_ok_and(|start| queries::is_kept(b, Slice::Code(start)))
+        };
+        self.with_page("path", &a.path, kept, move |b| {
+            let start = start_of(b, a.address, a.export.as_deref(), a.ordinal)?;
             let va = queries::resolve_start(b, start)?;
             if a.format.unwrap_or_default() == Format::Json {
                 let d = queries::disassemble(b, va, count, MAX_ANSWER_BYTES)?;
@@ -711,7 +766,9 @@ impl StaticServer {
         Parameters(a): Parameters<ListFunctionsArgs>,
     ) -> Result<Json<Page<FunctionItem>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        self.with_binary("path", &a.path, move |b| {
+        let filter = a.filter.clone();
+        let kept = move |b: &Binary| queries::is_kept(b, Slice::Functions(&filter));
+        self.with_page("path", &a.path, kept, move |b| {
             let (total, items) = queries::functions(b, &a.filter, offset, limit);
             Ok(Page::fit_as(
                 items,
