@@ -46,6 +46,8 @@ section "captures and D2GS pages (mcp-network)"
 run cargo bench -p mcp-network --bench network_bench
 section "streamable HTTP and stdio proxying (mcp-coordinator)"
 run bash scripts/bench-proxy.sh
+section "priority lanes: a high call behind slow low calls (mcp-coordinator)"
+run cargo bench -p mcp-coordinator --bench lanes_bench
 section "scans over 1 GiB (mcp-memory)"
 run cargo bench -p mcp-memory --bench memory_bench
 section "sandbox start-up (sandbox-runner)"
@@ -59,5 +61,5 @@ run .venv/bin/python scripts/bench-wine32.py target/release
 
 echo
 echo "== ratios (ours / peer unless said) =="
-grep -iE "ratio|the raw copy rate|first scan \+|faster" "$log" || true
+grep -iE "ratio|the raw copy rate|first scan \+|faster|its wait in one queue" "$log" || true
 echo "(whole log: $log)"

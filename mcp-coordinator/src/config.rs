@@ -1,6 +1,7 @@
 //! The coordinator's configuration: TOML (`examples/coordinator.toml`) or the `mcpServers`
 //! JSON that Claude Desktop writes, told apart by the file's extension.
 
+use crate::lanes::{Lane, Limits};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,15 @@ impl Kind {
         matches!(self, Self::Static | Self::D2)
     }
 
+    /// The priority lane of this kind's calls unless the entry names one: memory analysis
+    /// high, everything else medium (the design's low lane is reports and archives).
+    fn default_lane(self) -> Lane {
+        match self {
+            Self::Memory => Lane::High,
+            _ => Lane::Medium,
+        }
+    }
+
     /// What is cached when the configuration says nothing: every static-analysis tool for
     /// 7 days, the save and table tools of mcp-d2 for an hour, nothing else.
     fn default_cache(self) -> (Vec<String>, Duration) {
@@ -143,9 +153,17 @@ pub struct ChildSpec {
     /// ping within `unresponsive_after` is reported unresponsive until it answers again.
     pub ping_every: Option<Duration>,
     pub unresponsive_after: Duration,
+    /// The priority lane of the child's calls, and per tool where it differs.
+    pub lane: Lane,
+    pub tool_lanes: BTreeMap<String, Lane>,
 }
 
 impl ChildSpec {
+    /// The lane a call of the child's tool `name` waits in.
+    pub fn lane_for(&self, name: &str) -> Lane {
+        self.tool_lanes.get(name).copied().unwrap_or(self.lane)
+    }
+
     /// Whether the child's tool `name` is exposed.
     pub fn exposes(&self, name: &str) -> bool {
         (self.allow.is_empty() || self.allow.iter().any(|g| glob(g, name)))
@@ -170,6 +188,8 @@ impl ChildSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub children: Vec<ChildSpec>,
+    /// How many calls each priority lane runs at once.
+    pub lanes: Limits,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +209,17 @@ struct TomlCoordinator {
     max_call_s: Option<u64>,
     ping_s: Option<u64>,
     unresponsive_s: Option<u64>,
+    /// Calls each priority lane runs at once.
+    #[serde(default)]
+    lanes: TomlLanes,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TomlLanes {
+    high: Option<usize>,
+    medium: Option<usize>,
+    low: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +250,11 @@ struct TomlServer {
     relist_s: Option<u64>,
     ping_s: Option<u64>,
     unresponsive_s: Option<u64>,
+    /// high, medium or low (default: high for memory, medium otherwise).
+    lane: Option<Lane>,
+    /// Tools whose lane differs from the server's.
+    #[serde(default)]
+    tool_lanes: BTreeMap<String, Lane>,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +424,8 @@ impl Config {
                     s.unresponsive_s.or(file.coordinator.unresponsive_s),
                 );
                 Ok(ChildSpec {
+                    lane: s.lane.unwrap_or_else(|| kind.default_lane()),
+                    tool_lanes: s.tool_lanes,
                     prefix: s.prefix.unwrap_or_else(|| s.name.clone()),
                     name: s.name,
                     command,
@@ -413,7 +451,26 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Self::checked(children)
+        let given = &file.coordinator.lanes;
+        let default = Limits::default();
+        let lanes = Limits {
+            high: given.high.unwrap_or(default.high),
+            medium: given.medium.unwrap_or(default.medium),
+            low: given.low.unwrap_or(default.low),
+        };
+        if let Some((name, n)) = [
+            ("high", lanes.high),
+            ("medium", lanes.medium),
+            ("low", lanes.low),
+        ]
+        .into_iter()
+        .find(|(_, n)| !(1..=1024).contains(n))
+        {
+            return Err(format!(
+                "[coordinator.lanes] {name} = {n}: accepted 1 to 1024 calls at once"
+            ));
+        }
+        Self::checked(children, lanes)
     }
 
     pub fn from_json(text: &str) -> Result<Self, String> {
@@ -428,6 +485,8 @@ impl Config {
                 let relist = relist_every(url.is_some(), None);
                 let (ping_every, unresponsive_after) = liveness(None, None);
                 Ok(ChildSpec {
+                    lane: kind.default_lane(),
+                    tool_lanes: BTreeMap::new(),
                     command,
                     url,
                     kind,
@@ -449,10 +508,10 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Self::checked(children)
+        Self::checked(children, Limits::default())
     }
 
-    fn checked(children: Vec<ChildSpec>) -> Result<Self, String> {
+    fn checked(children: Vec<ChildSpec>, lanes: Limits) -> Result<Self, String> {
         let mut seen = BTreeMap::new();
         for c in &children {
             if !valid_name(&c.prefix) || c.prefix.contains("__") {
@@ -487,7 +546,7 @@ impl Config {
                 ));
             }
         }
-        Ok(Self { children })
+        Ok(Self { children, lanes })
     }
 }
 
@@ -587,6 +646,31 @@ mod tests {
         assert_eq!(names, ["static", "memory", "d2", "network", "sandbox"]);
         assert!(c.children[2].cache_ttl_for("character").is_none());
         assert!(!c.children[3].exposes("capture_start"));
+        // Lanes: memory high but its pointer scans medium, the rest medium by default.
+        assert_eq!(c.children[1].lane_for("read_memory"), Lane::High);
+        assert_eq!(c.children[1].lane_for("pointer_scan"), Lane::Medium);
+        assert_eq!(c.children[0].lane_for("list_strings"), Lane::Medium);
+        assert_eq!(c.lanes, Limits::default());
+        Ok(())
+    }
+
+    #[test]
+    fn lane_limits_are_read_and_checked() -> Result<(), String> {
+        let server = "[[servers]]\nname = \"m\"\ncommand = \"mcp-memory\"\n";
+        let c = Config::from_toml(&format!("[coordinator.lanes]\nlow = 1\n{server}"))?;
+        assert_eq!((c.lanes.high, c.lanes.medium, c.lanes.low), (16, 8, 1));
+        assert_eq!(c.children[0].lane_for("scan_start"), Lane::High);
+        let Err(e) = Config::from_toml(&format!("[coordinator.lanes]\nhigh = 0\n{server}")) else {
+            panic!("a lane of 0 calls was accepted");
+        };
+        assert!(
+            e.contains("[coordinator.lanes] high = 0: accepted 1 to 1024"),
+            "{e}"
+        );
+        let Err(e) = Config::from_toml(&format!("{server}lane = \"urgent\"\n")) else {
+            panic!("an unknown lane was accepted");
+        };
+        assert!(e.contains("urgent") && e.contains("high"), "{e}");
         Ok(())
     }
 

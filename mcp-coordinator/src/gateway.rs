@@ -11,6 +11,7 @@
 
 use crate::child::{Child, State};
 use crate::jwt::Verifier;
+use crate::lanes::LaneStatus;
 use crate::shared::SharedRedis;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -265,6 +266,8 @@ pub struct Gateway {
     audit: Option<(PathBuf, Mutex<std::fs::File>)>,
     metrics: Mutex<Metrics>,
     children: Arc<Vec<Arc<Child>>>,
+    /// The priority lanes, whose queues /metrics shows.
+    lanes: Option<Arc<crate::lanes::Lanes>>,
 }
 
 impl Gateway {
@@ -351,7 +354,14 @@ impl Gateway {
             audit,
             metrics: Mutex::default(),
             children,
+            lanes: None,
         })
+    }
+
+    /// /metrics also shows these lanes' queues and waits.
+    pub fn with_lanes(mut self, lanes: Arc<crate::lanes::Lanes>) -> Self {
+        self.lanes = Some(lanes);
+        self
     }
 
     /// Whether calls are written to an audit log (only then are their arguments needed).
@@ -629,7 +639,52 @@ impl Gateway {
                 );
             }
         }
+        if let Some(lanes) = &self.lanes {
+            lane_metrics(&mut out, &lanes.status());
+        }
         out
+    }
+}
+
+/// A gauge of each lane: its name, help text and value.
+type LaneGauge = (&'static str, &'static str, fn(&LaneStatus) -> f64);
+
+/// The lanes' gauges and wait totals in the Prometheus text format.
+fn lane_metrics(out: &mut String, lanes: &[LaneStatus]) {
+    let gauges: [LaneGauge; 3] = [
+        (
+            "mcp_lane_limit",
+            "Calls each priority lane runs at once.",
+            |l| l.limit as f64,
+        ),
+        (
+            "mcp_lane_running",
+            "Calls running in each priority lane.",
+            |l| l.running as f64,
+        ),
+        (
+            "mcp_lane_queued",
+            "Calls waiting for a place in each priority lane.",
+            |l| l.queued as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for l in lanes {
+            let _ = writeln!(out, "{name}{{lane=\"{}\"}} {}", l.lane.name(), value(l));
+        }
+    }
+    out.push_str(
+        "# HELP mcp_lane_wait_seconds Time calls waited for a place, by lane (count: calls \
+         that got one).\n# TYPE mcp_lane_wait_seconds summary\n",
+    );
+    for l in lanes {
+        let lane = l.lane.name();
+        let _ = writeln!(
+            out,
+            "mcp_lane_wait_seconds_sum{{lane=\"{lane}\"}} {}\nmcp_lane_wait_seconds_count{{lane=\"{lane}\"}} {}",
+            l.wait_s_total, l.started
+        );
     }
 }
 

@@ -19,6 +19,7 @@ pub mod findings;
 pub mod gateway;
 pub mod hosts;
 pub mod jwt;
+pub mod lanes;
 pub mod outbox;
 pub mod progress;
 pub mod recipe;

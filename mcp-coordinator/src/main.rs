@@ -9,6 +9,7 @@ use mcp_coordinator::dgraph::{Credentials, Dgraph};
 use mcp_coordinator::findings::Store;
 use mcp_coordinator::gateway::{Gateway, Settings};
 use mcp_coordinator::hosts::Hosts;
+use mcp_coordinator::lanes::Lanes;
 use mcp_coordinator::outbox::Shipper;
 use mcp_coordinator::shared::{RedisSessions, SharedRedis};
 use mcp_coordinator::tools::Coordinator;
@@ -220,11 +221,12 @@ async fn main() -> std::process::ExitCode {
         .map(|spec| Child::new(spec, hosts.clone()))
         .collect();
     let children = Arc::new(children);
+    let lanes = Arc::new(Lanes::new(config.lanes));
     // The gateway's files are checked before any child starts.
     let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone(), shared.clone()))
     {
         None => None,
-        Some(Ok(g)) => Some(Arc::new(g)),
+        Some(Ok(g)) => Some(Arc::new(g.with_lanes(lanes.clone()))),
         Some(Err(e)) => {
             tracing::error!("{e}");
             return std::process::ExitCode::from(2);
@@ -259,6 +261,7 @@ async fn main() -> std::process::ExitCode {
                 .with_shipper(shipper.clone())
                 .with_cache(cache.clone())
                 .with_gateway(gateway.clone())
+                .with_lanes(lanes.clone())
         },
         http,
     )

@@ -34,6 +34,8 @@ pub struct Coordinator {
     shipper: Option<Arc<crate::outbox::Shipper>>,
     /// Told about every tool call made over HTTP (metrics, audit) when the gateway is on.
     gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// The priority lanes forwarded calls wait in (shared by every session).
+    lanes: Arc<crate::lanes::Lanes>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -50,6 +52,7 @@ impl Coordinator {
             cache: Arc::default(),
             shipper: None,
             gateway: None,
+            lanes: Arc::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -57,6 +60,12 @@ impl Coordinator {
     /// Where deterministic results are kept (shared by every session of this process).
     pub fn with_cache(mut self, cache: Arc<crate::cache::Results>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Forwarded calls wait for a place in these lanes (one set per process).
+    pub fn with_lanes(mut self, lanes: Arc<crate::lanes::Lanes>) -> Self {
+        self.lanes = lanes;
         self
     }
 
@@ -292,6 +301,32 @@ impl Coordinator {
         {
             return Some((hit, None));
         }
+        let lane = child.spec.lane_for(&tool);
+        let wait = child.spec.timeout_for(&tool);
+        let told = progress.clone();
+        let queued = move |ahead: usize| {
+            // The progress counts up to 0 as the queue drains, so it increases as the
+            // specification asks; the call's own progress follows from there.
+            if let Some((peer, token)) = told.clone() {
+                let message = format!("queued in the {} lane, {ahead} ahead", lane.name());
+                let p = rmcp::model::ProgressNotificationParam::new(token, -(ahead as f64))
+                    .with_message(message);
+                tokio::spawn(async move { peer.notify_progress(p).await });
+            }
+        };
+        // The call's timeout holds while it waits: a call that never got a place says so.
+        let Ok(_place) = tokio::time::timeout(wait, self.lanes.enter(lane, queued)).await else {
+            return Some((
+                error_result(format!(
+                    "{prefix}{SEPARATOR}{tool} waited {} s in the {} lane ({} calls queued) \
+                     without starting, its timeout; it did not run",
+                    wait.as_secs_f64(),
+                    lane.name(),
+                    self.lanes.queued(lane)
+                )),
+                None,
+            ));
+        };
         Some(match child.call(params, progress).await {
             Ok(mut r) => {
                 // The child spoke the protocol version it agreed with the coordinator; the
@@ -492,6 +527,8 @@ pub struct FanOutArgs {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Servers {
     pub servers: Vec<ChildStatus>,
+    /// The priority lanes: calls running and queued in each, and the waits so far.
+    pub lanes: Vec<crate::lanes::LaneStatus>,
 }
 impl Summary for Servers {
     fn summary(&self) -> String {
@@ -500,7 +537,17 @@ impl Summary for Servers {
             .iter()
             .map(|s| format!("{} {:?}", s.name, s.state).to_lowercase())
             .collect();
-        each.join(", ")
+        let queued: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|l| l.queued > 0)
+            .map(|l| format!("{} queued in {}", l.queued, l.lane.name()))
+            .collect();
+        if queued.is_empty() {
+            each.join(", ")
+        } else {
+            format!("{}; {}", each.join(", "), queued.join(", "))
+        }
     }
 }
 
@@ -1056,6 +1103,7 @@ impl Coordinator {
     ) -> Result<Json<Servers>, ToolError> {
         Ok(Json(Servers {
             servers: self.children.iter().map(|c| c.status()).collect(),
+            lanes: self.lanes.status(),
         }))
     }
 
@@ -1090,6 +1138,7 @@ impl Coordinator {
             .map_err(|e| ToolError::new(format!("{} did not start: {e}", a.name)))?;
         Ok(Json(Servers {
             servers: vec![child.status()],
+            lanes: self.lanes.status(),
         }))
     }
 

@@ -302,6 +302,13 @@ async fn tokens_metrics_and_audit() -> TestResult {
         metric(&text, "mcp_child_state{server=\"child\",state=\"failed\"}"),
         Some(0.0)
     );
+    // The priority lanes: the test child's calls went through the medium lane.
+    assert_eq!(metric(&text, "mcp_lane_limit{lane=\"medium\"}"), Some(8.0));
+    assert_eq!(metric(&text, "mcp_lane_queued{lane=\"low\"}"), Some(0.0));
+    assert!(
+        metric(&text, "mcp_lane_wait_seconds_count{lane=\"medium\"}").is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
 
     // The audit log: one line per call, the arguments only as a hash.
     let log = std::fs::read_to_string(&audit)?;
