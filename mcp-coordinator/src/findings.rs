@@ -98,6 +98,9 @@ fn retried<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
     }
 }
 
+mod archive;
+pub use archive::{Backup, Moved, valid_export_name};
+
 /// The store's tables, created in one write transaction.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS findings (
                  id TEXT PRIMARY KEY, session TEXT NOT NULL, time REAL NOT NULL,
@@ -209,6 +212,8 @@ pub struct Store {
     recorded: std::sync::atomic::AtomicU64,
     pub session: String,
     pub path: String,
+    /// The data directory: the store, its archive, backups and exports.
+    pub dir: std::path::PathBuf,
 }
 
 pub(crate) fn now() -> f64 {
@@ -255,6 +260,7 @@ impl Store {
             tx.commit()
         })
         .map_err(sql)?;
+        archive::attach(&conn, dir)?;
         let session = format!("{:x}-{:x}", (now() * 1000.0) as u64, std::process::id());
         Ok(Self {
             conn: Mutex::new(conn),
@@ -264,6 +270,7 @@ impl Store {
             recorded: std::sync::atomic::AtomicU64::new(0),
             session,
             path: path.display().to_string(),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -547,7 +554,12 @@ impl Store {
         let mut conn = self.conn();
         for (field, id) in [("from", from), ("to", to)] {
             let exists: Option<String> = conn
-                .query_row("SELECT id FROM findings WHERE id = ?1", [id], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM main.findings WHERE id = ?1 \
+                     UNION ALL SELECT id FROM archive.findings WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(sql)?;
             if exists.is_none() {
@@ -602,9 +614,14 @@ impl Store {
     /// A finding with its links (both directions).
     pub fn get(&self, id: &str) -> Result<Option<(Finding, Vec<Link>)>, String> {
         let conn = self.conn();
+        // The store first, then the archive (findings moved there by age).
         let f = conn
             .query_row(
-                &format!("SELECT {} FROM findings WHERE id = ?1", Self::COLUMNS),
+                &format!(
+                    "SELECT {0} FROM main.findings WHERE id = ?1 \
+                     UNION ALL SELECT {0} FROM archive.findings WHERE id = ?1 LIMIT 1",
+                    Self::COLUMNS
+                ),
                 [id],
                 Self::row,
             )
@@ -612,7 +629,12 @@ impl Store {
             .map_err(sql)?;
         let Some(f) = f else { return Ok(None) };
         let mut stmt = conn
-            .prepare("SELECT from_id, to_id, relation FROM links WHERE from_id = ?1 OR to_id = ?1 ORDER BY time")
+            .prepare(
+                "SELECT from_id, to_id, relation FROM (\
+                   SELECT from_id, to_id, relation, time FROM main.links \
+                   UNION SELECT from_id, to_id, relation, time FROM archive.links) \
+                 WHERE from_id = ?1 OR to_id = ?1 ORDER BY time",
+            )
             .map_err(sql)?;
         let links = stmt
             .query_map([id], |r| {
@@ -635,6 +657,32 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> Result<(usize, Vec<Finding>), String> {
+        let (filter, args) = Self::filter(q);
+        let conn = self.conn();
+        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+        let total: i64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM findings {filter}"),
+                refs.as_slice(),
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM findings {filter} ORDER BY time DESC, id DESC LIMIT {limit} OFFSET {offset}",
+                Self::COLUMNS
+            ))
+            .map_err(sql)?;
+        let items = stmt
+            .query_map(refs.as_slice(), Self::row)
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql)?;
+        Ok((total as usize, items))
+    }
+
+    /// The `WHERE` clause of `q` (empty when it has no condition) and its parameters.
+    fn filter(q: &Query) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
         let mut clauses = Vec::new();
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
         if let Some(t) = &q.target {
@@ -665,27 +713,7 @@ impl Store {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        let conn = self.conn();
-        let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-        let total: i64 = conn
-            .query_row(
-                &format!("SELECT COUNT(*) FROM findings {filter}"),
-                refs.as_slice(),
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {} FROM findings {filter} ORDER BY time DESC, id DESC LIMIT {limit} OFFSET {offset}",
-                Self::COLUMNS
-            ))
-            .map_err(sql)?;
-        let items = stmt
-            .query_map(refs.as_slice(), Self::row)
-            .map_err(sql)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql)?;
-        Ok((total as usize, items))
+        (filter, args)
     }
 
     /// Counts: findings, links, sessions.

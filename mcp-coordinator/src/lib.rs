@@ -26,3 +26,4 @@ pub mod recipe;
 pub mod resources;
 pub mod shared;
 pub mod tools;
+pub mod upkeep;

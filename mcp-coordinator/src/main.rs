@@ -13,9 +13,11 @@ use mcp_coordinator::lanes::Lanes;
 use mcp_coordinator::outbox::Shipper;
 use mcp_coordinator::shared::{RedisSessions, SharedRedis};
 use mcp_coordinator::tools::Coordinator;
+use mcp_coordinator::upkeep::Upkeep;
 use rmcp::transport::streamable_http_server::session::SessionStore;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// MCP proxy for the analysis servers: namespaced tools, timeouts, supervision, fan-out.
 #[derive(Parser)]
@@ -36,6 +38,17 @@ struct Cli {
     /// ~/.local/share/mcp-suite).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Back the findings store up every N seconds into DIR/backups (0: only on demand, with
+    /// the findings_backup tool).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    backup_every_s: u64,
+    /// Backups kept; older ones are deleted after each new one.
+    #[arg(long, value_name = "K", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    backup_keep: u64,
+    /// Move findings older than D days to the archive (DIR/archive.sqlite3), hourly or with
+    /// each backup; findings_get still finds them (0: never).
+    #[arg(long, value_name = "D", default_value_t = 0.0)]
+    archive_after_days: f64,
     /// Also keep findings in Dgraph at this HTTP endpoint (http://HOST:8080): recorded
     /// locally first, shipped in the background, retried until Dgraph has them.
     #[arg(long, value_name = "URL")]
@@ -192,6 +205,19 @@ async fn main() -> std::process::ExitCode {
     };
     let signal = remote.as_ref().map(|r| store.enable_outbox(r.url()));
     let store = Arc::new(store);
+    if !(cli.archive_after_days.is_finite() && cli.archive_after_days >= 0.0) {
+        tracing::error!(
+            "--archive-after-days {}: accepted a number of days, 0 or more",
+            cli.archive_after_days
+        );
+        return std::process::ExitCode::from(2);
+    }
+    let upkeep = Upkeep {
+        backup_every: (cli.backup_every_s > 0).then(|| Duration::from_secs(cli.backup_every_s)),
+        keep: cli.backup_keep as usize,
+        archive_after: (cli.archive_after_days > 0.0)
+            .then(|| Duration::from_secs_f64(cli.archive_after_days * 86_400.0)),
+    };
     let shipper = remote.zip(signal).map(|(remote, signal)| {
         let s = Shipper::new(store.clone(), Arc::new(remote), signal);
         s.spawn();
@@ -222,6 +248,7 @@ async fn main() -> std::process::ExitCode {
         .collect();
     let children = Arc::new(children);
     let lanes = Arc::new(Lanes::new(config.lanes));
+    upkeep.spawn(store.clone(), lanes.clone());
     // The gateway's files are checked before any child starts.
     let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone(), shared.clone()))
     {
@@ -262,6 +289,7 @@ async fn main() -> std::process::ExitCode {
                 .with_cache(cache.clone())
                 .with_gateway(gateway.clone())
                 .with_lanes(lanes.clone())
+                .with_upkeep(upkeep)
         },
         http,
     )

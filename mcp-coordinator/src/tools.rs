@@ -36,6 +36,8 @@ pub struct Coordinator {
     gateway: Option<Arc<crate::gateway::Gateway>>,
     /// The priority lanes forwarded calls wait in (shared by every session).
     lanes: Arc<crate::lanes::Lanes>,
+    /// Backup retention and archival age (the store's schedule runs apart).
+    upkeep: crate::upkeep::Upkeep,
     tool_router: ToolRouter<Self>,
 }
 
@@ -53,6 +55,7 @@ impl Coordinator {
             shipper: None,
             gateway: None,
             lanes: Arc::default(),
+            upkeep: crate::upkeep::Upkeep::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -67,6 +70,24 @@ impl Coordinator {
     pub fn with_lanes(mut self, lanes: Arc<crate::lanes::Lanes>) -> Self {
         self.lanes = lanes;
         self
+    }
+
+    /// Backups keep this many; the schedule itself is started apart ([`crate::upkeep`]).
+    pub fn with_upkeep(mut self, upkeep: crate::upkeep::Upkeep) -> Self {
+        self.upkeep = upkeep;
+        self
+    }
+
+    /// Runs store work that is archival (backups, exports, imports) in the low lane.
+    async fn in_low_lane<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, ToolError> {
+        let _place = self.lanes.enter(crate::lanes::Lane::Low, |_| {}).await;
+        let store = self.findings.clone();
+        crate::findings::blocking(move || f(&store))
+            .await
+            .map_err(ToolError::new)
     }
 
     /// Tool calls over HTTP are reported to this gateway (metrics, audit log).
@@ -628,6 +649,81 @@ pub enum Scope {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExportArgs {
+    #[serde(flatten)]
+    pub query: Query,
+    /// The file's name in exports/ (letters, digits, `.`, `_`, `-`; default
+    /// findings-<time>.jsonl).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ImportArgs {
+    /// A file's name in the data directory's exports/ (findings_export writes there).
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ArchiveArgs {
+    /// Findings recorded longer ago than this many days move (0: all of them).
+    pub older_than_days: f64,
+}
+
+/// The refusal of an export name that is not a plain file name.
+fn check_export_name(name: &str) -> Result<(), ToolError> {
+    if crate::findings::valid_export_name(name) {
+        Ok(())
+    } else {
+        Err(ToolError::invalid(
+            "name",
+            format!("{name:?}"),
+            "a file name in exports/: 1 to 64 letters, digits, `.`, `_` or `-`, not starting with `.`",
+        ))
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Exported {
+    pub name: String,
+    pub path: String,
+    pub findings: u64,
+    pub links: u64,
+}
+impl Summary for Exported {
+    fn summary(&self) -> String {
+        format!(
+            "{} findings and {} links written to {}",
+            self.findings, self.links, self.path
+        )
+    }
+}
+
+impl Summary for crate::findings::Backup {
+    fn summary(&self) -> String {
+        format!(
+            "{} findings and {} links backed up to {} ({} KB; {} older backups removed)",
+            self.findings,
+            self.links,
+            self.path,
+            self.bytes / 1000,
+            self.removed.len()
+        )
+    }
+}
+
+/// What an import or archival added or moved.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Imported {
+    pub findings: u64,
+    pub links: u64,
+}
+impl Summary for Imported {
+    fn summary(&self) -> String {
+        format!("{} findings and {} links", self.findings, self.links)
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct IdArgs {
     /// A finding's id (findings_query lists them).
     pub id: String,
@@ -667,6 +763,8 @@ pub struct StoreStatus {
     pub findings: u64,
     pub links: u64,
     pub sessions: u64,
+    /// Findings moved to the archive (findings_get finds them, findings_query does not).
+    pub archived: u64,
     /// Findings and links waiting in the outbox to be shipped to the remote graph, plus
     /// those the start-up backfill has still to look at (`remote.backfill`).
     pub backlog: u64,
@@ -1083,12 +1181,126 @@ impl Coordinator {
                 findings,
                 links,
                 sessions,
+                archived: store.archived().map_err(ToolError::new)?,
                 backlog: store.backlog().map_err(ToolError::new)?,
                 remote,
             })
         })
         .await
         .map(Json)
+    }
+
+    /// Backs the findings store up now (archive included) into the data directory's
+    /// backups/, keeping the newest --backup-keep. Restore: copy it to a data directory as
+    /// findings.sqlite3.
+    #[tool(
+        title = "Back up findings",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_backup(
+        &self,
+        Parameters(_a): Parameters<NoArgs>,
+    ) -> Result<Json<crate::findings::Backup>, ToolError> {
+        let keep = self.upkeep.keep;
+        self.in_low_lane(move |s| s.backup(keep)).await.map(Json)
+    }
+
+    /// Writes findings (all, or those matching the filters; archived ones included) and
+    /// the links between them to exports/<name> in the data directory, as JSON Lines.
+    #[tool(
+        title = "Export findings",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_export(
+        &self,
+        Parameters(a): Parameters<ExportArgs>,
+    ) -> Result<Json<Exported>, ToolError> {
+        let name = match a.name {
+            Some(n) => {
+                check_export_name(&n)?;
+                n
+            }
+            None => format!(
+                "findings-{}.jsonl",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            ),
+        };
+        self.in_low_lane(move |s| {
+            let (path, moved) = s.export(&a.query, &name)?;
+            Ok(Exported {
+                name,
+                path: path.display().to_string(),
+                findings: moved.findings,
+                links: moved.links,
+            })
+        })
+        .await
+        .map(Json)
+    }
+
+    /// Adds the findings and links of exports/<name> (a findings_export file); each is
+    /// added once however often it is imported.
+    #[tool(
+        title = "Import findings",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_import(
+        &self,
+        Parameters(a): Parameters<ImportArgs>,
+    ) -> Result<Json<Imported>, ToolError> {
+        check_export_name(&a.name)?;
+        let name = a.name.clone();
+        let moved = self
+            .in_low_lane(move |s| s.import(&name))
+            .await
+            .map_err(|e| ToolError::invalid("name", format!("{:?}", a.name), e.to_string()))?;
+        Ok(Json(Imported {
+            findings: moved.findings,
+            links: moved.links,
+        }))
+    }
+
+    /// Moves findings older than `older_than_days` (and their links) to the archive file;
+    /// findings_get still finds them, findings_query does not.
+    #[tool(
+        title = "Archive old findings",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_archive(
+        &self,
+        Parameters(a): Parameters<ArchiveArgs>,
+    ) -> Result<Json<Imported>, ToolError> {
+        if !(a.older_than_days.is_finite() && a.older_than_days >= 0.0) {
+            return Err(ToolError::invalid(
+                "older_than_days",
+                a.older_than_days,
+                "accepted: a number of days, 0 or more",
+            ));
+        }
+        let age = a.older_than_days * 86_400.0;
+        let moved = self.in_low_lane(move |s| s.archive_older(age)).await?;
+        Ok(Json(Imported {
+            findings: moved.findings,
+            links: moved.links,
+        }))
     }
 
     /// Each server's state, last error (why it failed), restarts and call counts. Use when
