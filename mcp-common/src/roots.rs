@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Roots {
     roots: Vec<PathBuf>,
+    /// The coordinator's quarantine, whose files are named `quarantine://<sha256>`.
+    quarantine: Option<PathBuf>,
 }
+
+/// How a quarantined file is named in a path argument.
+pub const QUARANTINE_SCHEME: &str = "quarantine://";
 
 impl Roots {
     /// Canonicalises each root; a root that does not exist is a start-up error.
@@ -31,7 +36,46 @@ impl Roots {
                     .map_err(|e| format!("working directory: {e}"))?,
             );
         }
-        Ok(Self { roots })
+        Ok(Self {
+            roots,
+            quarantine: None,
+        })
+    }
+
+    /// Also resolves `quarantine://<sha256>` to that file of the quarantine `dir`
+    /// (`--quarantine`); a directory that does not exist is a start-up error.
+    pub fn with_quarantine(mut self, dir: &Path) -> Result<Self, String> {
+        let canon = dir
+            .canonicalize()
+            .map_err(|e| format!("--quarantine {}: {e}", dir.display()))?;
+        self.quarantine = Some(canon);
+        Ok(self)
+    }
+
+    /// The file `quarantine://<sha>` names.
+    fn quarantined(&self, field: &str, path: &str, sha: &str) -> Result<PathBuf, ToolError> {
+        let refuse = |why: String| ToolError::invalid(field, format!("{path:?}"), why);
+        let Some(dir) = &self.quarantine else {
+            return Err(refuse(
+                "this server has no quarantine (start it with --quarantine DIR, or under the coordinator)".into(),
+            ));
+        };
+        let hex = sha.len() == 64
+            && sha
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(refuse(
+                "accepted: quarantine:// and a SHA-256 of 64 lowercase hex digits".into(),
+            ));
+        }
+        let file = dir.join(sha);
+        if !file.is_file() {
+            return Err(refuse(
+                "no file in the quarantine has this SHA-256 (quarantine_list names them)".into(),
+            ));
+        }
+        Ok(file)
     }
 
     pub fn dirs(&self) -> &[PathBuf] {
@@ -43,6 +87,9 @@ impl Roots {
     pub fn resolve(&self, field: &str, path: &str) -> Result<PathBuf, ToolError> {
         if path.is_empty() {
             return Err(ToolError::invalid(field, "\"\"", "expected a file path"));
+        }
+        if let Some(sha) = path.strip_prefix(QUARANTINE_SCHEME) {
+            return self.quarantined(field, path, sha);
         }
         let given = Path::new(path);
         let joined = if given.is_absolute() {
@@ -89,6 +136,41 @@ impl Roots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarantine_names_resolve_to_its_files_only() -> Result<(), Box<dyn std::error::Error>> {
+        let base = std::env::temp_dir().join(format!("roots-q-{}", std::process::id()));
+        let (root, q) = (base.join("root"), base.join("q"));
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&q)?;
+        let sha = "ab".repeat(32);
+        std::fs::write(q.join(&sha), b"x")?;
+        let plain = Roots::new(std::slice::from_ref(&root))?;
+        let e = plain.resolve_file("path", &format!("quarantine://{sha}"));
+        assert!(e.is_err_and(|e| e.to_string().contains("no quarantine")));
+        let roots = plain.with_quarantine(&q)?;
+        let got = roots.resolve_file("path", &format!("quarantine://{sha}"))?;
+        assert_eq!(got, q.canonicalize()?.join(&sha));
+        for bad in [
+            "quarantine://../root",
+            "quarantine://AB",
+            &format!("quarantine://{}", "cd".repeat(32)),
+        ] {
+            let e = roots.resolve_file("path", bad).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("`path`")),
+                "{bad}: {e:?}"
+            );
+        }
+        // The quarantine is not a root: its files are reached by name only.
+        assert!(
+            roots
+                .resolve_file("path", &q.join(&sha).display().to_string())
+                .is_err()
+        );
+        let _ = std::fs::remove_dir_all(&base);
+        Ok(())
+    }
 
     #[test]
     fn refuses_escapes_and_accepts_inside() -> Result<(), Box<dyn std::error::Error>> {

@@ -60,11 +60,24 @@ pub struct CommonArgs {
         value_name = "HOST"
     )]
     pub allowed_hosts: Vec<String>,
+    /// The coordinator's quarantine directory: `quarantine://<sha256>` names its files
+    /// (default: $MCP_QUARANTINE, which the coordinator sets for its children).
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
 }
 
 impl CommonArgs {
     pub fn roots(&self) -> Result<Roots, String> {
-        Roots::new(&self.roots)
+        let roots = Roots::new(&self.roots)?;
+        let from_env = || {
+            std::env::var_os("MCP_QUARANTINE")
+                .map(PathBuf::from)
+                .filter(|d| d.is_dir())
+        };
+        match self.quarantine.clone().or_else(from_env) {
+            Some(dir) => roots.with_quarantine(&dir),
+            None => Ok(roots),
+        }
     }
 }
 

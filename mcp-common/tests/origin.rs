@@ -35,6 +35,7 @@ async fn start(gateway: bool) -> Result<SocketAddr, Error> {
         http: Some(addr),
         roots: Vec::new(),
         allowed_hosts: Vec::new(),
+        quarantine: None,
     };
     let setup = HttpSetup {
         gateway: gateway.then(|| Arc::new(HealthGateway) as Arc<dyn Gateway>),

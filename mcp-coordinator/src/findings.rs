@@ -745,7 +745,15 @@ pub fn target_of_call(arguments: &Value, hash_files: bool) -> Option<Value> {
     ] {
         if let Some(v) = arguments.get(key) {
             t.insert(name.into(), v.clone());
-            if hash_files && let Some(sha) = v.as_str().and_then(sha256_of_file) {
+            // A quarantined file is named by its hash already.
+            let quarantined = v
+                .as_str()
+                .and_then(|p| p.strip_prefix(mcp_common::roots::QUARANTINE_SCHEME))
+                .filter(|sha| crate::quarantine::is_sha256(sha))
+                .map(str::to_string);
+            if hash_files
+                && let Some(sha) = quarantined.or_else(|| v.as_str().and_then(sha256_of_file))
+            {
                 t.insert(hash.into(), sha.into());
             }
         }

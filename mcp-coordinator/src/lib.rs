@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod lanes;
 pub mod outbox;
 pub mod progress;
+pub mod quarantine;
 pub mod recipe;
 pub mod resources;
 pub mod shared;

@@ -1,6 +1,7 @@
 //! `mcp-coordinator --config PATH`: the suite behind one MCP endpoint (stdio by default).
 
 use clap::Parser;
+use mcp_common::Roots;
 use mcp_common::serve::{CommonArgs, HttpSetup, init_tracing, run_with};
 use mcp_coordinator::cache::{RedisCache, Results};
 use mcp_coordinator::child::Child;
@@ -11,6 +12,7 @@ use mcp_coordinator::gateway::{Gateway, Settings};
 use mcp_coordinator::hosts::Hosts;
 use mcp_coordinator::lanes::Lanes;
 use mcp_coordinator::outbox::Shipper;
+use mcp_coordinator::quarantine::Quarantine;
 use mcp_coordinator::shared::{RedisSessions, SharedRedis};
 use mcp_coordinator::tools::Coordinator;
 use mcp_coordinator::upkeep::Upkeep;
@@ -49,6 +51,10 @@ struct Cli {
     /// each backup; findings_get still finds them (0: never).
     #[arg(long, value_name = "D", default_value_t = 0.0)]
     archive_after_days: f64,
+    /// quarantine_add takes files only from under these directories (repeatable; default:
+    /// the working directory). The quarantine itself is DIR/quarantine of --data-dir.
+    #[arg(long, value_name = "DIR")]
+    quarantine_from: Vec<PathBuf>,
     /// Also keep findings in Dgraph at this HTTP endpoint (http://HOST:8080): recorded
     /// locally first, shipped in the background, retried until Dgraph has them.
     #[arg(long, value_name = "URL")]
@@ -196,7 +202,8 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let mut store = match Store::open(&cli.data_dir.clone().unwrap_or_else(default_data_dir)) {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let mut store = match Store::open(&data_dir) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
@@ -240,11 +247,28 @@ async fn main() -> std::process::ExitCode {
         Some(redis) => Results::Redis(RedisCache::new(redis.clone())),
     };
     let cache = Arc::new(cache);
+    let quarantine = match Roots::new(&cli.quarantine_from)
+        .map_err(|e| e.replace("--root", "--quarantine-from"))
+        .and_then(|from| Quarantine::open(&data_dir.join("quarantine"), from))
+    {
+        Ok(q) => Arc::new(q),
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let hosts = Arc::new(Hosts::default());
     let children: Vec<Arc<Child>> = config
         .children
         .into_iter()
-        .map(|spec| Child::new(spec, hosts.clone()))
+        .map(|mut spec| {
+            // The analysers name quarantined files `quarantine://<sha256>` (a child's own
+            // setting, or `--quarantine` in its arguments, wins).
+            spec.env
+                .entry("MCP_QUARANTINE".into())
+                .or_insert_with(|| quarantine.dir().display().to_string());
+            Child::new(spec, hosts.clone())
+        })
         .collect();
     let children = Arc::new(children);
     let lanes = Arc::new(Lanes::new(config.lanes));
@@ -290,6 +314,7 @@ async fn main() -> std::process::ExitCode {
                 .with_gateway(gateway.clone())
                 .with_lanes(lanes.clone())
                 .with_upkeep(upkeep)
+                .with_quarantine(quarantine.clone())
         },
         http,
     )

@@ -38,6 +38,8 @@ pub struct Coordinator {
     lanes: Arc<crate::lanes::Lanes>,
     /// Backup retention and archival age (the store's schedule runs apart).
     upkeep: crate::upkeep::Upkeep,
+    /// Where suspicious files are kept (`None`: quarantine tools refuse, saying so).
+    quarantine: Option<Arc<crate::quarantine::Quarantine>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -56,6 +58,7 @@ impl Coordinator {
             gateway: None,
             lanes: Arc::default(),
             upkeep: crate::upkeep::Upkeep::default(),
+            quarantine: None,
             tool_router: Self::tool_router(),
         }
     }
@@ -76,6 +79,18 @@ impl Coordinator {
     pub fn with_upkeep(mut self, upkeep: crate::upkeep::Upkeep) -> Self {
         self.upkeep = upkeep;
         self
+    }
+
+    /// The quarantine tools work on this store.
+    pub fn with_quarantine(mut self, q: Arc<crate::quarantine::Quarantine>) -> Self {
+        self.quarantine = Some(q);
+        self
+    }
+
+    fn quarantine(&self) -> Result<Arc<crate::quarantine::Quarantine>, ToolError> {
+        self.quarantine
+            .clone()
+            .ok_or_else(|| ToolError::new("this coordinator has no quarantine"))
     }
 
     /// Runs store work that is archival (backups, exports, imports) in the low lane.
@@ -646,6 +661,54 @@ pub struct QueryArgs {
 pub enum Scope {
     Local,
     Shared,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QuarantineAddArgs {
+    /// The file to quarantine (under the coordinator's --quarantine-from directories).
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QuarantineRemoveArgs {
+    /// The file's SHA-256 (quarantine_list names them).
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Quarantined {
+    #[serde(flatten)]
+    pub entry: crate::quarantine::Entry,
+    /// False when the same content was there already.
+    pub new: bool,
+}
+impl Summary for Quarantined {
+    fn summary(&self) -> String {
+        let e = &self.entry;
+        format!(
+            "{} ({}, {} bytes) {}; analyse it as {}",
+            e.sha256,
+            e.kind,
+            e.size,
+            if self.new {
+                "quarantined"
+            } else {
+                "was quarantined already"
+            },
+            e.uri
+        )
+    }
+}
+impl Summary for crate::quarantine::Entry {
+    fn summary(&self) -> String {
+        format!(
+            "{} ({}, {} bytes) removed",
+            self.sha256, self.kind, self.size
+        )
+    }
+}
+impl Noun for crate::quarantine::Entry {
+    const NOUN: &'static str = "quarantined files";
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -1301,6 +1364,73 @@ impl Coordinator {
             findings: moved.findings,
             links: moved.links,
         }))
+    }
+
+    /// Copies a suspicious file into the quarantine (content-addressed, read-only; a file
+    /// added twice is stored once). Analysers then read it as its `uri`,
+    /// quarantine://<sha256>.
+    #[tool(
+        title = "Quarantine a file",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn quarantine_add(
+        &self,
+        Parameters(a): Parameters<QuarantineAddArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<Quarantined>, ToolError> {
+        let q = self.quarantine()?;
+        // Who: the gateway's client over HTTP, else the local host.
+        let who = context
+            .extensions
+            .get::<hyper::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::gateway::ClientId>())
+            .map_or_else(|| "stdio".to_string(), |c| c.0.clone());
+        let (entry, new) = mcp_common::blocking(move || q.add(&a.path, &who)).await?;
+        Ok(Json(Quarantined { entry, new }))
+    }
+
+    /// The quarantined files, oldest first: SHA-256, uri, type, size, origins.
+    #[tool(
+        title = "List quarantined files",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn quarantine_list(
+        &self,
+        Parameters(a): Parameters<mcp_common::PageArgs>,
+    ) -> Result<Json<Page<crate::quarantine::Entry>>, ToolError> {
+        let (offset, limit) = a.resolve()?;
+        let q = self.quarantine()?;
+        let all = mcp_common::blocking(move || q.list().map_err(ToolError::new)).await?;
+        let total = all.len();
+        Ok(Json(Page::fit(
+            all.into_iter().skip(offset).take(limit),
+            offset,
+            total,
+        )))
+    }
+
+    /// Deletes a file from the quarantine.
+    #[tool(
+        title = "Remove a quarantined file",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn quarantine_remove(
+        &self,
+        Parameters(a): Parameters<QuarantineRemoveArgs>,
+    ) -> Result<Json<crate::quarantine::Entry>, ToolError> {
+        let q = self.quarantine()?;
+        mcp_common::blocking(move || q.remove(&a.sha256))
+            .await
+            .map(Json)
     }
 
     /// Each server's state, last error (why it failed), restarts and call counts. Use when

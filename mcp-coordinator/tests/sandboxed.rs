@@ -276,3 +276,55 @@ async fn a_child_server_runs_inside_a_sandbox() -> TestResult {
     assert!(gone, "the sandboxed server outlived the coordinator");
     Ok(())
 }
+
+/// The quarantine's hardened reader: mcp-static in a strict sandbox whose only root is the
+/// quarantine (given read-only), analysing a quarantined DLL by its hash, and refusing the
+/// game directory it came from.
+#[tokio::test]
+async fn a_sandboxed_static_server_reads_the_quarantine_only() -> TestResult {
+    if !root_with_cgroups() {
+        return Ok(());
+    }
+    let game_dir = game_dir();
+    let dir = tmp("coord-sandboxed-quarantine")?;
+    // The coordinator's quarantine under its data directory (`data` beside the config),
+    // made here so that the sandbox can be given it before the coordinator starts.
+    let q = dir.join("data/quarantine");
+    std::fs::create_dir_all(&q)?;
+    let q = q.display().to_string();
+    let config = server_with_args(
+        "static",
+        sibling("sandbox-runner")?.display(),
+        &[
+            "run",
+            "--profile",
+            "strict",
+            "--net",
+            "none",
+            "--ro",
+            &q,
+            "--",
+            &sibling("mcp-static")?.display().to_string(),
+            "--root",
+            &q,
+            "--quarantine",
+            &q,
+        ],
+    );
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let from = game_dir.display().to_string();
+    let client = coordinator(&cfg, &["--quarantine-from", &from]).await?;
+    let dll = game_dir.join("D2Client.dll");
+    let added = ok(&client, "quarantine_add", json!({"path": dll})).await;
+    assert_eq!(added["type"], "PE32+ executable (DLL)", "{added}");
+    let info = ok(
+        &client,
+        "static__binary_info",
+        json!({"path": added["uri"]}),
+    )
+    .await;
+    assert_eq!(info["sha256"], added["sha256"], "{info}");
+    let e = err(&client, "static__binary_info", json!({"path": dll})).await;
+    assert!(e.contains("outside the allowed roots"), "{e}");
+    Ok(())
+}
