@@ -474,6 +474,25 @@ fn declared(
     out
 }
 
+/// Refuses arguments of which more than one is given (or none, unless `default_ok`): the
+/// error names them all, which were given, and asks for exactly one.
+pub fn exactly_one(fields: &[(&str, bool)], default_ok: bool) -> Result<(), ToolError> {
+    let given: Vec<&str> = fields.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
+    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+    if given.len() > 1 || (given.is_empty() && !default_ok) {
+        return Err(ToolError::invalid(
+            &names.join("|"),
+            if given.is_empty() {
+                "none given".to_string()
+            } else {
+                given.join(" and ")
+            },
+            format!("give exactly one of {}", names.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::mistyped_argument;

@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod progress;
 pub mod quarantine;
 pub mod recipe;
+pub mod report;
 pub mod resources;
 pub mod shared;
 pub mod tools;

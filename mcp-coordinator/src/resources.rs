@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// The coordinator's own resource template.
 pub const FINDINGS_TEMPLATE: &str = "findings://{id}";
 pub const FINDINGS_PREFIX: &str = "findings://";
+/// The reports report_generate writes.
+pub const REPORT_TEMPLATE: &str = "report://{id}";
+pub const REPORT_PREFIX: &str = "report://";
 
 /// Who answers a `resources/read`.
 #[derive(Debug)]
@@ -20,6 +23,8 @@ pub enum Route {
     Child(Arc<Child>),
     /// The coordinator's own `findings://{id}`, with the id.
     Finding(String),
+    /// The coordinator's own `report://{id}`, with the id.
+    Report(String),
     /// Nobody: the message names the URI and the schemes that are known.
     Unknown(String),
 }
@@ -107,8 +112,11 @@ pub fn route(children: &[Arc<Child>], uri: &str) -> Route {
         }
         _ => match uri.strip_prefix(FINDINGS_PREFIX) {
             Some(id) => Route::Finding(id.to_string()),
+            None if best.is_none() && uri.starts_with(REPORT_PREFIX) => {
+                Route::Report(uri[REPORT_PREFIX.len()..].to_string())
+            }
             None => {
-                let mut schemes = BTreeSet::from(["findings"]);
+                let mut schemes = BTreeSet::from(["findings", "report"]);
                 for (_, (resources, templates)) in &listed {
                     schemes.extend(resources.iter().filter_map(|r| scheme(&r.uri)));
                     schemes.extend(templates.iter().filter_map(|t| scheme(&t.uri_template)));

@@ -93,6 +93,37 @@ impl Coordinator {
             .ok_or_else(|| ToolError::new("this coordinator has no quarantine"))
     }
 
+    /// The report `id` as a resource: its text, typed by its extension.
+    async fn read_report(
+        &self,
+        id: &str,
+        uri: &str,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        let not_found = || {
+            ErrorData::resource_not_found(
+                format!("no report {uri:?} (report_generate names the ids)"),
+                Some(serde_json::json!({"uri": uri})),
+            )
+        };
+        // Ids are `r-` and a time stamp: nothing else names a file.
+        if !id.starts_with("r-") || !id[2..].bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(not_found());
+        }
+        let dir = self.findings.dir.join("reports");
+        for format in [crate::report::Format::Html, crate::report::Format::Markdown] {
+            let path = dir.join(format!("{id}.{}", format.extension()));
+            let read = tokio::fs::read_to_string(&path).await;
+            if let Ok(text) = read {
+                return Ok(rmcp::model::ReadResourceResult::new(vec![
+                    rmcp::model::ResourceContents::text(text, uri.to_string())
+                        .with_mime_type(format.mime()),
+                ])
+                .into());
+            }
+        }
+        Err(not_found())
+    }
+
     /// Runs store work that is archival (backups, exports, imports) in the low lane.
     async fn in_low_lane<T: Send + 'static>(
         &self,
@@ -664,6 +695,107 @@ pub enum Scope {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReportArgs {
+    /// analyze_character's analysis_id: it and what links to it, two links deep.
+    pub analysis_id: Option<String>,
+    /// Or these findings and the links between them.
+    #[schemars(length(min = 1, max = MAX_REPORTED))]
+    pub finding_ids: Option<Vec<String>>,
+    /// html (default) or markdown.
+    pub format: Option<crate::report::Format>,
+}
+
+/// The most findings one report holds.
+const MAX_REPORTED: usize = 500;
+
+/// A finding and those linked to it, two links deep in either direction (at most
+/// [`MAX_REPORTED`]), oldest first, with the links among them.
+fn neighbourhood(s: &Store, root: &str) -> Result<(Vec<Finding>, Vec<Link>), String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut links = std::collections::BTreeSet::new();
+    let mut frontier = vec![root.to_string()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for id in frontier {
+            if seen.contains_key(&id) || seen.len() >= MAX_REPORTED {
+                continue;
+            }
+            let Some((f, ls)) = s.get(&id)? else {
+                if id == root {
+                    return Err(format!(
+                        "invalid argument `analysis_id`: {root:?} (no finding has this id)"
+                    ));
+                }
+                continue;
+            };
+            for l in ls {
+                next.push(if l.from == id {
+                    l.to.clone()
+                } else {
+                    l.from.clone()
+                });
+                links.insert((l.from, l.relation, l.to));
+            }
+            seen.insert(id, f);
+        }
+        frontier = next;
+    }
+    Ok(ordered(seen, links))
+}
+
+/// The findings named (each must exist) and the links among them.
+fn chosen(s: &Store, ids: &[String]) -> Result<(Vec<Finding>, Vec<Link>), String> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut links = std::collections::BTreeSet::new();
+    for id in ids {
+        let (f, ls) = s.get(id)?.ok_or_else(|| {
+            format!("invalid argument `finding_ids`: {id:?} (no finding has this id)")
+        })?;
+        links.extend(ls.into_iter().map(|l| (l.from, l.relation, l.to)));
+        seen.insert(id.clone(), f);
+    }
+    Ok(ordered(seen, links))
+}
+
+/// Findings oldest first, and the links whose two ends are among them.
+fn ordered(
+    seen: std::collections::BTreeMap<String, Finding>,
+    links: std::collections::BTreeSet<(String, String, String)>,
+) -> (Vec<Finding>, Vec<Link>) {
+    let links = links
+        .into_iter()
+        .filter(|(from, _, to)| seen.contains_key(from) && seen.contains_key(to))
+        .map(|(from, relation, to)| Link { from, to, relation })
+        .collect();
+    let mut findings: Vec<Finding> = seen.into_values().collect();
+    findings.sort_by(|a, b| a.time.total_cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    (findings, links)
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReportWritten {
+    pub id: String,
+    /// Read it as this resource.
+    pub uri: String,
+    pub path: String,
+    pub bytes: u64,
+    pub findings: u64,
+    pub links: u64,
+}
+impl Summary for ReportWritten {
+    fn summary(&self) -> String {
+        format!(
+            "report {} ({} findings, {} links, {} KB): {}",
+            self.id,
+            self.findings,
+            self.links,
+            self.bytes / 1000,
+            self.uri
+        )
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct QuarantineAddArgs {
     /// The file to quarantine (under the coordinator's --quarantine-from directories).
     pub path: String,
@@ -713,10 +845,9 @@ impl Noun for crate::quarantine::Entry {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExportArgs {
-    #[serde(flatten)]
-    pub query: Query,
-    /// The file's name in exports/ (letters, digits, `.`, `_`, `-`; default
-    /// findings-<time>.jsonl).
+    /// Only findings recorded at or after this time (seconds since the epoch).
+    pub since: Option<f64>,
+    /// A file name in exports/ (default findings-<time>.jsonl).
     pub name: Option<String>,
 }
 
@@ -1272,8 +1403,8 @@ impl Coordinator {
         self.in_low_lane(move |s| s.backup(keep)).await.map(Json)
     }
 
-    /// Writes findings (all, or those matching the filters; archived ones included) and
-    /// the links between them to exports/<name> in the data directory, as JSON Lines.
+    /// Writes findings (archived ones too) and their links to exports/<name> in the data
+    /// directory, as JSON Lines (findings_import reads them).
     #[tool(
         title = "Export findings",
         annotations(
@@ -1297,7 +1428,11 @@ impl Coordinator {
             ),
         };
         self.in_low_lane(move |s| {
-            let (path, moved) = s.export(&a.query, &name)?;
+            let query = Query {
+                since: a.since,
+                ..Query::default()
+            };
+            let (path, moved) = s.export(&query, &name)?;
             Ok(Exported {
                 name,
                 path: path.display().to_string(),
@@ -1364,6 +1499,78 @@ impl Coordinator {
             findings: moved.findings,
             links: moved.links,
         }))
+    }
+
+    /// Writes a self-contained report for a person (html or markdown): what was analysed,
+    /// character sheet, findings graph, charts, each citing its finding. Read it as
+    /// report://{id}.
+    #[tool(
+        title = "Generate a report",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn report_generate(
+        &self,
+        Parameters(a): Parameters<ReportArgs>,
+    ) -> Result<Json<ReportWritten>, ToolError> {
+        mcp_common::error::exactly_one(
+            &[
+                ("analysis_id", a.analysis_id.is_some()),
+                ("finding_ids", a.finding_ids.is_some()),
+            ],
+            false,
+        )?;
+        let format = a.format.unwrap_or(crate::report::Format::Html);
+        self.in_low_lane(move |s| {
+            let (title, findings, links) = match (&a.analysis_id, &a.finding_ids) {
+                (Some(root), _) => {
+                    let (findings, links) = neighbourhood(s, root)?;
+                    let title = findings
+                        .iter()
+                        .find(|f| &f.id == root)
+                        .map_or_else(|| root.clone(), |f| f.title.clone());
+                    (title, findings, links)
+                }
+                (_, Some(ids)) => {
+                    let (findings, links) = chosen(s, ids)?;
+                    (format!("{} findings", findings.len()), findings, links)
+                }
+                _ => return Err("no findings named".into()),
+            };
+            let generated = chrono::Utc::now()
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string();
+            let input = crate::report::Input {
+                title: &title,
+                generated: &generated,
+                findings: &findings,
+                links: &links,
+            };
+            let text = match format {
+                crate::report::Format::Markdown => crate::report::markdown(&input),
+                crate::report::Format::Html => crate::report::html(&input),
+            };
+            let id = format!("r-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+            let dir = s.dir.join("reports");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let path = dir.join(format!("{id}.{}", format.extension()));
+            std::fs::write(&path, &text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(ReportWritten {
+                uri: format!("{}{id}", crate::resources::REPORT_PREFIX),
+                id,
+                path: path.display().to_string(),
+                bytes: text.len() as u64,
+                findings: findings.len() as u64,
+                links: links.len() as u64,
+            })
+        })
+        .await
+        .map(Json)
     }
 
     /// Copies a suspicious file into the quarantine (content-addressed, read-only; a file
@@ -1757,6 +1964,8 @@ impl ServerHandler for Coordinator {
             rmcp::model::ResourceTemplate::new(crate::resources::FINDINGS_TEMPLATE, "finding")
                 .with_description("A finding with its links, as findings_get gives it")
                 .with_mime_type("application/json"),
+            rmcp::model::ResourceTemplate::new(crate::resources::REPORT_TEMPLATE, "report")
+                .with_description("A report report_generate wrote (HTML or Markdown)"),
         ];
         all.extend(self.children.iter().flat_map(|c| c.resources().1));
         Ok(rmcp::model::ListResourceTemplatesResult::with_all_items(
@@ -1780,6 +1989,7 @@ impl ServerHandler for Coordinator {
                 ));
             }
             Route::Finding(id) => id,
+            Route::Report(id) => return self.read_report(&id, &uri).await,
         };
         let found = self
             .find_one(id)

@@ -49,6 +49,71 @@ async fn analyze_character_links_character_inventory_and_snapshot() -> TestResul
     )
     .await;
     assert_eq!(d["changed_cells"], 0);
+    // A report of the analysis: the character sheet and items cite their findings, the
+    // graph is drawn, and it reads back as report://{id}.
+    for (format, mime, picture) in [
+        ("html", "text/html", "<svg"),
+        ("markdown", "text/markdown", "data:image/svg+xml;base64,"),
+    ] {
+        let r = ok(
+            &client,
+            "report_generate",
+            json!({"analysis_id": a["analysis_id"], "format": format}),
+        )
+        .await;
+        assert_eq!(r["findings"], 4, "{r}");
+        assert_eq!(r["links"], 3, "{r}");
+        let uri = r["uri"].as_str().ok_or("no uri")?;
+        let read = client
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(uri))
+            .await?;
+        let Some(rmcp::model::ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        }) = read.contents.first()
+        else {
+            panic!("{uri}: no text");
+        };
+        assert_eq!(mime_type.as_deref(), Some(mime));
+        assert_eq!(
+            std::fs::read_to_string(r["path"].as_str().unwrap_or(""))?,
+            *text
+        );
+        let character = a["character"]["finding"].as_str().unwrap_or("?");
+        for expected in [
+            "FixtureHero",
+            "Character sheet",
+            "Items",
+            picture,
+            character,
+        ] {
+            assert!(
+                text.contains(expected),
+                "{format} report lacks {expected:?}"
+            );
+        }
+        assert!(
+            text.contains(&format!("From [{character}](#{character})"))
+                || text.contains(&format!("From <a href=\"#{character}\">{character}</a>")),
+            "{text}"
+        );
+    }
+    let e = err(
+        &client,
+        "report_generate",
+        json!({"analysis_id": a["analysis_id"], "finding_ids": [a["analysis_id"]]}),
+    )
+    .await;
+    assert!(
+        e.contains("give exactly one of analysis_id, finding_ids"),
+        "{e}"
+    );
+    let e = err(
+        &client,
+        "report_generate",
+        json!({"finding_ids": ["f-none"]}),
+    )
+    .await;
+    assert!(e.contains("`finding_ids`") && e.contains("f-none"), "{e}");
     let e = err(&client, "analyze_character", json!({"pid": 999_999_999u32})).await;
     assert!(
         e.contains("d2__character failed") && e.contains("pid"),

@@ -10,6 +10,7 @@ use crate::queries::{self, *};
 use mcp_common::paging::{FORMAT_DOC, Lines, MAX_ANSWER_BYTES, MAX_LIMIT, push_escaped};
 use mcp_common::{
     Address, Format, Json, Line, Noun, Page, PageArgs, Roots, Summary, ToolError, blocking,
+    error::exactly_one,
 };
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -537,23 +538,6 @@ impl Summary for BinaryDiff {
             }
         )
     }
-}
-
-fn exactly_one(fields: &[(&str, bool)], default_ok: bool) -> Result<(), ToolError> {
-    let given: Vec<&str> = fields.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
-    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-    if given.len() > 1 || (given.is_empty() && !default_ok) {
-        return Err(ToolError::invalid(
-            &names.join("|"),
-            if given.is_empty() {
-                "none given".to_string()
-            } else {
-                given.join(" and ")
-            },
-            format!("give exactly one of {}", names.join(", ")),
-        ));
-    }
-    Ok(())
 }
 
 #[tool_router]
