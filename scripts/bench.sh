@@ -46,8 +46,8 @@ section "captures and D2GS pages (mcp-network)"
 run cargo bench -p mcp-network --bench network_bench
 section "streamable HTTP and stdio proxying (mcp-coordinator)"
 run bash scripts/bench-proxy.sh
-section "priority lanes: a high call behind slow low calls (mcp-coordinator)"
-run cargo bench -p mcp-coordinator --bench lanes_bench
+section "priority lanes and reports (mcp-coordinator)"
+run cargo bench -p mcp-coordinator --bench orchestration_bench
 section "scans over 1 GiB (mcp-memory)"
 run cargo bench -p mcp-memory --bench memory_bench
 section "sandbox start-up (sandbox-runner)"
