@@ -164,6 +164,13 @@ async def analyse(s, game_dir, wine):
         ok, got, _ = await s.call("findings_get", {"id": analysis})
         relations = sorted(link["relation"] for link in got.get("links", []))
         s.step("graph", "findings_get", ok, relations=relations)
+
+        # A report a person reads: the analysis, what links to it, drawn and cited.
+        started = time.monotonic()
+        ok, rep, text = await s.call("report_generate", {"analysis_id": analysis, "format": "html"})
+        s.step("report", "report_generate", ok, uri=rep.get("uri"), path=rep.get("path"),
+               findings=rep.get("findings"), links=rep.get("links"), bytes=rep.get("bytes"),
+               ms=round((time.monotonic() - started) * 1000, 1), error=None if ok else text)
     finally:
         ok, report, text = await s.call("sandbox__stop", {"sandbox_id": sandbox})
         s.step("stop", "sandbox__stop", ok and report.get("stopped") is True,

@@ -79,6 +79,13 @@ def check(out, steps):
     # Character, inventory and snapshot included; the DLL linked and the note (a link in) by
     # the session.
     assert steps["graph"]["relations"] == ["about", "game_module", "includes", "includes", "includes"]
+    # The report holds the analysis and everything linked to it: the DLL with its SHA-256.
+    r = steps["report"]
+    assert (r["findings"], r["links"]) == (6, 5), r
+    with open(r["path"]) as f:
+        html = f.read()
+    assert "FixtureHero" in html and steps["inspect_dll"]["sha256"] in html
+    assert r["uri"].startswith("report://"), r
     assert steps["stop"]["ok"]
     assert not os.path.exists(f"/proc/{game['host_pid']}"), "the game survived the stop"
 
