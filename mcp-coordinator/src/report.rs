@@ -646,7 +646,14 @@ mod tests {
             to: "f-1".into(),
             relation: evil.into(),
         }];
-        let findings = [character, stats];
+        let watch = finding(
+            "f-3",
+            Some("watch"),
+            "memory__watch",
+            json!({"address": "0x1000", "value_type": "u32",
+                   "changes": [{"t_ms": 0, "value": 300}, {"t_ms": 500, "value": 250}]}),
+        );
+        let findings = [character, stats, watch];
         let input = Input {
             title: "Report <x>",
             generated: "now",
@@ -666,7 +673,12 @@ mod tests {
             h.contains("<h2>Messages per id</h2><p class=\"from\">From <a href=\"#f-2\">f-2</a>")
         );
         assert!(h.contains("<tr id=\"f-1\">") && h.contains("process"));
-        assert_eq!(h.matches("<svg").count(), 2);
+        // The traffic chart, the watched value's line and the graph.
+        assert_eq!(h.matches("<svg").count(), 3);
+        assert!(h.contains(
+            "<h2>u32 at 0x1000 over time (ms)</h2><p class=\"from\">From <a href=\"#f-3\">f-3</a>"
+        ));
+        assert!(h.contains("<path d=\"M60.0,"), "the watch line is drawn");
         let md = markdown(&input);
         assert!(md.contains("From [f-1](#f-1)") && md.contains("data:image/svg+xml;base64,"));
     }
