@@ -268,6 +268,19 @@ pub struct Gateway {
     children: Arc<Vec<Arc<Child>>>,
     /// The priority lanes, whose queues /metrics shows.
     lanes: Option<Arc<crate::lanes::Lanes>>,
+    /// Each tool call over HTTP as it ends, for the dashboard's live page (JSON).
+    events: tokio::sync::broadcast::Sender<String>,
+    /// The web dashboard under /ui/, when on.
+    dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+}
+
+/// One tool's counters as the dashboard shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCounts {
+    pub tool: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub mean_ms: f64,
 }
 
 impl Gateway {
@@ -355,7 +368,68 @@ impl Gateway {
             metrics: Mutex::default(),
             children,
             lanes: None,
+            events: tokio::sync::broadcast::channel(256).0,
+            dashboard: None,
         })
+    }
+
+    /// Serves the web dashboard under /ui/.
+    pub fn with_dashboard(mut self, dashboard: Arc<crate::dashboard::Dashboard>) -> Self {
+        self.dashboard = Some(dashboard);
+        self
+    }
+
+    /// Whether requests must carry a token (a tokens file or a JWT secret is set).
+    pub fn auth_on(&self) -> bool {
+        self.tokens.is_some() || self.jwt.is_some()
+    }
+
+    pub fn children(&self) -> &[Arc<Child>] {
+        &self.children
+    }
+
+    pub fn lanes(&self) -> Vec<LaneStatus> {
+        self.lanes.as_ref().map(|l| l.status()).unwrap_or_default()
+    }
+
+    /// Calls, errors and mean latency per tool, most called first.
+    pub fn tool_counts(&self) -> Vec<ToolCounts> {
+        let m = lock(&self.metrics);
+        let mut out: Vec<ToolCounts> = m
+            .tools
+            .iter()
+            .map(|(tool, s)| ToolCounts {
+                tool: tool.clone(),
+                calls: s.calls,
+                errors: s.is_error + s.protocol_error,
+                mean_ms: if s.calls > 0 {
+                    s.sum * 1000.0 / s.calls as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tool.cmp(&b.tool)));
+        out
+    }
+
+    /// The last `n` lines of the audit log (none without one).
+    pub fn audit_tail(&self, n: usize) -> Vec<Value> {
+        let Some((path, _)) = &self.audit else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .rev()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Tool calls as they end (JSON objects: time, client, tool, outcome, ms).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.events.subscribe()
     }
 
     /// /metrics also shows these lanes' queues and waits.
@@ -400,6 +474,15 @@ impl Gateway {
             }
             s.sum += seconds;
         }
+        let event = json!({
+            "time": rfc3339(SystemTime::now()),
+            "client": client.0,
+            "tool": tool,
+            "outcome": outcome.as_str(),
+            "ms": (seconds * 1000.0 * 10.0).round() / 10.0,
+        });
+        // Nobody listening is fine.
+        let _ = self.events.send(event.to_string());
         if let Some((path, file)) = &self.audit {
             let line = json!({
                 "time": rfc3339(SystemTime::now()),
@@ -468,20 +551,26 @@ impl Gateway {
                 "the Authorization header has no bearer token: send `Authorization: Bearer <token>`",
             ));
         };
+        self.client_of_token(presented)
+            .map_err(|(error, message)| unauthorized(error, &message))
+    }
+
+    /// The client a token (a listed token or a JWT) belongs to, or why it is refused: the
+    /// error code (`invalid_token`, `token_expired`) and a message.
+    pub fn client_of_token(&self, presented: &str) -> Result<String, (&'static str, String)> {
         if let Some(jwt) = &self.jwt
             && Verifier::looks_like_jwt(presented)
         {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            return jwt
-                .verify(presented, now)
-                .map_err(|r| unauthorized(r.error, &r.message));
+            return jwt.verify(presented, now).map_err(|r| (r.error, r.message));
         }
         let Some(tokens) = &self.tokens else {
-            return Err(unauthorized(
+            return Err((
                 "invalid_token",
-                "the bearer token is not a JWT (header.claims.signature), the only kind accepted",
+                "the bearer token is not a JWT (header.claims.signature), the only kind accepted"
+                    .into(),
             ));
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -492,12 +581,10 @@ impl Gateway {
                 found = Some(&t.client);
             }
         }
-        found.map(str::to_string).ok_or_else(|| {
-            unauthorized(
-                "invalid_token",
-                "the bearer token is not one this coordinator accepts",
-            )
-        })
+        found.map(str::to_string).ok_or((
+            "invalid_token",
+            "the bearer token is not one this coordinator accepts".into(),
+        ))
     }
 
     /// 503 when a child is not running (this instance cannot serve every tool); a shared
@@ -701,6 +788,14 @@ impl mcp_common::serve::Gateway for Gateway {
             if get && path == "/health" {
                 let r = self.health().await;
                 self.count(&peer.ip().to_string(), r.status());
+                return r;
+            }
+            // The dashboard authenticates browsers itself (a session cookie from a token).
+            if let Some(ui) = self.dashboard.clone()
+                && (path == "/ui" || path.starts_with("/ui/"))
+            {
+                let r = ui.handle(&self, peer, request).await;
+                self.count("dashboard", r.status());
                 return r;
             }
             let client = match self.authenticate(&request, peer) {

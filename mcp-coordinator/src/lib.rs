@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod child;
 pub mod config;
+pub mod dashboard;
 pub mod dgraph;
 pub mod findings;
 pub mod gateway;

@@ -6,6 +6,7 @@ use mcp_common::serve::{CommonArgs, HttpSetup, init_tracing, run_with};
 use mcp_coordinator::cache::{RedisCache, Results};
 use mcp_coordinator::child::Child;
 use mcp_coordinator::config::Config;
+use mcp_coordinator::dashboard::Dashboard;
 use mcp_coordinator::dgraph::{Credentials, Dgraph};
 use mcp_coordinator::findings::Store;
 use mcp_coordinator::gateway::{Gateway, Settings};
@@ -75,6 +76,15 @@ struct Cli {
     /// gateway flags below.
     #[arg(long)]
     gateway: bool,
+    /// Serve the web dashboard under /ui/ on the --http address (implies --gateway): a
+    /// browser signs in with a token --auth-tokens or --jwt-secret accepts; without either,
+    /// it answers loopback browsers only.
+    #[arg(long)]
+    dashboard: bool,
+    /// Dashboard: mark the session cookie Secure (behind a TLS proxy; `X-Forwarded-Proto:
+    /// https` does the same per request).
+    #[arg(long)]
+    ui_secure_cookie: bool,
     /// Gateway: require `Authorization: Bearer <token>` on every HTTP request but GET
     /// /health. FILE is TOML: [[clients]] entries, each `name` and either `token` or `sha256`
     /// (the token's SHA-256 in hex).
@@ -118,6 +128,7 @@ fn gateway_settings(cli: &Cli) -> Result<Option<Settings>, String> {
     };
     let given = [
         ("--gateway", cli.gateway),
+        ("--dashboard", cli.dashboard),
         ("--auth-tokens", settings.auth_tokens.is_some()),
         ("--jwt-secret", settings.jwt_secret.is_some()),
         ("--jwt-issuer", settings.jwt_issuer.is_some()),
@@ -277,7 +288,17 @@ async fn main() -> std::process::ExitCode {
     let gateway = match gateway_settings.map(|s| Gateway::new(&s, children.clone(), shared.clone()))
     {
         None => None,
-        Some(Ok(g)) => Some(Arc::new(g.with_lanes(lanes.clone()))),
+        Some(Ok(g)) => {
+            let g = g.with_lanes(lanes.clone());
+            Some(Arc::new(if cli.dashboard {
+                g.with_dashboard(Arc::new(Dashboard::new(
+                    store.clone(),
+                    cli.ui_secure_cookie,
+                )))
+            } else {
+                g
+            }))
+        }
         Some(Err(e)) => {
             tracing::error!("{e}");
             return std::process::ExitCode::from(2);

@@ -250,8 +250,9 @@ fn item_rows(inv: &Value) -> Vec<[String; 5]> {
         .collect()
 }
 
-/// The findings and their links drawn as a circle of labelled nodes with labelled arrows.
-pub fn graph_svg(findings: &[Finding], links: &[Link]) -> String {
+/// The findings and their links drawn as a circle of labelled nodes with labelled arrows;
+/// with `href`, each node links to `href` followed by its id.
+pub fn graph_svg(findings: &[Finding], links: &[Link], href: Option<&str>) -> String {
     let n = findings.len().max(1);
     let r = 60.0 + 18.0 * n as f64;
     let (w, h) = (2.0 * r + 340.0, 2.0 * r + 120.0);
@@ -295,6 +296,14 @@ pub fn graph_svg(findings: &[Finding], links: &[Link]) -> String {
             continue;
         };
         let label: String = f.title.chars().take(40).collect();
+        if let Some(prefix) = href {
+            let _ = write!(
+                s,
+                "<a href=\"{}{}\">",
+                escape_html(prefix),
+                escape_html(&f.id)
+            );
+        }
         let _ = write!(
             s,
             "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"8\" fill=\"#4a7ab5\"><title>{}</title></circle>\
@@ -306,6 +315,9 @@ pub fn graph_svg(findings: &[Finding], links: &[Link]) -> String {
             y + 35.0,
             escape_html(&f.id)
         );
+        if href.is_some() {
+            s.push_str("</a>");
+        }
     }
     s.push_str("</svg>");
     s
@@ -458,7 +470,10 @@ pub fn markdown(input: &Input) -> String {
     let _ = writeln!(
         s,
         "\n## How the findings link\n\n{}\n",
-        md_image("findings graph", &graph_svg(input.findings, input.links))
+        md_image(
+            "findings graph",
+            &graph_svg(input.findings, input.links, None)
+        )
     );
     for l in input.links {
         let _ = writeln!(
@@ -505,18 +520,32 @@ fn time(t: f64) -> String {
     )
 }
 
+/// The report's look: also the dashboard's stylesheet (served as /ui/style.css there, where
+/// the Content-Security-Policy allows no inline style).
+pub const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}\
+    table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}\
+    th{background:#f3f3f3}.from{color:#666;font-size:90%}";
+
 /// The report as one HTML page (inline style and SVG; no script).
 pub fn html(input: &Input) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
+         <title>{}</title><style>{STYLE}</style></head><body>{}</body></html>\n",
+        escape_html(input.title),
+        html_body(input)
+    )
+}
+
+/// The report's sections as HTML, without the page around them (the dashboard's pages
+/// embed them).
+pub fn html_body(input: &Input) -> String {
     let m = model(input.findings);
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>{0}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}\
-         th{{background:#f3f3f3}}.from{{color:#666;font-size:90%}}</style></head><body><h1>{0}</h1>\
-         <p>Generated {1} from {2} findings and {3} links. Each figure names the finding it came from.</p>",
+        "<h1>{}</h1><p>Generated {} from {} findings and {} links. Each figure names the \
+         finding it came from.</p>",
         escape_html(input.title),
         escape_html(input.generated),
         input.findings.len(),
@@ -577,7 +606,7 @@ pub fn html(input: &Input) -> String {
     let _ = write!(
         s,
         "<h2>How the findings link</h2>{}<ul>",
-        graph_svg(input.findings, input.links)
+        graph_svg(input.findings, input.links, None)
     );
     for l in input.links {
         let _ = write!(
@@ -600,7 +629,7 @@ pub fn html(input: &Input) -> String {
             escape_html(f.summary.as_deref().unwrap_or(""))
         );
     }
-    s.push_str("</table></body></html>\n");
+    s.push_str("</table>");
     s
 }
 

@@ -709,8 +709,9 @@ pub struct ReportArgs {
 const MAX_REPORTED: usize = 500;
 
 /// A finding and those linked to it, two links deep in either direction (at most
-/// [`MAX_REPORTED`]), oldest first, with the links among them.
-fn neighbourhood(s: &Store, root: &str) -> Result<(Vec<Finding>, Vec<Link>), String> {
+/// [`MAX_REPORTED`]), oldest first, with the links among them: what a report of an analysis
+/// (and the dashboard's analysis page) shows.
+pub fn analysis_findings(s: &Store, root: &str) -> Result<(Vec<Finding>, Vec<Link>), String> {
     let mut seen = std::collections::BTreeMap::new();
     let mut links = std::collections::BTreeSet::new();
     let mut frontier = vec![root.to_string()];
@@ -1527,7 +1528,7 @@ impl Coordinator {
         self.in_low_lane(move |s| {
             let (title, findings, links) = match (&a.analysis_id, &a.finding_ids) {
                 (Some(root), _) => {
-                    let (findings, links) = neighbourhood(s, root)?;
+                    let (findings, links) = analysis_findings(s, root)?;
                     let title = findings
                         .iter()
                         .find(|f| &f.id == root)
