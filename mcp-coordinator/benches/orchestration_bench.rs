@@ -36,7 +36,11 @@ async fn wait_of_echo(client: Arc<Client>) -> Result<Duration, Error> {
             let s = call(&client, "servers_status", json!({})).await;
             let low = s.data["lanes"]
                 .as_array()
-                .and_then(|l| l.iter().find(|l| l["lane"] == "low").cloned())
+                .and_then(|l| {
+                    l.iter()
+                        .find(|l| l["lane"] == "low" && l["server"] == "child")
+                        .cloned()
+                })
                 .unwrap_or_default();
             if low["queued"].as_u64() == Some(2) {
                 break;

@@ -30,14 +30,18 @@ use std::time::{Duration, Instant};
 
 /// How long a session lasts.
 const SESSION: Duration = Duration::from_secs(8 * 3600);
-/// The cookie's name.
+/// The session cookie's name.
 const COOKIE_NAME: &str = "mcp_ui";
+/// The sign-in form's cookie (its token also in the form).
+const LOGIN_COOKIE: &str = "mcp_ui_login";
 /// The largest form a browser may post (a login form, a logout).
 const MAX_FORM: usize = 16 * 1024;
 /// Findings per page of the list.
 const PER_PAGE: usize = 50;
 /// The most findings an export holds.
 const MAX_EXPORT: usize = 1000;
+/// The pages' icon (so that a browser asks for no /favicon.ico, which is not the dashboard's).
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#4a7ab5\"/></svg>";
 /// The live page's script (EventSource; text set with textContent, never as HTML).
 const LIVE_JS: &str = include_str!("../ui/live.js");
 
@@ -124,7 +128,7 @@ fn page(title: &str, viewer: &Viewer, body: &str) -> HttpResponse {
     };
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - mcp-suite</title>\
-         <link rel=\"stylesheet\" href=\"/ui/style.css\"></head><body><nav>\
+         <link rel=\"stylesheet\" href=\"/ui/style.css\"><link rel=\"icon\" href=\"/ui/icon.svg\"></head><body><nav>\
          <a href=\"/ui/\">Overview</a> <a href=\"/ui/findings\">Findings</a> \
          <a href=\"/ui/analyses\">Analyses</a> <a href=\"/ui/live\">Live</a>{logout}</nav>{body}</body></html>",
         esc(title)
@@ -170,13 +174,17 @@ impl Dashboard {
 
     /// The session cookie; Secure when the browser came over TLS.
     fn cookie(&self, request: &HttpRequest, value: &str, max_age: u64) -> String {
+        self.named_cookie(request, COOKIE_NAME, value, max_age)
+    }
+
+    fn named_cookie(&self, request: &HttpRequest, name: &str, value: &str, max_age: u64) -> String {
         let tls = self.secure
             || request
                 .headers()
                 .get("x-forwarded-proto")
                 .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
         format!(
-            "{COOKIE_NAME}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            "{name}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
             if tls { "; Secure" } else { "" }
         )
     }
@@ -200,6 +208,9 @@ impl Dashboard {
                 "text/css",
                 crate::report::STYLE.to_string() + NAV_STYLE,
             );
+        }
+        if method == Method::GET && path == "/ui/icon.svg" {
+            return response(StatusCode::OK, "image/svg+xml", ICON);
         }
         if method == Method::GET && path == "/ui/live.js" {
             return response(StatusCode::OK, "text/javascript", LIVE_JS);
@@ -243,36 +254,41 @@ impl Dashboard {
     }
 
     async fn login(&self, gw: &Gateway, method: &Method, request: HttpRequest) -> HttpResponse {
-        let form = |message: &str| {
-            let html = format!(
+        // Against login CSRF: the form carries a token that is also a SameSite=Strict cookie,
+        // which a page of another site cannot make the browser send.
+        let form = |message: &str, token: &str| {
+            format!(
                 "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in - mcp-suite</title>\
-                 <link rel=\"stylesheet\" href=\"/ui/style.css\"></head><body><h1>mcp-suite</h1>{}\
-                 <form method=\"post\" action=\"/ui/login\"><label>Token <input type=\"password\" \
-                 name=\"token\" autocomplete=\"off\" autofocus></label> <button type=\"submit\">Sign in</button></form></body></html>",
+                 <link rel=\"stylesheet\" href=\"/ui/style.css\"><link rel=\"icon\" href=\"/ui/icon.svg\"></head><body><h1>mcp-suite</h1>{}\
+                 <form method=\"post\" action=\"/ui/login\"><input type=\"hidden\" name=\"login\" value=\"{}\">\
+                 <label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus></label> \
+                 <button type=\"submit\">Sign in</button></form></body></html>",
                 if message.is_empty() {
                     String::new()
                 } else {
                     format!("<p class=\"error\">{}</p>", esc(message))
-                }
-            );
-            html
+                },
+                esc(token)
+            )
+        };
+        let fresh_form = |status: StatusCode, message: &str, request: &HttpRequest| {
+            let token = random_hex();
+            let mut r = response(status, "text/html; charset=utf-8", form(message, &token));
+            let cookie = self.named_cookie(request, LOGIN_COOKIE, &token, 600);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            r
         };
         if method == Method::GET {
-            return response(StatusCode::OK, "text/html; charset=utf-8", form(""));
+            return fresh_form(StatusCode::OK, "", &request);
         }
         if method != Method::POST {
             return response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET or POST");
         }
-        // A login posted from another site's page is refused (login CSRF).
-        if cross_site(&request) {
-            return response(
-                StatusCode::FORBIDDEN,
-                "text/plain",
-                "cross-site form refused",
-            );
-        }
-        let cookie_of = |id: &str| self.cookie(&request, id, SESSION.as_secs());
-        let set_cookie = cookie_of("{id}");
+        let expected = cookie_value(&request, LOGIN_COOKIE);
+        let set_cookie = self.cookie(&request, "{id}", SESSION.as_secs());
+        let retry = fresh_form(StatusCode::UNAUTHORIZED, "", &request);
         let Some(body) = read_form(request).await else {
             return response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -280,15 +296,35 @@ impl Dashboard {
                 "form too large",
             );
         };
+        let given = body.get("login").map(String::as_str).unwrap_or("");
+        if expected
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e.as_bytes() != given.as_bytes())
+        {
+            return response(
+                StatusCode::FORBIDDEN,
+                "text/plain",
+                "the sign-in form was not this site's (open /ui/login and sign in there)",
+            );
+        }
         let token = body.get("token").map(String::as_str).unwrap_or("").trim();
         let client = match gw.client_of_token(token) {
             Ok(c) => c,
             Err((_, message)) => {
-                return response(
-                    StatusCode::UNAUTHORIZED,
-                    "text/html; charset=utf-8",
-                    form(&message),
-                );
+                // The same page again, with the reason and a new form token.
+                let (mut parts, _) = retry.into_parts();
+                let new_token = parts
+                    .headers
+                    .get(SET_COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|c| c.split(';').next())
+                    .and_then(|c| c.split_once('='))
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default();
+                let body = Full::new(Bytes::from(form(&message, &new_token))).boxed();
+                // 200, the form again with the reason: a browser logs any 4xx page as an error.
+                parts.status = StatusCode::OK;
+                return hyper::Response::from_parts(parts, body);
             }
         };
         let (id, csrf) = (random_hex(), random_hex());
@@ -315,25 +351,8 @@ impl Dashboard {
     }
 
     async fn logout(&self, viewer: &Viewer, request: HttpRequest) -> HttpResponse {
-        let cookie_id = request
-            .headers()
-            .get(COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(';').find_map(|c| {
-                    c.trim()
-                        .strip_prefix(&format!("{COOKIE_NAME}="))
-                        .map(str::to_string)
-                })
-            });
+        let cookie_id = cookie_value(&request, COOKIE_NAME);
         let expired = self.cookie(&request, "", 0);
-        if cross_site(&request) {
-            return response(
-                StatusCode::FORBIDDEN,
-                "text/plain",
-                "cross-site form refused",
-            );
-        }
         let Some(body) = read_form(request).await else {
             return response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -395,11 +414,12 @@ impl Dashboard {
                 t.mean_ms
             );
         }
-        b.push_str("</table><h2>Priority lanes</h2><table><tr><th>lane</th><th>limit</th><th>running</th><th>queued</th><th>waited</th><th>longest wait</th></tr>");
+        b.push_str("</table><h2>Priority lanes</h2><table><tr><th>server</th><th>lane</th><th>limit</th><th>running</th><th>queued</th><th>waited</th><th>longest wait</th></tr>");
         for l in gw.lanes() {
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3} s</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3} s</td></tr>",
+                esc(&l.server),
                 l.lane.name(),
                 l.limit,
                 l.running,
@@ -687,26 +707,16 @@ fn time(t: f64) -> String {
     )
 }
 
-/// Whether a form was posted from another site: its `Origin` (or `Referer`, a browser that
-/// sends no Origin) names a host other than the one it was sent to.
-fn cross_site(request: &HttpRequest) -> bool {
-    let host = request
+/// The value of the cookie `name` a request carries.
+fn cookie_value(request: &HttpRequest, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    request
         .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let from = request
-        .headers()
-        .get(hyper::header::ORIGIN)
-        .or_else(|| request.headers().get(hyper::header::REFERER))
-        .and_then(|h| h.to_str().ok());
-    match from {
-        None => false,
-        Some(o) => {
-            let rest = o.split_once("://").map_or(o, |(_, r)| r);
-            rest.split('/').next() != Some(host)
-        }
-    }
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&prefix).map(str::to_string))
 }
 
 /// A posted form, at most [`MAX_FORM`] bytes (`None` past that).

@@ -758,7 +758,13 @@ fn lane_metrics(out: &mut String, lanes: &[LaneStatus]) {
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for l in lanes {
-            let _ = writeln!(out, "{name}{{lane=\"{}\"}} {}", l.lane.name(), value(l));
+            let _ = writeln!(
+                out,
+                "{name}{{server=\"{}\",lane=\"{}\"}} {}",
+                escape(&l.server),
+                l.lane.name(),
+                value(l)
+            );
         }
     }
     out.push_str(
@@ -766,16 +772,24 @@ fn lane_metrics(out: &mut String, lanes: &[LaneStatus]) {
          that got one).\n# TYPE mcp_lane_wait_seconds summary\n",
     );
     for l in lanes {
-        let lane = l.lane.name();
+        let labels = format!(
+            "server=\"{}\",lane=\"{}\"",
+            escape(&l.server),
+            l.lane.name()
+        );
         let _ = writeln!(
             out,
-            "mcp_lane_wait_seconds_sum{{lane=\"{lane}\"}} {}\nmcp_lane_wait_seconds_count{{lane=\"{lane}\"}} {}",
+            "mcp_lane_wait_seconds_sum{{{labels}}} {}\nmcp_lane_wait_seconds_count{{{labels}}} {}",
             l.wait_s_total, l.started
         );
     }
 }
 
 impl mcp_common::serve::Gateway for Gateway {
+    fn serves_browsers_at(&self, path: &str) -> bool {
+        self.dashboard.is_some() && (path == "/ui" || path.starts_with("/ui/"))
+    }
+
     fn handle(
         self: Arc<Self>,
         peer: SocketAddr,

@@ -1,8 +1,10 @@
-//! Priority lanes: every forwarded tool call waits for a place in its lane (high, medium,
-//! low), each lane with its own limit on calls running at once, so slow low-priority work
-//! (reports, archives) never holds up a memory read. Places are given in arrival order
-//! (tokio's semaphore is fair); a call waiting is told how many are ahead of it, and a call
-//! dropped while it waits (the host cancelled, its timeout passed) leaves the queue at once.
+//! Priority lanes: every forwarded tool call waits for a place in its server's lane (high,
+//! medium, low), each lane with its own limit on calls running at once, so slow low-priority
+//! work (reports, archives) never holds up a memory read. Each server has its own three
+//! lanes: a server that stops answering fills only its own, never another's. Places are
+//! given in arrival order (tokio's semaphore is fair); a call waiting is told how many are
+//! ahead of it, and a call dropped while it waits (the host cancelled, its timeout passed)
+//! leaves the queue at once.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -31,6 +33,9 @@ impl Lane {
         }
     }
 }
+
+/// The server name of the coordinator's own low-lane work (reports, backups, archival).
+pub const COORDINATOR: &str = "coordinator";
 
 /// How many calls each lane runs at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,8 @@ impl Limits {
 /// One lane's state as `servers_status` and `/metrics` show it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LaneStatus {
+    /// The server (a child's name; `coordinator` for its own reports and archival).
+    pub server: String,
     pub lane: Lane,
     /// Calls it runs at once.
     pub limit: usize,
@@ -112,9 +119,11 @@ impl LaneState {
     }
 }
 
-/// The lanes a coordinator process shares across its sessions.
+/// The lanes a coordinator process shares across its sessions: three per server, made
+/// when the server's first call comes.
 pub struct Lanes {
-    lanes: [LaneState; 3],
+    limits: Limits,
+    servers: Mutex<std::collections::BTreeMap<String, Arc<[LaneState; 3]>>>,
 }
 
 /// A call's place in its lane, given back when dropped.
@@ -137,28 +146,36 @@ impl Drop for Leave<'_> {
 
 impl Lanes {
     pub fn new(limits: Limits) -> Self {
-        let lane = |l: Lane| {
-            let limit = limits.of(l).max(1);
-            LaneState {
-                limit,
-                places: Arc::new(Semaphore::new(limit)),
-                queue: Mutex::default(),
-                moved: watch::channel(0).0,
-            }
-        };
         Self {
-            lanes: Lane::ALL.map(lane),
+            limits,
+            servers: Mutex::default(),
         }
     }
 
-    fn state(&self, lane: Lane) -> &LaneState {
-        &self.lanes[lane as usize]
+    /// The lanes of `server`, made on first use.
+    fn of(&self, server: &str) -> Arc<[LaneState; 3]> {
+        let mut servers = self.servers.lock().unwrap_or_else(|p| p.into_inner());
+        servers
+            .entry(server.to_string())
+            .or_insert_with(|| {
+                Arc::new(Lane::ALL.map(|l| {
+                    let limit = self.limits.of(l).max(1);
+                    LaneState {
+                        limit,
+                        places: Arc::new(Semaphore::new(limit)),
+                        queue: Mutex::default(),
+                        moved: watch::channel(0).0,
+                    }
+                }))
+            })
+            .clone()
     }
 
-    /// Waits for a place in `lane`. When the call has to wait, `queued(ahead)` is called at
-    /// once and again each time the number of calls ahead of it changes.
-    pub async fn enter(&self, lane: Lane, mut queued: impl FnMut(usize)) -> Place {
-        let state = self.state(lane);
+    /// Waits for a place in `server`'s `lane`. When the call has to wait, `queued(ahead)` is
+    /// called at once and again each time the number of calls ahead of it changes.
+    pub async fn enter(&self, server: &str, lane: Lane, mut queued: impl FnMut(usize)) -> Place {
+        let lanes = self.of(server);
+        let state = &lanes[lane as usize];
         let started = Instant::now();
         // With calls waiting, no place is free: a new call never overtakes them.
         if let Ok(permit) = state.places.clone().try_acquire_owned() {
@@ -188,9 +205,11 @@ impl Lanes {
                 told = ahead;
                 queued(ahead);
             }
+            // The queue's moves first: a call is told it is next before it starts.
             tokio::select! {
-                p = &mut acquire => break p,
+                biased;
                 _ = moved.changed() => {}
+                p = &mut acquire => break p,
             }
         };
         drop(leave);
@@ -208,18 +227,28 @@ impl Lanes {
         }
     }
 
-    /// How many calls wait in `lane` now.
-    pub fn queued(&self, lane: Lane) -> usize {
-        self.state(lane).queue().waiting.len()
+    /// How many calls wait in `server`'s `lane` now.
+    pub fn queued(&self, server: &str, lane: Lane) -> usize {
+        self.of(server)[lane as usize].queue().waiting.len()
     }
 
+    /// Every lane of every server that has had a call, by server then lane.
     pub fn status(&self) -> Vec<LaneStatus> {
-        Lane::ALL
+        let servers: Vec<(String, Arc<[LaneState; 3]>)> = self
+            .servers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|&lane| {
-                let s = self.state(lane);
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        servers
+            .iter()
+            .flat_map(|(server, lanes)| Lane::ALL.iter().map(move |&lane| (server, lanes, lane)))
+            .map(|(server, lanes, lane)| {
+                let s = &lanes[lane as usize];
                 let q = s.queue();
                 LaneStatus {
+                    server: server.clone(),
                     lane,
                     limit: s.limit,
                     running: s.limit - s.places.available_permits(),
@@ -251,7 +280,7 @@ mod tests {
             medium: 1,
             low: 1,
         }));
-        let first = lanes.enter(Lane::Low, |_| {}).await;
+        let first = lanes.enter("s", Lane::Low, |_| {}).await;
         // Two more low calls wait, told their places.
         let told = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
@@ -259,21 +288,28 @@ mod tests {
             let (them, told) = (lanes.clone(), told.clone());
             waiters.push(tokio::spawn(async move {
                 let _p = them
-                    .enter(Lane::Low, |ahead| {
+                    .enter("s", Lane::Low, |ahead| {
                         told.lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .push((n, ahead))
                     })
                     .await;
             }));
-            while lanes.queued(Lane::Low) <= n {
+            while lanes.queued("s", Lane::Low) <= n {
                 tokio::task::yield_now().await;
             }
         }
         // The high lane is free while low is full.
-        let high = lanes.enter(Lane::High, |_| panic!("high waited")).await;
+        let high = lanes
+            .enter("s", Lane::High, |_| panic!("high waited"))
+            .await;
         drop(high);
         assert_eq!(lanes.status()[2].queued, 2);
+        // Another server's low lane is its own.
+        let other = lanes
+            .enter("t", Lane::Low, |_| panic!("t waited behind s"))
+            .await;
+        drop(other);
         drop(first);
         for w in waiters {
             w.await
@@ -299,21 +335,21 @@ mod tests {
             medium: 1,
             low: 1,
         }));
-        let held = lanes.enter(Lane::Medium, |_| {}).await;
+        let held = lanes.enter("s", Lane::Medium, |_| {}).await;
         let waiting = {
             let lanes = lanes.clone();
             tokio::spawn(async move {
-                lanes.enter(Lane::Medium, |_| {}).await;
+                lanes.enter("s", Lane::Medium, |_| {}).await;
             })
         };
-        while lanes.queued(Lane::Medium) == 0 {
+        while lanes.queued("s", Lane::Medium) == 0 {
             tokio::task::yield_now().await;
         }
         waiting.abort();
         let _ = waiting.await;
-        assert_eq!(lanes.queued(Lane::Medium), 0);
+        assert_eq!(lanes.queued("s", Lane::Medium), 0);
         drop(held);
         // The place is free again for the next call.
-        let _again = lanes.enter(Lane::Medium, |_| panic!("waited")).await;
+        let _again = lanes.enter("s", Lane::Medium, |_| panic!("waited")).await;
     }
 }

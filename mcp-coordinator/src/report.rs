@@ -565,7 +565,7 @@ pub fn html_body(input: &Input) -> String {
     if let Some((c, id)) = m.character {
         let _ = write!(
             s,
-            "<h2>Character sheet</h2><p class=\"from\">From {}.</p><table>",
+            "<h2>Character sheet</h2><p class=\"from\">From {}.</p><table id=\"sheet\">",
             cite_html(&[id])
         );
         for (k, v) in sheet(c) {
@@ -581,7 +581,7 @@ pub fn html_body(input: &Input) -> String {
     if let Some((inv, id)) = m.items {
         let _ = write!(
             s,
-            "<h2>Items</h2><p class=\"from\">From {}.</p><table><tr><th>unit id</th>\
+            "<h2>Items</h2><p class=\"from\">From {}.</p><table id=\"items\"><tr><th>unit id</th>\
              <th>item (txt row)</th><th>quality</th><th>item level</th><th>where</th></tr>",
             cite_html(&[id])
         );

@@ -129,7 +129,10 @@ impl Coordinator {
         &self,
         f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
     ) -> Result<T, ToolError> {
-        let _place = self.lanes.enter(crate::lanes::Lane::Low, |_| {}).await;
+        let _place = self
+            .lanes
+            .enter(crate::lanes::COORDINATOR, crate::lanes::Lane::Low, |_| {})
+            .await;
         let store = self.findings.clone();
         crate::findings::blocking(move || f(&store))
             .await
@@ -382,14 +385,16 @@ impl Coordinator {
             }
         };
         // The call's timeout holds while it waits: a call that never got a place says so.
-        let Ok(_place) = tokio::time::timeout(wait, self.lanes.enter(lane, queued)).await else {
+        let server = child.spec.name.clone();
+        let entered = self.lanes.enter(&server, lane, queued);
+        let Ok(_place) = tokio::time::timeout(wait, entered).await else {
             return Some((
                 error_result(format!(
                     "{prefix}{SEPARATOR}{tool} waited {} s in the {} lane ({} calls queued) \
                      without starting, its timeout; it did not run",
                     wait.as_secs_f64(),
                     lane.name(),
-                    self.lanes.queued(lane)
+                    self.lanes.queued(&server, lane)
                 )),
                 None,
             ));

@@ -42,7 +42,9 @@ impl Upkeep {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let _place = lanes.enter(Lane::Low, |_| {}).await;
+                let _place = lanes
+                    .enter(crate::lanes::COORDINATOR, Lane::Low, |_| {})
+                    .await;
                 let store = store.clone();
                 let round = tokio::task::spawn_blocking(move || self.round(&store)).await;
                 match round {

@@ -115,14 +115,37 @@ async fn log_in_look_around_and_sign_out() -> TestResult {
         Some("/ui/login")
     );
     secure_headers(&h);
-    let r = post(&base, "/ui/login", "token=wrong", None, None).await?;
-    assert_eq!(r.status().as_u16(), 401);
+    // The sign-in form's token, also a SameSite=Strict cookie.
+    let r = browser()?.get(format!("{base}/ui/login")).send().await?;
+    let login_cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .ok_or("no sign-in cookie")?
+        .to_string();
+    let body = r.text().await?;
+    let field = body
+        .split("name=\"login\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .ok_or("no sign-in token in the form")?
+        .to_string();
+    assert_eq!(login_cookie, format!("mcp_ui_login={field}"));
+    let wrong = format!("login={field}&token=wrong");
+    let r = post(&base, "/ui/login", &wrong, Some(&login_cookie), None).await?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap_or("").starts_with("mcp_ui="))
+    );
     assert!(r.text().await?.contains("not one this coordinator accepts"));
-    // A login form posted from another site is refused.
-    let form = format!("token={TOKEN}");
-    let r = post(&base, "/ui/login", &form, None, Some("http://evil.example")).await?;
+    // A form posted from another site's page comes without the cookie: refused.
+    let form = format!("login={field}&token={TOKEN}");
+    let r = post(&base, "/ui/login", &form, None, Some("null")).await?;
     assert_eq!(r.status().as_u16(), 403);
-    let r = post(&base, "/ui/login", &form, None, None).await?;
+    let r = post(&base, "/ui/login", &form, Some(&login_cookie), Some("null")).await?;
     assert_eq!(r.status().as_u16(), 303);
     let set = r
         .headers()

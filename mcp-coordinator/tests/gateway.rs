@@ -303,10 +303,20 @@ async fn tokens_metrics_and_audit() -> TestResult {
         Some(0.0)
     );
     // The priority lanes: the test child's calls went through the medium lane.
-    assert_eq!(metric(&text, "mcp_lane_limit{lane=\"medium\"}"), Some(8.0));
-    assert_eq!(metric(&text, "mcp_lane_queued{lane=\"low\"}"), Some(0.0));
+    assert_eq!(
+        metric(&text, "mcp_lane_limit{server=\"child\",lane=\"medium\"}"),
+        Some(8.0)
+    );
+    assert_eq!(
+        metric(&text, "mcp_lane_queued{server=\"child\",lane=\"low\"}"),
+        Some(0.0)
+    );
     assert!(
-        metric(&text, "mcp_lane_wait_seconds_count{lane=\"medium\"}").is_some_and(|n| n >= 3.0),
+        metric(
+            &text,
+            "mcp_lane_wait_seconds_count{server=\"child\",lane=\"medium\"}"
+        )
+        .is_some_and(|n| n >= 3.0),
         "{text}"
     );
 
