@@ -23,6 +23,8 @@ pub enum Kind {
     Memory,
     D2,
     Network,
+    /// sandbox-runner's MCP server (`sandbox-runner mcp`): launches and watches sandboxes.
+    Sandbox,
     Other,
 }
 
@@ -43,6 +45,7 @@ impl Kind {
             "mcp-memory" => Some(Self::Memory),
             "mcp-d2" => Some(Self::D2),
             "mcp-network" => Some(Self::Network),
+            "sandbox-runner" => Some(Self::Sandbox),
             _ => None,
         }
     }
@@ -56,7 +59,10 @@ impl Kind {
             .skip_while(|a| a.as_str() != "--")
             .nth(1)
             .and_then(|p| Self::of_program(p));
-        Self::of_program(command).or(wrapped).unwrap_or(Self::Other)
+        // A wrapper's program is what runs: `sandbox-runner run -- mcp-static` is mcp-static.
+        wrapped
+            .or_else(|| Self::of_program(command))
+            .unwrap_or(Self::Other)
     }
 
     /// The kind as a config entry spells it.
@@ -66,6 +72,7 @@ impl Kind {
             Self::Memory => "memory",
             Self::D2 => "d2",
             Self::Network => "network",
+            Self::Sandbox => "sandbox",
             Self::Other => "other",
         }
     }
@@ -73,7 +80,7 @@ impl Kind {
     /// The tools whose results describe live state (a process, the network); `*`: all.
     fn live_tools(self) -> &'static [&'static str] {
         match self {
-            Self::Memory | Self::Network => &["*"],
+            Self::Memory | Self::Network | Self::Sandbox => &["*"],
             Self::D2 => D2_LIVE,
             Self::Static | Self::Other => &[],
         }
@@ -226,7 +233,7 @@ struct TomlLanes {
 #[serde(deny_unknown_fields)]
 struct TomlServer {
     name: String,
-    /// static, memory, d2, network or other (default: guessed from the program).
+    /// static, memory, d2, network, sandbox or other (default: guessed from the program).
     kind: Option<Kind>,
     prefix: Option<String>,
     command: Option<String>,

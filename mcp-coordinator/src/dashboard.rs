@@ -130,7 +130,8 @@ fn page(title: &str, viewer: &Viewer, body: &str) -> HttpResponse {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - mcp-suite</title>\
          <link rel=\"stylesheet\" href=\"/ui/style.css\"><link rel=\"icon\" href=\"/ui/icon.svg\"></head><body><nav>\
          <a href=\"/ui/\">Overview</a> <a href=\"/ui/findings\">Findings</a> \
-         <a href=\"/ui/analyses\">Analyses</a> <a href=\"/ui/live\">Live</a>{logout}</nav>{body}</body></html>",
+         <a href=\"/ui/analyses\">Analyses</a> <a href=\"/ui/sandboxes\">Sandboxes</a> \
+         <a href=\"/ui/live\">Live</a>{logout}</nav>{body}</body></html>",
         esc(title)
     );
     response(StatusCode::OK, "text/html; charset=utf-8", html)
@@ -242,6 +243,7 @@ impl Dashboard {
             (Method::GET, "/ui/export") => self.export(&query).await,
             (Method::GET, "/ui/analyses") => self.analyses(&viewer).await,
             (Method::GET, "/ui/live") => live_page(&viewer),
+            (Method::GET, "/ui/sandboxes") => sandboxes(gw, &viewer).await,
             (Method::GET, "/ui/events") => events(gw),
             (Method::GET, p) if p.starts_with("/ui/findings/") => {
                 self.finding(&viewer, &p["/ui/findings/".len()..]).await
@@ -724,6 +726,103 @@ async fn read_form(request: HttpRequest) -> Option<HashMap<String, String>> {
     let limited = http_body_util::Limited::new(request.into_body(), MAX_FORM);
     let bytes = limited.collect().await.ok()?.to_bytes();
     Some(pairs(std::str::from_utf8(&bytes).ok()?))
+}
+
+/// A tool call to a child, straight (no lane: the dashboard only reads).
+async fn child_call(
+    child: &crate::child::Child,
+    tool: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let params = rmcp::model::CallToolRequestParams::new(tool.to_string())
+        .with_arguments(args.as_object().cloned().unwrap_or_default());
+    use crate::child::CallError;
+    let r = child.call(params, None).await.map_err(|e| match e {
+        CallError::Unavailable(m) | CallError::Failed(m) => m,
+        CallError::Timeout(t) => format!("{tool} timed out after {} s", t.as_secs()),
+    })?;
+    if r.is_error == Some(true) {
+        let text: Vec<String> = r
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        return Err(text.join(" "));
+    }
+    Ok(r.structured_content.unwrap_or_default())
+}
+
+/// The sandboxes of every sandbox-runner child: state, limits, use, what was refused.
+async fn sandboxes(gw: &Gateway, viewer: &Viewer) -> HttpResponse {
+    let mut b = String::from("<h1>Sandboxes</h1>");
+    let runners: Vec<_> = gw
+        .children()
+        .iter()
+        .filter(|c| c.spec.kind == crate::config::Kind::Sandbox)
+        .collect();
+    if runners.is_empty() {
+        b.push_str("<p>No sandbox-runner among the servers.</p>");
+    }
+    let mib = |v: &serde_json::Value| {
+        v.as_u64().map_or_else(
+            || "-".to_string(),
+            |n| format!("{:.1} MiB", n as f64 / 1048576.0),
+        )
+    };
+    for runner in runners {
+        let _ = write!(b, "<h2>{}</h2>", esc(&runner.spec.name));
+        let listed = match child_call(runner, "list", serde_json::json!({})).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = write!(b, "<p class=\"error\">{}</p>", esc(&e));
+                continue;
+            }
+        };
+        b.push_str(
+            "<table id=\"sandboxes\"><tr><th>sandbox</th><th>state</th><th>profile</th>\
+             <th>game pid</th><th>memory (limit)</th><th>tasks (limit)</th><th>cpus</th>\
+             <th>cpu time</th><th>refused system calls</th></tr>",
+        );
+        for s in listed["sandboxes"].as_array().into_iter().flatten() {
+            let id = s["sandbox_id"].as_str().unwrap_or("");
+            let st = child_call(runner, "status", serde_json::json!({"sandbox_id": id}))
+                .await
+                .unwrap_or_default();
+            let refused: Vec<String> = st["report"]["seccomp_violations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    format!(
+                        "{} ({})",
+                        v["syscall"].as_str().unwrap_or("?"),
+                        v["action"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} ({})</td>\
+                 <td>{}</td><td>{} ms</td><td>{} {}</td></tr>",
+                esc(id),
+                esc(s["state"].as_str().unwrap_or("")),
+                esc(s["profile"].as_str().unwrap_or("")),
+                s["game_pid"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_string(), |p| p.to_string()),
+                mib(&st["usage"]["memory_bytes"]),
+                mib(&st["limits"]["memory_bytes"]),
+                st["usage"]["tasks"],
+                st["limits"]["pids"],
+                st["limits"]["cpus"],
+                st["usage"]["cpu_usage_ms"],
+                st["events"]["seccomp_violations"],
+                esc(&refused.join(", "))
+            );
+        }
+        b.push_str("</table>");
+    }
+    page("Sandboxes", viewer, &b)
 }
 
 fn live_page(viewer: &Viewer) -> HttpResponse {

@@ -328,3 +328,65 @@ async fn a_sandboxed_static_server_reads_the_quarantine_only() -> TestResult {
     assert!(e.contains("outside the allowed roots"), "{e}");
     Ok(())
 }
+
+/// The dashboard's sandboxes page (auth off: a loopback browser) shows a running sandbox
+/// with its profile, limits and use, as sandbox-runner's `status` gives them.
+#[tokio::test]
+async fn the_dashboard_lists_running_sandboxes() -> TestResult {
+    if !root_with_cgroups() {
+        return Ok(());
+    }
+    use rmcp::ServiceExt;
+    let dir = tmp("coord-dashboard-sandboxes")?;
+    let config = server_with_args(
+        "sandbox",
+        sibling("sandbox-runner")?.display(),
+        &["mcp", "--allow-launch", "--root", "/tmp"],
+    );
+    let cfg = write_config(&dir, "c.toml", &config)?;
+    let port = common::free_port()?;
+    let _coordinator = common::spawn_listening(
+        tokio::process::Command::new(common::COORDINATOR)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--http", &format!("127.0.0.1:{port}"), "--dashboard"]),
+        port,
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        "the coordinator",
+    )
+    .await?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mcp = ()
+        .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
+            format!("{base}/"),
+        ))
+        .await?;
+    let launched = ok(
+        &mcp,
+        "sandbox__launch",
+        json!({"profile": "strict", "program": "/bin/sleep", "args": ["30"]}),
+    )
+    .await;
+    let id = launched["sandbox_id"]
+        .as_str()
+        .ok_or("no sandbox id")?
+        .to_string();
+    let status = ok(&mcp, "sandbox__status", json!({"sandbox_id": id})).await;
+    let page = reqwest::get(format!("{base}/ui/sandboxes"))
+        .await?
+        .text()
+        .await?;
+    let limit_mib = status["limits"]["memory_bytes"].as_u64().unwrap_or(0) as f64 / 1048576.0;
+    let row = format!("<tr><td>{id}</td><td>running</td><td>strict</td>");
+    assert!(page.contains(&row), "{page}");
+    assert!(page.contains(&format!("({limit_mib:.1} MiB)")), "{page}");
+    assert!(
+        page.contains(&format!("({})</td>", status["limits"]["pids"])),
+        "{page}"
+    );
+    ok(&mcp, "sandbox__stop", json!({"sandbox_id": id})).await;
+    Ok(())
+}
