@@ -48,6 +48,9 @@ section "streamable HTTP and stdio proxying (mcp-coordinator)"
 run bash scripts/bench-proxy.sh
 section "priority lanes and reports (mcp-coordinator)"
 run cargo bench -p mcp-coordinator --bench orchestration_bench
+section "the dashboard's findings page over 10,000 findings (server and browser)"
+cargo build --release -p mcp-coordinator --quiet
+run .venv/bin/python scripts/bench-dashboard.py target/release
 section "scans over 1 GiB (mcp-memory)"
 run cargo bench -p mcp-memory --bench memory_bench
 section "sandbox start-up (sandbox-runner)"
@@ -61,5 +64,5 @@ run .venv/bin/python scripts/bench-wine32.py target/release
 
 echo
 echo "== ratios (ours / peer unless said) =="
-grep -iE "ratio|the raw copy rate|first scan \+|faster|its wait in one queue" "$log" || true
+grep -iE "ratio|the raw copy rate|first scan \+|faster|its wait in one queue|findings page" "$log" || true
 echo "(whole log: $log)"

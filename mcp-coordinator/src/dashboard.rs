@@ -54,6 +54,9 @@ struct Session {
 pub struct Dashboard {
     store: Arc<Store>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// With --redis-url, sessions are kept there too, so that every coordinator behind one
+    /// address knows them.
+    redis: Option<Arc<crate::shared::SharedRedis>>,
     /// Behind TLS (`--ui-secure-cookie`, or a proxy saying `X-Forwarded-Proto: https`): the
     /// cookie is marked Secure.
     secure: bool,
@@ -142,34 +145,49 @@ impl Dashboard {
         Self {
             store,
             sessions: Mutex::default(),
+            redis: None,
             secure,
         }
+    }
+
+    /// Sessions also in this Redis, shared with the other coordinators using it.
+    pub fn with_redis(mut self, redis: Option<Arc<crate::shared::SharedRedis>>) -> Self {
+        self.redis = redis;
+        self
+    }
+
+    fn redis_key(id: &str) -> String {
+        format!("mcp:ui:session:{id}")
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The session a request's cookie names, if it is live.
-    fn viewer(&self, request: &HttpRequest) -> Option<Viewer> {
-        let id = request
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                c.trim()
-                    .strip_prefix(&format!("{COOKIE_NAME}="))
-                    .map(str::to_string)
-            })?;
-        let mut sessions = self.sessions();
-        let now = Instant::now();
-        sessions.retain(|_, s| s.expires > now);
-        let s = sessions.get(&id)?;
+    /// The session a request's cookie names, if it is live: this process's, else one
+    /// another coordinator keeps in the shared Redis.
+    async fn viewer(&self, request: &HttpRequest) -> Option<Viewer> {
+        let id = cookie_value(request, COOKIE_NAME)?;
+        {
+            let mut sessions = self.sessions();
+            let now = Instant::now();
+            sessions.retain(|_, s| s.expires > now);
+            if let Some(s) = sessions.get(&id) {
+                return Some(Viewer {
+                    client: s.client.clone(),
+                    csrf: s.csrf.clone(),
+                });
+            }
+        }
+        let redis = self.redis.as_ref()?;
+        let cmd = redis::cmd("GET").arg(Self::redis_key(&id)).to_owned();
+        let text = redis
+            .query::<Option<String>>("ui session GET", &cmd)
+            .await??;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         Some(Viewer {
-            client: s.client.clone(),
-            csrf: s.csrf.clone(),
+            client: v["client"].as_str()?.to_string(),
+            csrf: v["csrf"].as_str()?.to_string(),
         })
     }
 
@@ -220,7 +238,7 @@ impl Dashboard {
             if path == "/ui/login" {
                 return self.login(gw, &method, request).await;
             }
-            match self.viewer(&request) {
+            match self.viewer(&request).await {
                 Some(v) => v,
                 None => return redirect("/ui/login"),
             }
@@ -337,6 +355,17 @@ impl Dashboard {
                 "no randomness",
             );
         }
+        if let Some(redis) = &self.redis {
+            let value = serde_json::json!({"client": client, "csrf": csrf}).to_string();
+            let cmd = redis::cmd("SET")
+                .arg(Self::redis_key(&id))
+                .arg(value)
+                .arg("EX")
+                .arg(SESSION.as_secs())
+                .to_owned();
+            // Redis down: the session holds on this coordinator only.
+            let _: Option<()> = redis.query("ui session SET", &cmd).await;
+        }
         self.sessions().insert(
             id.clone(),
             Session {
@@ -372,6 +401,10 @@ impl Dashboard {
         }
         if let Some(id) = cookie_id {
             self.sessions().remove(&id);
+            if let Some(redis) = &self.redis {
+                let cmd = redis::cmd("DEL").arg(Self::redis_key(&id)).to_owned();
+                let _: Option<u64> = redis.query("ui session DEL", &cmd).await;
+            }
         }
         let mut r = redirect("/ui/login");
         if let Ok(v) = HeaderValue::from_str(&expired) {

@@ -291,10 +291,9 @@ async fn main() -> std::process::ExitCode {
         Some(Ok(g)) => {
             let g = g.with_lanes(lanes.clone());
             Some(Arc::new(if cli.dashboard {
-                g.with_dashboard(Arc::new(Dashboard::new(
-                    store.clone(),
-                    cli.ui_secure_cookie,
-                )))
+                g.with_dashboard(Arc::new(
+                    Dashboard::new(store.clone(), cli.ui_secure_cookie).with_redis(shared.clone()),
+                ))
             } else {
                 g
             }))
