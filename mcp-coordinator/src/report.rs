@@ -125,6 +125,31 @@ fn model(findings: &[Finding]) -> Model<'_> {
                 });
             }
         }
+        // Decoded messages (d2_decode) with times: how many in each second.
+        if let Some(items) = data.get("items").and_then(Value::as_array) {
+            let times: Vec<f64> = items
+                .iter()
+                .filter_map(|i| {
+                    i.get("id")?;
+                    i["time"].as_f64()
+                })
+                .collect();
+            if let Some(first) = times.iter().copied().reduce(f64::min) {
+                let mut per_second: BTreeMap<u64, f64> = BTreeMap::new();
+                for t in &times {
+                    *per_second.entry((t - first) as u64).or_default() += 1.0;
+                }
+                let last = per_second.keys().next_back().copied().unwrap_or(0);
+                m.charts.push(Series {
+                    title: "Messages per second".into(),
+                    from: f.id.clone(),
+                    points: (0..=last.min(600))
+                        .map(|s| (format!("{s} s"), per_second.get(&s).copied().unwrap_or(0.0)))
+                        .collect(),
+                    bars: true,
+                });
+            }
+        }
         if let Some(changes) = data.get("changes").and_then(Value::as_array) {
             let points: Vec<(String, f64)> = changes
                 .iter()
@@ -682,7 +707,14 @@ mod tests {
             json!({"address": "0x1000", "value_type": "u32",
                    "changes": [{"t_ms": 0, "value": 300}, {"t_ms": 500, "value": 250}]}),
         );
-        let findings = [character, stats, watch];
+        let decoded = finding(
+            "f-4",
+            Some("d2_decode"),
+            "network__d2_decode",
+            json!({"items": [{"id": "0x95", "time": 100.2}, {"id": "0x95", "time": 100.7},
+                             {"id": "0x15", "time": 102.1}]}),
+        );
+        let findings = [character, stats, watch, decoded];
         let input = Input {
             title: "Report <x>",
             generated: "now",
@@ -702,8 +734,12 @@ mod tests {
             h.contains("<h2>Messages per id</h2><p class=\"from\">From <a href=\"#f-2\">f-2</a>")
         );
         assert!(h.contains("<tr id=\"f-1\">") && h.contains("process"));
-        // The traffic chart, the watched value's line and the graph.
-        assert_eq!(h.matches("<svg").count(), 3);
+        // The traffic charts (per id, per second), the watched value's line and the graph.
+        assert_eq!(h.matches("<svg").count(), 4);
+        assert!(
+            h.contains("<title>0 s: 2</title>") && h.contains("<title>1 s: 1</title>"),
+            "{h}"
+        );
         assert!(h.contains(
             "<h2>u32 at 0x1000 over time (ms)</h2><p class=\"from\">From <a href=\"#f-3\">f-3</a>"
         ));

@@ -132,6 +132,11 @@ async def in_browser(browser, base, mcp, analysis, evil_id):
     assert await page.locator("#graph svg a").count() == 2
     assert await page.eval_on_selector("h1", "h => h.textContent") == EVIL
 
+    # Sandboxes: none here (no sandbox-runner among the servers; tests/sandboxed.rs has one).
+    await page.goto(base + "/ui/sandboxes")
+    assert "No sandbox-runner among the servers." in await page.content()
+    await page.screenshot(path=os.path.join(SHOTS, "sandboxes.png"), full_page=True)
+
     # Live: a call made now shows up without a reload.
     await page.goto(base + "/ui/live")
     await page.wait_for_timeout(300)
