@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{COORDINATOR, TEST_CHILD, free_port, spawn_listening, tmp};
+use common::{TEST_CHILD, http_coordinator, tmp};
 use mcp_testkit::*;
 use rmcp::ServiceExt;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -87,25 +87,20 @@ async fn log_in_look_around_and_sign_out() -> TestResult {
         format!("[[clients]]\nname = \"alice\"\ntoken = \"{TOKEN}\"\n"),
     )?;
     let audit = dir.join("audit.jsonl");
-    let port = free_port()?;
-    let _coordinator = spawn_listening(
-        tokio::process::Command::new(COORDINATOR)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--http", &format!("127.0.0.1:{port}"), "--dashboard"])
-            .arg("--auth-tokens")
-            .arg(&tokens)
-            .arg("--audit-log")
-            .arg(&audit),
-        port,
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        "the coordinator",
+    let tokens = tokens.display().to_string();
+    let audit = audit.display().to_string();
+    let (_coordinator, base) = http_coordinator(
+        &dir,
+        &cfg,
+        &[
+            "--dashboard",
+            "--auth-tokens",
+            &tokens,
+            "--audit-log",
+            &audit,
+        ],
     )
     .await?;
-    let base = format!("http://127.0.0.1:{port}");
 
     // No session: to the login, with the headers.
     let (status, h, _) = get(&base, "/ui/", None).await?;

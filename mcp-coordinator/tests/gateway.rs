@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{COORDINATOR, TEST_CHILD, free_port, server_entry, spawn_listening, tmp};
+use common::{COORDINATOR, TEST_CHILD, free_port, server_entry, tmp};
 use mcp_common::bytes::to_hex;
 use mcp_testkit::*;
 use rmcp::ServiceExt;
@@ -34,22 +34,7 @@ async fn coordinator(
     cfg: &Path,
     extra: &[&str],
 ) -> Result<(tokio::process::Child, String), Error> {
-    let port = free_port()?;
-    let child = spawn_listening(
-        tokio::process::Command::new(COORDINATOR)
-            .arg("--config")
-            .arg(cfg)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--http", &format!("127.0.0.1:{port}")])
-            .args(extra),
-        port,
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        "the coordinator",
-    )
-    .await?;
-    Ok((child, format!("http://127.0.0.1:{port}")))
+    common::http_coordinator(dir, cfg, extra).await
 }
 
 /// An MCP client over streamable HTTP, with a bearer token if given.

@@ -83,14 +83,16 @@ async fn child_resources_are_listed_and_read_as_the_child_gives_them() -> TestRe
     let mut direct_t = child.list_all_resource_templates().await?;
     direct_t.extend(d2.list_all_resource_templates().await?);
     let through_t = c.list_all_resource_templates().await?;
+    // The coordinator's own: findings and reports.
+    let own_templates = ["findings://{id}", "report://{id}"];
     let own: Vec<_> = through_t
         .iter()
-        .filter(|t| t.uri_template == "findings://{id}")
+        .filter(|t| own_templates.contains(&t.uri_template.as_str()))
         .collect();
-    assert_eq!(own.len(), 1, "{through_t:?}");
+    assert_eq!(own.len(), 2, "{through_t:?}");
     let children_t: Vec<_> = through_t
         .iter()
-        .filter(|t| t.uri_template != "findings://{id}")
+        .filter(|t| !own_templates.contains(&t.uri_template.as_str()))
         .cloned()
         .collect();
     assert_eq!(

@@ -344,21 +344,7 @@ async fn the_dashboard_lists_running_sandboxes() -> TestResult {
         &["mcp", "--allow-launch", "--root", "/tmp"],
     );
     let cfg = write_config(&dir, "c.toml", &config)?;
-    let port = common::free_port()?;
-    let _coordinator = common::spawn_listening(
-        tokio::process::Command::new(common::COORDINATOR)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--http", &format!("127.0.0.1:{port}"), "--dashboard"]),
-        port,
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        "the coordinator",
-    )
-    .await?;
-    let base = format!("http://127.0.0.1:{port}");
+    let (_coordinator, base) = common::http_coordinator(&dir, &cfg, &["--dashboard"]).await?;
     let mcp = ()
         .serve(rmcp::transport::StreamableHttpClientTransport::from_uri(
             format!("{base}/"),

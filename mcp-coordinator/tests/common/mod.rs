@@ -137,3 +137,29 @@ pub fn server_entry<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_
         .and_then(|s| s.iter().find(|x| x["name"] == name))
         .unwrap_or(&serde_json::Value::Null)
 }
+
+/// The coordinator over HTTP with `cfg`, its data under `dir/data` and these extra flags,
+/// listening when this returns: the process (killed when dropped) and its base URL.
+#[allow(dead_code)]
+pub async fn http_coordinator(
+    dir: &Path,
+    cfg: &Path,
+    extra: &[&str],
+) -> Result<(tokio::process::Child, String), Error> {
+    let port = free_port()?;
+    let child = spawn_listening(
+        tokio::process::Command::new(COORDINATOR)
+            .arg("--config")
+            .arg(cfg)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--http", &format!("127.0.0.1:{port}")])
+            .args(extra),
+        port,
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        "the coordinator",
+    )
+    .await?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
