@@ -52,8 +52,8 @@ struct Cli {
     /// each backup; findings_get still finds them (0: never).
     #[arg(long, value_name = "D", default_value_t = 0.0)]
     archive_after_days: f64,
-    /// quarantine_add takes files only from under these directories (repeatable; default:
-    /// the working directory). The quarantine itself is DIR/quarantine of --data-dir.
+    /// quarantine_add takes files only from under these directories (repeatable; without
+    /// it, from nowhere). The quarantine itself is DIR/quarantine of --data-dir.
     #[arg(long, value_name = "DIR")]
     quarantine_from: Vec<PathBuf>,
     /// Also keep findings in Dgraph at this HTTP endpoint (http://HOST:8080): recorded
@@ -258,16 +258,21 @@ async fn main() -> std::process::ExitCode {
         Some(redis) => Results::Redis(RedisCache::new(redis.clone())),
     };
     let cache = Arc::new(cache);
-    let quarantine = match Roots::new(&cli.quarantine_from)
-        .map_err(|e| e.replace("--root", "--quarantine-from"))
-        .and_then(|from| Quarantine::open(&data_dir.join("quarantine"), from))
-    {
-        Ok(q) => Arc::new(q),
-        Err(e) => {
-            tracing::error!("{e}");
-            return std::process::ExitCode::from(2);
-        }
+    let from = if cli.quarantine_from.is_empty() {
+        Ok(None)
+    } else {
+        Roots::new(&cli.quarantine_from)
+            .map(Some)
+            .map_err(|e| e.replace("--root", "--quarantine-from"))
     };
+    let quarantine =
+        match from.and_then(|from| Quarantine::open(&data_dir.join("quarantine"), from)) {
+            Ok(q) => Arc::new(q),
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
     let hosts = Arc::new(Hosts::default());
     let children: Vec<Arc<Child>> = config
         .children

@@ -41,8 +41,8 @@ pub struct Entry {
 
 pub struct Quarantine {
     dir: PathBuf,
-    /// Where files may be added from.
-    from: Roots,
+    /// Where files may be added from (`None`: nowhere, until --quarantine-from is given).
+    from: Option<Roots>,
     incoming: AtomicU64,
 }
 
@@ -54,8 +54,9 @@ pub fn is_sha256(s: &str) -> bool {
 }
 
 impl Quarantine {
-    /// Opens (creating) `dir`; files are taken in only from under `from`.
-    pub fn open(dir: &Path, from: Roots) -> Result<Self, String> {
+    /// Opens (creating) `dir`; files are taken in only from under `from` (with `None`,
+    /// from nowhere: the coordinator's working directory is a host's choice, often `/`).
+    pub fn open(dir: &Path, from: Option<Roots>) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the quarantine {}: {e}", dir.display()))?;
         Ok(Self {
@@ -90,7 +91,15 @@ impl Quarantine {
     /// Copies the file at `path` (argument `path`, under the allowed roots) in, hashing it
     /// on the way; returns its entry and whether it was new.
     pub fn add(&self, path: &str, who: &str) -> Result<(Entry, bool), ToolError> {
-        let canon = self.from.resolve_file("path", path)?;
+        let Some(from) = &self.from else {
+            return Err(ToolError::invalid(
+                "path",
+                format!("{path:?}"),
+                "quarantine_add takes no file yet: start the coordinator with \
+                 --quarantine-from DIR (the directories files may be taken from)",
+            ));
+        };
+        let canon = from.resolve_file("path", path)?;
         let shown = canon.display().to_string();
         let mut src = std::fs::File::open(&canon).map_err(|e| {
             ToolError::invalid("path", format!("{path:?}"), format!("cannot open: {e}"))
@@ -308,7 +317,7 @@ mod tests {
         }
         let q = Quarantine::open(
             &dir.path().join("q"),
-            Roots::new(std::slice::from_ref(&src))?,
+            Some(Roots::new(std::slice::from_ref(&src))?),
         )?;
         let err = |e: ToolError| e.to_string();
         let a = src.join("a.bin").display().to_string();

@@ -866,8 +866,12 @@ pub struct ImportArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ArchiveArgs {
     /// Findings recorded longer ago than this many days move (0: all of them).
+    #[schemars(range(min = 0.0, max = MAX_AGE_DAYS))]
     pub older_than_days: f64,
 }
+
+/// The oldest age findings_archive takes, in days (a century).
+const MAX_AGE_DAYS: f64 = 36_500.0;
 
 /// The refusal of an export name that is not a plain file name.
 fn check_export_name(name: &str) -> Result<(), ToolError> {
@@ -1492,11 +1496,11 @@ impl Coordinator {
         &self,
         Parameters(a): Parameters<ArchiveArgs>,
     ) -> Result<Json<Imported>, ToolError> {
-        if !(a.older_than_days.is_finite() && a.older_than_days >= 0.0) {
+        if !(0.0..=MAX_AGE_DAYS).contains(&a.older_than_days) {
             return Err(ToolError::invalid(
                 "older_than_days",
                 a.older_than_days,
-                "accepted: a number of days, 0 or more",
+                format!("accepted: 0 to {MAX_AGE_DAYS} days"),
             ));
         }
         let age = a.older_than_days * 86_400.0;
@@ -1529,6 +1533,15 @@ impl Coordinator {
             ],
             false,
         )?;
+        if let Some(ids) = &a.finding_ids
+            && (ids.is_empty() || ids.len() > MAX_REPORTED)
+        {
+            return Err(ToolError::invalid(
+                "finding_ids",
+                format!("{} ids", ids.len()),
+                format!("accepted: 1 to {MAX_REPORTED} finding ids"),
+            ));
+        }
         let format = a.format.unwrap_or(crate::report::Format::Html);
         self.in_low_lane(move |s| {
             let (title, findings, links) = match (&a.analysis_id, &a.finding_ids) {
