@@ -423,13 +423,16 @@ impl Dashboard {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
+            let names: Vec<String> = c.tools().iter().map(|t| esc(&t.name)).collect();
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td class=\"state-{state}\">{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"state-{state}\">{state}</td><td>{}</td><td>{}</td>\
+                 <td><details><summary>{}</summary>{}</details></td><td>{}</td></tr>",
                 esc(&s.name),
                 s.restarts,
                 s.calls,
                 s.tools,
+                names.join(", "),
                 esc(s.last_error.as_deref().unwrap_or(""))
             );
         }
