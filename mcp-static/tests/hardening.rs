@@ -93,27 +93,43 @@ fn post_init(port: u16, origin: Option<&str>) -> Result<(u16, String), Error> {
 #[tokio::test]
 async fn a_foreign_origin_is_refused_over_http() -> TestResult {
     let dir = TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "hardening-origin")?;
-    let port = free_port()?;
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-static"))
-        .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
-        .arg(dir.path())
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if let Some(status) = server.try_wait()? {
-            return Err(format!("mcp-static --http exited: {status}").into());
+    // A port picked free can be taken again before the server binds it (by a process an
+    // earlier test left closing): then the server exits and another port is tried.
+    let mut started = None;
+    for _ in 0..3 {
+        let port = free_port()?;
+        let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-static"))
+            .args(["--http", &format!("127.0.0.1:{port}"), "--root"])
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut exited = false;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if server.try_wait()?.is_some() {
+                exited = true;
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("mcp-static --http never listened".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() > deadline {
-            return Err("mcp-static --http never listened".into());
+        // What answered must be this server.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !exited && server.try_wait()?.is_none() {
+            started = Some((server, port));
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let Some((mut server, port)) = started else {
+        return Err("mcp-static --http exited three times (its ports were taken)".into());
+    };
 
     let ask = |origin: Option<String>| {
         tokio::task::spawn_blocking(move || post_init(port, origin.as_deref()))
