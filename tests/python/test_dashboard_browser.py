@@ -90,15 +90,17 @@ async def in_browser(browser, base, mcp, analysis, evil_id):
     assert page.url.endswith("/ui/login"), page.url
     await page.screenshot(path=os.path.join(SHOTS, "login.png"))
     await page.fill("input[name=token]", "not-the-token")
-    await page.click("button[type=submit]")
+    async with page.expect_navigation():
+        await page.click("button[type=submit]")
     assert "not one this coordinator accepts" in await page.content()
     await page.fill("input[name=token]", TOKEN)
-    await page.click("button[type=submit]")
-    assert page.url.endswith("/ui/"), page.url
+    async with page.expect_navigation(url="**/ui/"):
+        await page.click("button[type=submit]")
+    await page.wait_for_load_state("load")
 
     # Overview: each server's calls as servers_status counts them (read after the page, so
     # the call that reads them is not counted on the page).
-    await page.reload()
+    await page.goto(base + "/ui/")
     await page.screenshot(path=os.path.join(SHOTS, "overview.png"), full_page=True)
     rows = await page.eval_on_selector_all(
         "#servers tr", "rs => rs.slice(1).map(r => [...r.cells].map(c => c.textContent))")
@@ -110,7 +112,8 @@ async def in_browser(browser, base, mcp, analysis, evil_id):
     # Analyses: the character sheet says what analyze_character answered.
     await page.goto(base + "/ui/analyses")
     await page.screenshot(path=os.path.join(SHOTS, "analyses.png"), full_page=True)
-    await page.click(f"a[href='/ui/analyses/{analysis['analysis_id']}']")
+    async with page.expect_navigation():
+        await page.click(f"a[href='/ui/analyses/{analysis['analysis_id']}']")
     await page.screenshot(path=os.path.join(SHOTS, "analysis.png"), full_page=True)
     sheet = dict(await page.eval_on_selector_all(
         "#sheet tr",
@@ -148,8 +151,8 @@ async def in_browser(browser, base, mcp, analysis, evil_id):
 
     # Sign out: back to the login, and the pages with it.
     await page.goto(base + "/ui/")
-    await page.click("form.logout button")
-    assert page.url.endswith("/ui/login"), page.url
+    async with page.expect_navigation(url="**/ui/login"):
+        await page.click("form.logout button")
     await page.goto(base + "/ui/analyses")
     assert page.url.endswith("/ui/login"), page.url
     assert not problems, problems
