@@ -13,7 +13,7 @@
 
 use crate::findings::{Finding, Link, Query, Store};
 use crate::gateway::Gateway;
-use crate::report::escape_html as esc;
+use crate::report::{escape_html as esc, time};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame};
 use hyper::header::{
@@ -191,17 +191,17 @@ impl Dashboard {
         })
     }
 
-    /// The session cookie; Secure when the browser came over TLS.
-    fn cookie(&self, request: &HttpRequest, value: &str, max_age: u64) -> String {
-        self.named_cookie(request, COOKIE_NAME, value, max_age)
-    }
-
-    fn named_cookie(&self, request: &HttpRequest, name: &str, value: &str, max_age: u64) -> String {
-        let tls = self.secure
+    /// Whether the browser came over TLS (then cookies are marked Secure).
+    fn tls(&self, request: &HttpRequest) -> bool {
+        self.secure
             || request
                 .headers()
                 .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+    }
+
+    /// A cookie of the dashboard's (`Path=/ui`, HttpOnly, SameSite=Strict).
+    fn cookie(tls: bool, name: &str, value: &str, max_age: u64) -> String {
         format!(
             "{name}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
             if tls { "; Secure" } else { "" }
@@ -291,24 +291,28 @@ impl Dashboard {
                 esc(token)
             )
         };
-        let fresh_form = |status: StatusCode, message: &str, request: &HttpRequest| {
+        let tls = self.tls(&request);
+        // The form with a new token (200 also after a failed sign-in: a browser logs any 4xx
+        // page as an error).
+        let fresh_form = |message: &str| {
             let token = random_hex();
-            let mut r = response(status, "text/html; charset=utf-8", form(message, &token));
-            let cookie = self.named_cookie(request, LOGIN_COOKIE, &token, 600);
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
+            let mut r = response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                form(message, &token),
+            );
+            if let Ok(v) = HeaderValue::from_str(&Self::cookie(tls, LOGIN_COOKIE, &token, 600)) {
                 r.headers_mut().insert(SET_COOKIE, v);
             }
             r
         };
         if method == Method::GET {
-            return fresh_form(StatusCode::OK, "", &request);
+            return fresh_form("");
         }
         if method != Method::POST {
             return response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET or POST");
         }
         let expected = cookie_value(&request, LOGIN_COOKIE);
-        let set_cookie = self.cookie(&request, "{id}", SESSION.as_secs());
-        let retry = fresh_form(StatusCode::UNAUTHORIZED, "", &request);
         let Some(body) = read_form(request).await else {
             return response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -330,22 +334,7 @@ impl Dashboard {
         let token = body.get("token").map(String::as_str).unwrap_or("").trim();
         let client = match gw.client_of_token(token) {
             Ok(c) => c,
-            Err((_, message)) => {
-                // The same page again, with the reason and a new form token.
-                let (mut parts, _) = retry.into_parts();
-                let new_token = parts
-                    .headers
-                    .get(SET_COOKIE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|c| c.split(';').next())
-                    .and_then(|c| c.split_once('='))
-                    .map(|(_, v)| v.to_string())
-                    .unwrap_or_default();
-                let body = Full::new(Bytes::from(form(&message, &new_token))).boxed();
-                // 200, the form again with the reason: a browser logs any 4xx page as an error.
-                parts.status = StatusCode::OK;
-                return hyper::Response::from_parts(parts, body);
-            }
+            Err((_, message)) => return fresh_form(&message),
         };
         let (id, csrf) = (random_hex(), random_hex());
         if id.is_empty() || csrf.is_empty() {
@@ -375,7 +364,9 @@ impl Dashboard {
             },
         );
         let mut r = redirect("/ui/");
-        if let Ok(v) = HeaderValue::from_str(&set_cookie.replace("{id}", &id)) {
+        if let Ok(v) =
+            HeaderValue::from_str(&Self::cookie(tls, COOKIE_NAME, &id, SESSION.as_secs()))
+        {
             r.headers_mut().insert(SET_COOKIE, v);
         }
         r
@@ -383,7 +374,7 @@ impl Dashboard {
 
     async fn logout(&self, viewer: &Viewer, request: HttpRequest) -> HttpResponse {
         let cookie_id = cookie_value(&request, COOKIE_NAME);
-        let expired = self.cookie(&request, "", 0);
+        let expired = Self::cookie(self.tls(&request), COOKIE_NAME, "", 0);
         let Some(body) = read_form(request).await else {
             return response(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -736,13 +727,6 @@ fn search(params: &HashMap<String, String>) -> Query {
         tool: given("tool"),
         since: given("since").and_then(|s| s.parse().ok()),
     }
-}
-
-fn time(t: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((t * 1000.0) as i64).map_or_else(
-        || t.to_string(),
-        |d| d.format("%Y-%m-%d %H:%M:%S").to_string(),
-    )
 }
 
 /// The value of the cookie `name` a request carries.

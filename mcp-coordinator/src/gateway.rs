@@ -418,7 +418,8 @@ impl Gateway {
         let Some((path, _)) = &self.audit else {
             return Vec::new();
         };
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Only the end of the file: the log grows with every call.
+        let text = tail(path, AUDIT_TAIL_BYTES);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..]
             .iter()
@@ -851,6 +852,28 @@ impl mcp_common::serve::Gateway for Gateway {
             self.count(&client, r.status());
             r
         })
+    }
+}
+
+/// How much of the audit log's end the dashboard reads (20 lines are about 4 KB).
+const AUDIT_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `bytes` of a file as text, from its first whole line (empty when unreadable).
+fn tail(path: &Path, bytes: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(bytes);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    match (start > 0, text.find('\n')) {
+        (true, Some(nl)) => text[nl + 1..].to_string(),
+        _ => text.into_owned(),
     }
 }
 

@@ -237,11 +237,13 @@ pub fn file_type(head: &[u8]) -> String {
     if let Some(pe) = pe_type(head) {
         return pe;
     }
-    let Ok(magic) = serde_json::from_str::<Magic>(MAGIC) else {
-        return "data".into();
-    };
-    magic
-        .types
+    // The table, parsed once.
+    static TABLE: std::sync::LazyLock<Vec<MagicType>> = std::sync::LazyLock::new(|| {
+        serde_json::from_str::<Magic>(MAGIC)
+            .map(|m| m.types)
+            .unwrap_or_default()
+    });
+    TABLE
         .iter()
         .find(|t| {
             let want: Option<Vec<u8>> = (0..t.hex.len())

@@ -538,7 +538,8 @@ fn cite_html(ids: &[&str]) -> String {
         .join(", ")
 }
 
-fn time(t: f64) -> String {
+/// A finding's time (seconds since the epoch) as a person reads it, in UTC.
+pub fn time(t: f64) -> String {
     chrono::DateTime::from_timestamp_millis((t * 1000.0) as i64).map_or_else(
         || t.to_string(),
         |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),

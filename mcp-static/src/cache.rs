@@ -80,10 +80,8 @@ impl BinaryCache {
             .map_err(|e| ParseError(format!("cannot stat {}: {e}", path.display())))?;
         // Checked before `open`: opening a FIFO for reading blocks until a writer comes.
         regular(&meta)?;
-        let mtime = meta.modified().ok();
         if meta.len() <= self.max_file
-            && let Some(hit) =
-                self.lookup(|e| e.path == path && e.len == meta.len() && e.mtime == mtime)
+            && let Some(hit) = self.unchanged(path, &meta)
         {
             return Ok(hit);
         }
@@ -119,6 +117,11 @@ impl BinaryCache {
     /// The binary at `path` when it is cached and unchanged; never reads the file.
     pub fn cached(&self, path: &Path) -> Option<Arc<Binary>> {
         let meta = std::fs::metadata(path).ok()?;
+        self.unchanged(path, &meta)
+    }
+
+    /// The binary kept for `path` if the file still has the size and time `meta` gives.
+    fn unchanged(&self, path: &Path, meta: &std::fs::Metadata) -> Option<Arc<Binary>> {
         let mtime = meta.modified().ok();
         self.lookup(|e| e.path == path && e.len == meta.len() && e.mtime == mtime)
     }
