@@ -5,6 +5,10 @@
 //! perf events and reads their samples; `writers` runs a watch window over every thread of a
 //! process and attributes each hit to its instruction. `tools` puts them on MCP.
 
+pub mod events;
 pub mod perf;
+pub mod summary;
 pub mod tools;
+pub mod trace;
+pub mod wine_debug;
 pub mod writers;

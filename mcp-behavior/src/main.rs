@@ -1,15 +1,20 @@
 //! `mcp-behavior`: what a running program does, as an MCP server (stdio by default).
 
 use clap::Parser;
-use mcp_behavior::tools::BehaviorServer;
+use mcp_behavior::tools::{BehaviorServer, Settings, Traces};
 use mcp_common::serve::{CommonArgs, init_tracing, run};
+use std::sync::Arc;
 
-/// MCP server for behaviour: who writes an address (hardware watchpoints).
+/// MCP server for behaviour: who writes an address (hardware watchpoints), event traces.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// Let trace_start launch programs (`command`); without it only running processes are
+    /// traced (`pid`).
+    #[arg(long)]
+    allow_launch: bool,
 }
 
 // One thread for the protocol: every tool's work runs on the blocking pool.
@@ -17,7 +22,15 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    match run(&cli.common, BehaviorServer::new).await {
+    let settings = Settings {
+        allow_launch: cli.allow_launch,
+    };
+    let traces = Arc::new(Traces::default());
+    match run(&cli.common, move || {
+        BehaviorServer::new(settings.clone(), traces.clone())
+    })
+    .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -1,0 +1,362 @@
+//! Wine's own debug channels as events: `relay` (Win32 calls with their arguments and
+//! results), `loaddll` (modules loaded, with their Windows path and base) and `seh`
+//! (exceptions). Wine writes them to the program's standard error as lines such as
+//!
+//! ```text
+//! 0130:Call KERNEL32.VirtualAlloc(00000000,00001000,00001000,00000040) ret=0040164f
+//! 0130:Ret  KERNEL32.VirtualAlloc() retval=003f0000 ret=0040164f
+//! 0130:trace:loaddll:build_module Loaded L"Z:\\tmp\\a.dll" at 10000000: native
+//! ```
+//!
+//! where `0130` is Wine's thread id. Which calls are relayed is set in the prefix's registry
+//! (`RelayInclude`, `RelayFromExclude`) from schemas/behavior/relay.json.
+
+use crate::events::What;
+use crate::trace::Shared;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+use std::sync::{Arc, OnceLock};
+
+#[derive(Debug, Deserialize)]
+pub struct Relay {
+    pub include: Vec<String>,
+    pub from_exclude: Vec<String>,
+    pub registry: BTreeMap<String, String>,
+}
+
+pub fn relay() -> Result<&'static Relay, String> {
+    static R: OnceLock<Result<Relay, String>> = OnceLock::new();
+    R.get_or_init(|| {
+        serde_json::from_str(include_str!("../../schemas/behavior/relay.json"))
+            .map_err(|e| format!("schemas/behavior/relay.json: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// The `WINEDEBUG` value for the asked kinds: quiet except the channels they need.
+pub fn winedebug(kinds: &[String]) -> Option<String> {
+    let has = |k: &str| kinds.iter().any(|x| x == k);
+    let mut ch = vec!["-all".to_string()];
+    if has("api") || has("registry") {
+        ch.push("+relay".into());
+    }
+    if has("module") {
+        ch.push("+loaddll".into());
+    }
+    if has("exception") {
+        ch.push("+seh".into());
+    }
+    (ch.len() > 1).then(|| ch.join(","))
+}
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    Call {
+        tid: u32,
+        module: String,
+        function: String,
+        args: Vec<String>,
+        caller: Option<u64>,
+    },
+    Ret {
+        tid: u32,
+        function: String,
+        retval: String,
+    },
+    Loaded {
+        tid: u32,
+        path: String,
+        base: u64,
+    },
+    Exception {
+        tid: u32,
+        code: String,
+        address: Option<u64>,
+    },
+}
+
+fn hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// Splits `a,b,L"c,d",e` at the commas outside quotes.
+fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in s.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => {
+                cur.push(c);
+                escaped = true;
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// The text of the first quoted string (`L"..."` or `"..."`), backslash escapes undone.
+fn quoted(s: &str) -> Option<String> {
+    let start = s.find('"')? + 1;
+    let mut out = String::new();
+    let mut chars = s[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return Some(out),
+            _ => out.push(c),
+        }
+    }
+    None
+}
+
+/// Parses one line of Wine's debug output; other lines (the program's own) are None.
+pub fn parse(line: &str) -> Option<Line> {
+    let (tid, rest) = line.split_once(':')?;
+    if tid.len() < 4 || !tid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let tid = hex(tid)? as u32;
+    if let Some(call) = rest.strip_prefix("Call ") {
+        let open = call.find('(')?;
+        let close = call.rfind(')')?;
+        let (module, function) = call[..open].split_once('.')?;
+        if module.contains(' ') {
+            // "Call PE DLL (...)", "Call TLS callback (...)": not API calls.
+            return None;
+        }
+        let caller = call[close..]
+            .split_once("ret=")
+            .and_then(|(_, r)| hex(r.split_whitespace().next().unwrap_or("")));
+        return Some(Line::Call {
+            tid,
+            module: module.to_string(),
+            function: function.to_string(),
+            args: split_args(&call[open + 1..close]),
+            caller,
+        });
+    }
+    if let Some(ret) = rest.strip_prefix("Ret  ") {
+        let open = ret.find('(')?;
+        let (_, function) = ret[..open].split_once('.')?;
+        let retval = ret.split_once("retval=")?.1.split_whitespace().next()?;
+        return Some(Line::Ret {
+            tid,
+            function: function.to_string(),
+            retval: retval.to_string(),
+        });
+    }
+    if rest.starts_with("trace:loaddll:") {
+        let path = quoted(rest)?;
+        let base = rest.split_once(" at ")?.1.split(':').next()?;
+        return Some(Line::Loaded {
+            tid,
+            path,
+            base: hex(base)?,
+        });
+    }
+    if rest.contains(":seh:") && rest.contains("code=") {
+        let field = |k: &str| {
+            rest.split_once(k).map(|(_, v)| {
+                v.chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || *c == 'x')
+                    .collect::<String>()
+            })
+        };
+        return Some(Line::Exception {
+            tid,
+            code: field("code=")?,
+            address: field("addr=").and_then(|a| hex(&a)),
+        });
+    }
+    None
+}
+
+/// Reads a launched Wine program's standard error to its end, turning debug lines into
+/// events (attributed to `pid`, with Wine's thread ids); `api_kinds` says which to keep.
+pub fn follow(
+    sh: &Arc<Shared>,
+    pid: u32,
+    err: impl std::io::Read,
+    want_api: bool,
+    want_registry: bool,
+    want_module: bool,
+    want_exception: bool,
+) {
+    let registry: Vec<(String, String)> = relay()
+        .map(|r| {
+            r.registry
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Calls waiting for their result: per Wine thread, the event's sequence number.
+    let mut open: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
+    let reader = std::io::BufReader::new(err);
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let Some(parsed) = parse(&line) else { continue };
+        match parsed {
+            Line::Call {
+                tid,
+                module,
+                function,
+                args,
+                caller,
+            } => {
+                if want_registry
+                    && let Some((_, op)) = registry.iter().find(|(p, _)| function.starts_with(p))
+                {
+                    let key = args
+                        .iter()
+                        .find_map(|a| quoted(a))
+                        .unwrap_or_else(|| args.first().cloned().unwrap_or_default());
+                    sh.push(
+                        pid,
+                        tid,
+                        What::Registry {
+                            op: registry_op(op),
+                            key,
+                        },
+                    );
+                }
+                if want_api {
+                    let mut st = crate::trace::lock(&sh.store);
+                    let seq = st.events.len() as u64;
+                    let t = sh.t_ms();
+                    st.push(
+                        t,
+                        pid,
+                        tid,
+                        What::Api {
+                            module,
+                            function: function.clone(),
+                            args,
+                            ret: None,
+                            caller,
+                        },
+                    );
+                    open.entry(tid).or_default().push((function, seq));
+                }
+            }
+            Line::Ret {
+                tid,
+                function,
+                retval,
+            } => {
+                let Some(stack) = open.get_mut(&tid) else {
+                    continue;
+                };
+                let Some(i) = stack.iter().rposition(|(f, _)| *f == function) else {
+                    continue;
+                };
+                let (_, seq) = stack.remove(i);
+                let mut st = crate::trace::lock(&sh.store);
+                if let Some(ev) = st.events.get_mut(seq as usize)
+                    && let What::Api { ret, .. } = &mut ev.what
+                {
+                    *ret = Some(retval);
+                }
+            }
+            Line::Loaded { tid, path, base } if want_module => sh.push(
+                pid,
+                tid,
+                What::Module {
+                    path,
+                    base,
+                    sha256: None,
+                },
+            ),
+            Line::Exception { tid, code, address } if want_exception => {
+                sh.push(pid, tid, What::Exception { code, address })
+            }
+            _ => {}
+        }
+    }
+}
+
+fn registry_op(op: &str) -> &'static str {
+    match op {
+        "open" => "open",
+        "create" => "create",
+        "set" => "set",
+        _ => "delete",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_lines_parse() {
+        let c = parse(
+            "0130:Call KERNEL32.VirtualAlloc(00000000,00001000,00001000,00000040) ret=0040164f",
+        );
+        assert_eq!(
+            c,
+            Some(Line::Call {
+                tid: 0x130,
+                module: "KERNEL32".into(),
+                function: "VirtualAlloc".into(),
+                args: vec![
+                    "00000000".into(),
+                    "00001000".into(),
+                    "00001000".into(),
+                    "00000040".into()
+                ],
+                caller: Some(0x40164f),
+            })
+        );
+        let r = parse("0130:Ret  KERNEL32.IsDebuggerPresent() retval=00000000 ret=00401601");
+        assert_eq!(
+            r,
+            Some(Line::Ret {
+                tid: 0x130,
+                function: "IsDebuggerPresent".into(),
+                retval: "00000000".into()
+            })
+        );
+        assert_eq!(
+            parse(
+                r#"0130:trace:loaddll:build_module Loaded L"Z:\\tmp\\dbg32.exe" at 00400000: native"#
+            ),
+            Some(Line::Loaded {
+                tid: 0x130,
+                path: r"Z:\tmp\dbg32.exe".into(),
+                base: 0x400000
+            })
+        );
+        assert_eq!(
+            parse("0130:Call PE DLL (proc=7BC69420,module=7BC00000 L\"ntdll.dll\")"),
+            None
+        );
+        assert_eq!(parse("hello: world"), None);
+        assert_eq!(
+            split_args(r#"80000001,0063fd88 L"Software\\A,B",0"#),
+            vec!["80000001", r#"0063fd88 L"Software\\A,B""#, "0"]
+        );
+        assert_eq!(
+            quoted(r#"0063fd88 L"Software\\Wine""#).as_deref(),
+            Some(r"Software\Wine")
+        );
+    }
+}
