@@ -5,6 +5,7 @@
 //! perf events and reads their samples; `writers` runs a watch window over every thread of a
 //! process and attributes each hit to its instruction. `tools` puts them on MCP.
 
+pub mod detect;
 pub mod events;
 pub mod perf;
 pub mod summary;

@@ -1,6 +1,7 @@
 //! The MCP face of the library: typed arguments, errors that name the bad argument, and
 //! bounded structured answers. The watching itself runs on a blocking thread.
 
+use crate::detect::{self, Detection, Params};
 use crate::events::{Event, KINDS};
 use crate::perf::{Access, ArmError};
 use crate::summary::{self, Summary as BehaviorSummary};
@@ -56,7 +57,7 @@ pub struct BehaviorServer {
 impl BehaviorServer {
     pub fn new(settings: Settings, traces: Arc<Traces>) -> Self {
         Self {
-            tool_router: Self::tool_router() + Self::trace_router(),
+            tool_router: Self::tool_router() + Self::trace_router() + Self::detect_router(),
             traces,
             settings,
         }
@@ -88,21 +89,18 @@ impl Noun for Event {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TraceStartArgs {
-    /// Attach to this running process and its threads (it goes on after trace_stop; every
-    /// system call stops it briefly, as under strace).
+    /// Attach to this process (detached at trace_stop).
     pub pid: Option<u32>,
-    /// Launch this program with its arguments, traced from its first instruction (needs the
-    /// server's --allow-launch; only the calls asked for stop it). A Windows program:
-    /// ["wine", "C:/path/Game.exe"]. It is killed at trace_stop.
+    /// Or launch [program, args...], e.g. ["wine", "Game.exe"] (killed at trace_stop).
     pub command: Option<Vec<String>>,
-    /// Working directory of the launched program.
+    /// The launch's working directory.
     pub cwd: Option<String>,
-    /// Extra environment of the launched program (WINEPREFIX, ...).
+    /// The launch's extra environment (WINEPREFIX...).
     pub env: Option<BTreeMap<String, String>>,
-    /// Event kinds: file, socket, process, module, exec_memory, and for Wine launches api,
-    /// registry, exception (default: all).
+    /// file, socket, process, module, exec_memory; Wine launches also api, registry,
+    /// exception (default all).
     pub kinds: Option<Vec<String>>,
-    /// Events kept (default 200000); later ones are counted as dropped.
+    /// Events kept (default 200000).
     pub max_events: Option<usize>,
 }
 
@@ -111,7 +109,9 @@ pub struct TraceStarted {
     pub trace_id: String,
     /// The traced process (the launched one's pid).
     pub pid: u32,
-    /// seccomp (launched: only traced calls stop) or syscall (attached: every call stops).
+    /// seccomp (launched: only traced calls stop), syscall (attached: every call stops) or
+    /// wine_debug (a Wine launch asking only api/registry/module/exception: not ptraced, so
+    /// Wine's WriteProcessMemory and debug registers keep working).
     pub mode: &'static str,
     pub kinds: Vec<String>,
     /// Wine's debug channels read from the launched program (api, registry, module, ...).
@@ -139,9 +139,9 @@ pub struct TraceIdArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TraceEventsArgs {
     pub trace_id: String,
-    /// Only events of this kind.
+    /// Only this kind.
     pub kind: Option<String>,
-    /// Only events whose JSON contains this text (case-insensitive), e.g. a path or a port.
+    /// Only events containing this text (a path, a port...).
     pub contains: Option<String>,
     #[serde(flatten)]
     pub page: PageArgs,
@@ -205,6 +205,54 @@ impl Summary for SummaryAnswer {
     }
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DetectArgs {
+    /// A trace's events to check.
+    pub trace_id: Option<String>,
+    /// Or action times in ms (a capture's client packets, a watched value's changes).
+    pub actions_ms: Option<Vec<f64>>,
+    /// Or positions as [t_ms, x, y].
+    pub positions: Option<Vec<[f64; 3]>>,
+    /// Rule ids (default all; schemas/behavior/rules).
+    pub rules: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub params: Params,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DetectAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The traced process, for linking findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub rules_run: usize,
+    pub fired: usize,
+    /// Rules that fired, then rules skipped (with why).
+    pub detections: Vec<Detection>,
+}
+
+impl Summary for DetectAnswer {
+    fn summary(&self) -> String {
+        let fired: Vec<String> = self
+            .detections
+            .iter()
+            .filter(|d| !d.skipped)
+            .map(|d| format!("{} x{}", d.rule, d.count))
+            .collect();
+        format!(
+            "{} of {} rules fired{}",
+            self.fired,
+            self.rules_run,
+            if fired.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", fired.join(", "))
+            }
+        )
+    }
+}
+
 fn state(id: &str, t: &Trace) -> TraceState {
     let st = trace::lock(&t.shared.store);
     TraceState {
@@ -264,12 +312,13 @@ fn set_relay_lists(env: &BTreeMap<String, String>) -> Result<(), ToolError> {
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessArg {
-    /// Writes (the breakpoint traps after the writing instruction).
+    // Plain comments: doc comments would be repeated in the tool's schema.
+    // Writes: the breakpoint traps after the writing instruction.
     #[default]
     Write,
-    /// Reads and writes (x86 has no read-only watchpoint).
+    // Reads and writes: x86 has no read-only watchpoint.
     ReadWrite,
-    /// Execution of the instruction at the address.
+    // Execution of the instruction at the address.
     Execute,
 }
 
@@ -295,18 +344,17 @@ fn default_max_hits() -> u64 {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FindWritersArgs {
-    /// Process id (a Wine process too).
     pub pid: u32,
     pub address: Location,
-    /// Bytes watched: 1, 2, 4 or 8, the address aligned to it.
+    /// 1, 2, 4 or 8 bytes, the address aligned to it.
     #[serde(default = "default_size")]
     pub size: u64,
     #[serde(default)]
     pub access: AccessArg,
-    /// Seconds to watch, 0.1 to 600; act in the game meanwhile.
+    /// Seconds to watch (0.1-600); act in the game meanwhile.
     #[serde(default = "default_duration")]
     pub duration_s: f64,
-    /// Stop after this many hits (1 to 1,000,000).
+    /// Stop after this many hits.
     #[serde(default = "default_max_hits")]
     pub max_hits: u64,
 }
@@ -433,9 +481,8 @@ fn change(c: Option<(u64, u64)>) -> Option<Change> {
 impl BehaviorServer {
     #[tool(
         title = "Find what writes an address",
-        description = "Watches an address with hardware breakpoints on every thread for a \
-             window and lists each instruction that wrote (or read, or ran) it, with hits, \
-             values and registers. The process is never stopped.",
+        description = "Lists the instructions that write (or read, or run) an address during \
+             a window, by hardware breakpoints on every thread; the process is never stopped.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn find_writers(
@@ -461,14 +508,17 @@ impl BehaviorServer {
             return Err(ToolError::invalid("size", a.size, "accepted: 1, 2, 4 or 8"));
         }
         let ctl = Arc::new(Control::default());
-        let (c, c2, max) = (ctl.clone(), ctl.clone(), a.max_hits);
+        let (c, c2) = (ctl.clone(), ctl.clone());
+        // Progress is the window's elapsed time, so that a quiet window still reports (and
+        // the coordinator's timeout, counted from the last progress, does not end it).
+        let (start, window_ms) = (std::time::Instant::now(), a.duration_s * 1000.0);
         let _progress = mcp_common::progress::track(
             &ctx,
             move || {
                 (
-                    c.hits.load(Ordering::Relaxed) as f64,
-                    Some(max as f64),
-                    Some("hits".into()),
+                    (start.elapsed().as_millis() as f64).min(window_ms),
+                    Some(window_ms),
+                    Some(format!("{} hits", c.hits.load(Ordering::Relaxed))),
                 )
             },
             move || c2.cancelled.store(true, Ordering::Relaxed),
@@ -549,9 +599,7 @@ impl BehaviorServer {
     #[tool(
         title = "Start a trace",
         description = "Records what a process tree does (files, sockets, processes, modules, \
-             executable memory; Win32 calls, registry and exceptions for Wine launches) by \
-             attaching to a pid or launching a command. Read it with trace_events and \
-             behavior_summary.",
+             executable memory, Win32 calls under Wine), attached or launched.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -630,27 +678,29 @@ impl BehaviorServer {
         blocking(move || {
             let mut target = target;
             let mut channels = None;
+            let wine = matches!(&target, Target::Launch { program, .. }
+                if is_wine(&program.to_string_lossy()));
             let mut follow: Option<trace::StderrReader> = None;
             if let Target::Launch { program, env, .. } = &mut target
                 && is_wine(&program.to_string_lossy())
                 && let Some(wd) = wine_debug::winedebug(&kinds)
             {
                 let extra: BTreeMap<String, String> = env.iter().cloned().collect();
-                if kinds.iter().any(|k| k == "api" || k == "registry") {
+                if kinds
+                    .iter()
+                    .any(|k| k == "api" || k == "registry" || k == "file")
+                {
                     set_relay_lists(&extra)?;
                 }
                 env.push(("WINEDEBUG".into(), wd.clone()));
                 channels = Some(wd);
-                let has = |k: &str| kinds.iter().any(|x| x == k);
-                let (api, reg, module, exc) =
-                    (has("api"), has("registry"), has("module"), has("exception"));
+                let want = wine_debug::Wanted::of(&kinds);
                 follow = Some(Box::new(move |sh, err| {
                     let pid = trace::lock(&sh.pids).iter().min().copied().unwrap_or(0);
-                    wine_debug::follow(sh, pid, err, api, reg, module, exc)
+                    wine_debug::follow(sh, pid, err, want)
                 }));
             }
-            // Under Wine the loader's own mappings of PE files are the loaddll events.
-            let t = Trace::start(target, &kinds, cap, follow)
+            let t = Trace::start(target, &kinds, cap, wine, follow)
                 .map_err(|e| ToolError::new(format!("trace_start: {e}")))?;
             let id = format!("tr-{}", traces.next.fetch_add(1, Ordering::Relaxed) + 1);
             let answer = TraceStarted {
@@ -679,8 +729,7 @@ impl BehaviorServer {
 
     #[tool(
         title = "Trace events",
-        description = "Pages through a trace's events, optionally of one kind or containing \
-             a text.",
+        description = "Pages through a trace's events.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn trace_events(
@@ -724,8 +773,7 @@ impl BehaviorServer {
 
     #[tool(
         title = "Stop a trace",
-        description = "Stops a trace: an attached process is detached and goes on, a launched \
-             one is killed. Its events stay readable.",
+        description = "Ends a trace (its events stay readable).",
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -747,24 +795,10 @@ impl BehaviorServer {
     }
 
     #[tool(
-        title = "Trace status",
-        description = "Says whether a trace runs and how many events it holds.",
-        annotations(read_only_hint = true, open_world_hint = false)
-    )]
-    async fn trace_status(
-        &self,
-        Parameters(a): Parameters<TraceIdArgs>,
-    ) -> Result<Json<TraceState>, ToolError> {
-        let t = self.trace(&a.trace_id)?;
-        let t = trace::lock(&t);
-        Ok(Json(state(&a.trace_id, &t)))
-    }
-
-    #[tool(
         title = "Behaviour summary",
-        description = "Folds a trace into its files, registry keys, endpoints, processes, \
-             modules, executable memory, API calls and exceptions, each with first time and \
-             count.",
+        description = "A trace's files, registry keys, endpoints, processes, modules, \
+             executable memory, APIs and exceptions, with first time and count; says whether \
+             it still runs.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn behavior_summary(
@@ -780,6 +814,92 @@ impl BehaviorServer {
                 running: t.running(),
                 dropped: st.dropped,
                 summary: summary::summarise(&st.events),
+            })
+        })
+        .await
+        .map(Json)
+    }
+}
+
+#[tool_router(router = detect_router)]
+impl BehaviorServer {
+    #[tool(
+        title = "Detect patterns",
+        description = "Runs the behaviour rules (debugger checks, injection, executable memory, \
+             foreign modules, ports, writes, bot-like timing, impossible movement) over a \
+             trace or a series; each detection cites its events.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn detect(
+        &self,
+        Parameters(a): Parameters<DetectArgs>,
+    ) -> Result<Json<DetectAnswer>, ToolError> {
+        mcp_common::error::exactly_one(
+            &[
+                ("trace_id", a.trace_id.is_some()),
+                ("actions_ms", a.actions_ms.is_some()),
+                ("positions", a.positions.is_some()),
+            ],
+            false,
+        )?;
+        let all = detect::rules().map_err(ToolError::new)?;
+        let rules = detect::select(all, a.rules.as_deref())
+            .map_err(|e| ToolError::invalid("rules", format!("{:?}", a.rules), e))?;
+        for (field, v) in [
+            ("game_dir", &a.params.game_dir),
+            ("save_dir", &a.params.save_dir),
+        ] {
+            if v.as_deref().is_some_and(str::is_empty) {
+                return Err(ToolError::invalid(field, "\"\"", "accepted: a directory"));
+            }
+        }
+        let trace = match &a.trace_id {
+            Some(id) => Some(self.trace(id)?),
+            None => None,
+        };
+        blocking(move || {
+            let (pid, ran, mut found) = match &trace {
+                Some(t) => {
+                    let t = trace::lock(t);
+                    let st = trace::lock(&t.shared.store);
+                    let wanted: Vec<_> = rules
+                        .iter()
+                        .filter(|r| r.input() == "events")
+                        .cloned()
+                        .collect();
+                    let found = detect::detect_events(&wanted, &st.events, &a.params);
+                    (Some(t.root), wanted.len(), found)
+                }
+                None => {
+                    let positions: Vec<(f64, f64, f64)> = a
+                        .positions
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| (p[0], p[1], p[2]))
+                        .collect();
+                    let actions = a.actions_ms.unwrap_or_default();
+                    let input = if positions.is_empty() {
+                        "actions"
+                    } else {
+                        "positions"
+                    };
+                    let wanted: Vec<_> = rules
+                        .iter()
+                        .filter(|r| r.input() == input)
+                        .cloned()
+                        .collect();
+                    let found = detect::detect_series(&wanted, &actions, &positions);
+                    (None, wanted.len(), found)
+                }
+            };
+            found.retain(|d| d.count > 0 || d.skipped);
+            found.sort_by_key(|d| d.skipped);
+            Ok(DetectAnswer {
+                trace_id: a.trace_id,
+                pid,
+                rules_run: ran - found.iter().filter(|d| d.skipped).count(),
+                fired: found.iter().filter(|d| !d.skipped).count(),
+                detections: found,
             })
         })
         .await

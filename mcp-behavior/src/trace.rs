@@ -141,6 +141,7 @@ impl Trace {
         target: Target,
         kinds: &[String],
         cap: usize,
+        wine: bool,
         stderr: Option<StderrReader>,
     ) -> Result<Trace, String> {
         let tab = table()?;
@@ -176,13 +177,18 @@ impl Trace {
             .name("tracer".into())
             .spawn(move || {
                 let mut tracer = Tracer::new(sh.clone(), want, launched);
+                tracer.wine = wine;
+                let plain = launched && !want.needs_ptrace(wine);
                 let root = match &target {
+                    Target::Launch { .. } if plain => tracer.launch_plain(&target, stderr),
                     Target::Launch { .. } => tracer.launch(&target, filter, stderr),
                     Target::Attach(pid) => tracer.attach(*pid),
                 };
                 let ok = root.is_ok();
                 let _ = tx.send(root);
-                if ok {
+                if ok && plain {
+                    tracer.wait_plain();
+                } else if ok {
                     tracer.run();
                 }
                 sh.finished.store(true, Ordering::Release);
@@ -193,7 +199,11 @@ impl Trace {
                 shared,
                 root,
                 launched,
-                mode: if launched { "seccomp" } else { "syscall" },
+                mode: match (launched, want.needs_ptrace(wine)) {
+                    (true, false) => "wine_debug",
+                    (true, true) => "seccomp",
+                    _ => "syscall",
+                },
                 handle: Some(handle),
             }),
             Ok(Err(e)) => {
@@ -277,6 +287,16 @@ struct Want {
     exec: bool,
 }
 
+impl Want {
+    /// Whether the kinds need system calls (ptrace). A Wine launch asking only for what Wine's
+    /// debug channels say (api, registry, exception, and modules from loaddll) runs
+    /// untraced, so that wineserver keeps its own ptrace for WriteProcessMemory and
+    /// debug registers, which fail while another tracer holds the process.
+    fn needs_ptrace(self, wine: bool) -> bool {
+        self.process || self.file || self.socket || self.exec || (self.module && !wine)
+    }
+}
+
 /// A system call seen at entry, finished at exit.
 #[derive(Debug)]
 struct Pending {
@@ -303,6 +323,12 @@ struct Tracer {
     by_nr: HashMap<(u32, u64), String>,
     socketcall: HashMap<u64, String>,
     seccomp: bool,
+    /// A Wine launch: its loader's own mappings of PE images (and the anonymous executable
+    /// memory it lays them out in) are not reported; the loaddll channel names the modules
+    /// and the relay channel the program's own VirtualAlloc/VirtualProtect calls.
+    wine: bool,
+    /// An untraced launch (see [`Want::needs_ptrace`]).
+    plain: Option<std::process::Child>,
 }
 
 fn tgid(tid: i32) -> u32 {
@@ -345,6 +371,8 @@ impl Tracer {
             by_nr,
             socketcall,
             seccomp: launched,
+            wine: false,
+            plain: None,
         }
     }
 
@@ -449,6 +477,67 @@ impl Tracer {
         // `child` is reaped by waitpid in `run`; std's Child has no Drop that waits.
         std::mem::forget(child);
         Ok(pid as u32)
+    }
+
+    /// Starts a launch without ptrace (only its standard error is read).
+    fn launch_plain(
+        &mut self,
+        target: &Target,
+        stderr: Option<StderrReader>,
+    ) -> Result<u32, String> {
+        let Target::Launch {
+            program,
+            args,
+            env,
+            cwd,
+        } = target
+        else {
+            return Err("not a launch".into());
+        };
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(if stderr.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            });
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let pid = child.id();
+        lock(&self.sh.pids).insert(pid);
+        if let (Some(mut f), Some(err)) = (stderr, child.stderr.take()) {
+            let sh = self.sh.clone();
+            let _ = std::thread::Builder::new()
+                .name("trace-stderr".into())
+                .spawn(move || f(&sh, err));
+        }
+        self.plain = Some(child);
+        Ok(pid)
+    }
+
+    /// Waits for an untraced launch to end, or kills it when the trace stops.
+    fn wait_plain(&mut self) {
+        let Some(mut child) = self.plain.take() else {
+            return;
+        };
+        loop {
+            if self.sh.stop.load(Ordering::Acquire) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            match child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                _ => return,
+            }
+        }
     }
 
     fn attach(&mut self, pid: u32) -> Result<u32, String> {
@@ -707,7 +796,9 @@ impl Tracer {
                 };
                 // SAFETY: an exit stop fills `exit`.
                 let (rval, is_error) = unsafe { (info.u.exit.sval, info.u.exit.is_error != 0) };
-                if is_error {
+                // A refused connect is still an attempt worth seeing; other failed calls
+                // did nothing.
+                if is_error && p.name != "connect" {
                     return;
                 }
                 self.exit(pid, tid, p, rval);
@@ -784,9 +875,28 @@ impl Tracer {
             peer: peer.map(|x| x.0),
             bytes,
         };
+        // Under Wine, wineserver opens files for every program of its prefix; the relay's
+        // file API calls say which the traced program asked for.
+        let file_call = matches!(
+            p.name.as_str(),
+            "open"
+                | "openat"
+                | "openat2"
+                | "creat"
+                | "unlink"
+                | "unlinkat"
+                | "rename"
+                | "renameat"
+                | "renameat2"
+        );
+        if self.wine && file_call && exe(pid as i32).is_some_and(|e| e.ends_with("/wineserver")) {
+            return;
+        }
         let what = match p.name.as_str() {
             "open" | "openat" | "openat2" | "creat" => {
-                let Some(path) = p.path else { return };
+                let Some(path) = p.path.as_deref().map(canonical) else {
+                    return;
+                };
                 let flags = match p.name.as_str() {
                     "open" => a[1],
                     "openat" => a[2],
@@ -812,7 +922,9 @@ impl Tracer {
                 What::File { op, path, to: None }
             }
             "unlink" | "unlinkat" => {
-                let Some(path) = p.path else { return };
+                let Some(path) = p.path.as_deref().map(canonical) else {
+                    return;
+                };
                 What::File {
                     op: "remove",
                     path,
@@ -820,11 +932,13 @@ impl Tracer {
                 }
             }
             "rename" | "renameat" | "renameat2" => {
-                let Some(path) = p.path else { return };
+                let Some(path) = p.path.as_deref().map(canonical) else {
+                    return;
+                };
                 What::File {
                     op: "rename",
                     path,
-                    to: p.to,
+                    to: p.to.as_deref().map(canonical),
                 }
             }
             "connect" => {
@@ -846,6 +960,9 @@ impl Tracer {
             }
             "mmap" | "mmap2" => {
                 let addr = rval as u64;
+                if self.wine && p.path.as_deref().is_none_or(is_pe) {
+                    return;
+                }
                 match p.path {
                     Some(path) if self.want.module => {
                         if !self.modules.insert((pid, path.clone())) {
@@ -869,6 +986,7 @@ impl Tracer {
                     None => return,
                 }
             }
+            "mprotect" if self.wine && p.path.as_deref().is_none_or(is_pe) => return,
             "mprotect" => What::ExecMemory {
                 op: "mprotect",
                 address: a[0],
@@ -898,6 +1016,29 @@ impl Tracer {
         self.hashes.insert(path.to_string(), h.clone());
         h
     }
+}
+
+/// A path with its symbolic links followed (Wine opens files through
+/// `<prefix>/dosdevices/z:/...`); for a file that no longer (or not yet) exists, its
+/// directory's. Unresolvable paths stay as they are.
+fn canonical(path: &str) -> String {
+    let p = std::path::Path::new(path);
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c.to_string_lossy().into_owned();
+    }
+    match (p.parent().map(std::fs::canonicalize), p.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name).to_string_lossy().into_owned(),
+        _ => path.to_string(),
+    }
+}
+
+/// Whether a file is a PE image (starts with `MZ`): under Wine, the loader's business.
+fn is_pe(path: &str) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == b"MZ")
 }
 
 fn exe(pid: i32) -> Option<String> {

@@ -23,6 +23,8 @@ pub struct Relay {
     pub include: Vec<String>,
     pub from_exclude: Vec<String>,
     pub registry: BTreeMap<String, String>,
+    /// File API name prefixes and their operation (`why` is documentation).
+    pub files: BTreeMap<String, String>,
 }
 
 pub fn relay() -> Result<&'static Relay, String> {
@@ -39,7 +41,7 @@ pub fn relay() -> Result<&'static Relay, String> {
 pub fn winedebug(kinds: &[String]) -> Option<String> {
     let has = |k: &str| kinds.iter().any(|x| x == k);
     let mut ch = vec!["-all".to_string()];
-    if has("api") || has("registry") {
+    if has("api") || has("registry") || has("file") {
         ch.push("+relay".into());
     }
     if has("module") {
@@ -189,17 +191,39 @@ pub fn parse(line: &str) -> Option<Line> {
     None
 }
 
+/// Which event kinds to make from Wine's debug lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    pub api: bool,
+    pub registry: bool,
+    pub module: bool,
+    pub exception: bool,
+    pub file: bool,
+}
+
+impl Wanted {
+    pub fn of(kinds: &[String]) -> Self {
+        let has = |k: &str| kinds.iter().any(|x| x == k);
+        Wanted {
+            api: has("api"),
+            registry: has("registry"),
+            module: has("module"),
+            exception: has("exception"),
+            file: has("file"),
+        }
+    }
+}
+
 /// Reads a launched Wine program's standard error to its end, turning debug lines into
-/// events (attributed to `pid`, with Wine's thread ids); `api_kinds` says which to keep.
-pub fn follow(
-    sh: &Arc<Shared>,
-    pid: u32,
-    err: impl std::io::Read,
-    want_api: bool,
-    want_registry: bool,
-    want_module: bool,
-    want_exception: bool,
-) {
+/// events (attributed to `pid`, with Wine's thread ids).
+pub fn follow(sh: &Arc<Shared>, pid: u32, err: impl std::io::Read, want: Wanted) {
+    let Wanted {
+        api: want_api,
+        registry: want_registry,
+        module: want_module,
+        exception: want_exception,
+        file: want_file,
+    } = want;
     let registry: Vec<(String, String)> = relay()
         .map(|r| {
             r.registry
@@ -237,6 +261,9 @@ pub fn follow(
                             key,
                         },
                     );
+                }
+                if want_file && let Some(what) = file_event(&function, &args) {
+                    sh.push(pid, tid, what);
                 }
                 if want_api {
                     let mut st = crate::trace::lock(&sh.store);
@@ -291,6 +318,47 @@ pub fn follow(
             _ => {}
         }
     }
+}
+
+/// A file API call as a file event: CreateFile by its disposition and access (create,
+/// write or open), DeleteFile (remove), MoveFile (rename, with its destination).
+pub fn file_event(function: &str, args: &[String]) -> Option<What> {
+    let files = &relay().ok()?.files;
+    let (_, op) = files
+        .iter()
+        .find(|(prefix, _)| *prefix != "why" && function.starts_with(prefix.as_str()))?;
+    let path = quoted(args.first()?)?;
+    let num = |i: usize| {
+        args.get(i)
+            .and_then(|a| u64::from_str_radix(a.split_whitespace().next()?, 16).ok())
+            .unwrap_or(0)
+    };
+    let what = match op.as_str() {
+        "open" => {
+            // dwCreationDisposition: CREATE_NEW 1, CREATE_ALWAYS 2; dwDesiredAccess:
+            // GENERIC_WRITE 0x40000000, GENERIC_ALL 0x10000000, FILE_WRITE_DATA 2.
+            let (access, disposition) = (num(1), num(4));
+            let op = if disposition == 1 || disposition == 2 {
+                "create"
+            } else if access & 0x5000_0002 != 0 {
+                "write"
+            } else {
+                "open"
+            };
+            What::File { op, path, to: None }
+        }
+        "remove" => What::File {
+            op: "remove",
+            path,
+            to: None,
+        },
+        _ => What::File {
+            op: "rename",
+            path,
+            to: args.get(1).and_then(|a| quoted(a)),
+        },
+    };
+    Some(what)
 }
 
 fn registry_op(op: &str) -> &'static str {

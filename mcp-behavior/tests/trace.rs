@@ -38,7 +38,7 @@ async fn all_events(client: &Client, id: &str, kind: &str) -> Vec<Value> {
 
 async fn wait_stopped(client: &Client, id: &str) {
     for _ in 0..200 {
-        let s = ok(client, "trace_status", json!({"trace_id": id})).await;
+        let s = ok(client, "behavior_summary", json!({"trace_id": id})).await;
         if s["running"] == false {
             return;
         }

@@ -25,6 +25,8 @@ pub enum Kind {
     Network,
     /// sandbox-runner's MCP server (`sandbox-runner mcp`): launches and watches sandboxes.
     Sandbox,
+    /// mcp-behavior: watchpoints and traces of running processes.
+    Behavior,
     Other,
 }
 
@@ -46,6 +48,7 @@ impl Kind {
             "mcp-d2" => Some(Self::D2),
             "mcp-network" => Some(Self::Network),
             "sandbox-runner" => Some(Self::Sandbox),
+            "mcp-behavior" => Some(Self::Behavior),
             _ => None,
         }
     }
@@ -73,6 +76,7 @@ impl Kind {
             Self::D2 => "d2",
             Self::Network => "network",
             Self::Sandbox => "sandbox",
+            Self::Behavior => "behavior",
             Self::Other => "other",
         }
     }
@@ -80,7 +84,7 @@ impl Kind {
     /// The tools whose results describe live state (a process, the network); `*`: all.
     fn live_tools(self) -> &'static [&'static str] {
         match self {
-            Self::Memory | Self::Network | Self::Sandbox => &["*"],
+            Self::Memory | Self::Network | Self::Sandbox | Self::Behavior => &["*"],
             Self::D2 => D2_LIVE,
             Self::Static | Self::Other => &[],
         }
