@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The suite as an MCP host launches it. With no argument: mcp-coordinator over stdio with every
-# server (static, memory, d2, network, sandbox) on its embedded defaults (files readable under
+# server (static, memory, d2, network, behavior, sandbox) on its embedded defaults (files readable under
 # $HOME), from any working directory. Coordinator flags pass through:
 #   scripts/run.sh                          # stdio, what a host runs
 #   scripts/run.sh --config examples/coordinator.toml --servers static,d2
 #   scripts/run.sh --http 127.0.0.1:8931    # streamable HTTP at http://127.0.0.1:8931/
 # Other first words:
 #   scripts/run.sh host-config [--http ADDR]  # print a ready mcpServers entry for Claude Desktop
-#   scripts/run.sh static|memory|d2|network|sandbox [flags]   # one server alone
+#   scripts/run.sh static|memory|d2|network|behavior|sandbox [flags]   # one server alone
 #   scripts/run.sh demo [--wine]              # the end-to-end demo (scripts/demo.sh)
 # It builds what is missing first (progress on stderr; the same dev-profile build that
 # scripts/test.sh makes, so neither rebuilds the other's; PROFILE=release for an optimised
@@ -58,7 +58,7 @@ case "${1:-}" in
     fi
     exit 0
     ;;
-  static|memory|d2|network)
+  static|memory|d2|network|behavior)
     server=$1; shift
     build
     exec "$bin/mcp-$server" "$@"

@@ -93,14 +93,13 @@ pub struct Rule {
 /// What a detector needs beyond the events: the places and ports the game may use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Params {
-    /// The game's directory: modules from elsewhere (and outside the system directories)
-    /// are reported. Same form as the trace's paths (Unix, or Windows as Wine prints them).
+    /// Modules from elsewhere (not system) are reported; a Unix path, or as Wine prints.
     #[serde(default)]
     pub game_dir: Option<String>,
-    /// Where the game may write (its saves): writes elsewhere are reported.
+    /// Writes elsewhere are reported.
     #[serde(default)]
     pub save_dir: Option<String>,
-    /// Ports the game may talk to, replacing the rule's default list (4000, 6112, 6113).
+    /// Instead of 4000, 6112, 6113.
     #[serde(default)]
     pub allowed_ports: Option<Vec<u16>>,
 }

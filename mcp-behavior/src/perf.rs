@@ -68,17 +68,20 @@ const SAMPLE_REGS_USER: u64 = 1 << 12;
 const FLAG_INHERIT: u64 = 1 << 1;
 const FLAG_EXCLUDE_KERNEL: u64 = 1 << 5;
 const FLAG_EXCLUDE_HV: u64 = 1 << 6;
+/// Sample times on `clockid` (CLOCK_MONOTONIC), comparable with [`monotonic_ns`].
+const FLAG_USE_CLOCKID: u64 = 1 << 25;
 const RECORD_LOST: u32 = 2;
 const RECORD_SAMPLE: u32 = 9;
 /// `_IO('$', 5)`: send this event's samples to another event's ring buffer.
 const IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 
 /// The general registers sampled, in the kernel's order (arch/x86/include/uapi/asm/perf_regs.h):
-/// AX BX CX DX SI DI BP SP IP FLAGS. Present in both the 32- and the 64-bit ABI.
-pub const REG_NAMES: [&str; 10] = [
-    "ax", "bx", "cx", "dx", "si", "di", "bp", "sp", "ip", "flags",
+/// AX BX CX DX SI DI BP SP IP FLAGS (bits 0-9), R8-R15 (bits 16-23; zero for 32-bit threads).
+pub const REG_NAMES: [&str; 18] = [
+    "ax", "bx", "cx", "dx", "si", "di", "bp", "sp", "ip", "flags", "r8", "r9", "r10", "r11", "r12",
+    "r13", "r14", "r15",
 ];
-const REGS_MASK: u64 = (1 << REG_NAMES.len()) - 1;
+const REGS_MASK: u64 = 0x3ff | (0xff << 16);
 
 /// Data pages of each ring buffer (a power of two): 64 KiB, about 1,000 samples.
 const RING_PAGES: usize = 16;
@@ -91,11 +94,11 @@ pub struct Sample {
     pub ip: u64,
     pub pid: u32,
     pub tid: u32,
-    /// Kernel clock (CLOCK_MONOTONIC-like), nanoseconds.
+    /// CLOCK_MONOTONIC, nanoseconds.
     pub time_ns: u64,
     /// 32 or 64: the mode the thread ran in (a 32-bit Wine thread is 32), 0 when unknown.
     pub bits: u32,
-    pub regs: [u64; 10],
+    pub regs: [u64; 18],
 }
 
 /// Why breakpoints could not be armed.
@@ -143,7 +146,8 @@ fn open(tid: u32, cpu: i32, addr: u64, len: u64, access: Access) -> Result<Owned
         size: std::mem::size_of::<Attr>() as u32,
         sample_period: 1,
         sample_type: SAMPLE_IP | SAMPLE_TID | SAMPLE_TIME | SAMPLE_REGS_USER,
-        flags: FLAG_INHERIT | FLAG_EXCLUDE_KERNEL | FLAG_EXCLUDE_HV,
+        flags: FLAG_INHERIT | FLAG_EXCLUDE_KERNEL | FLAG_EXCLUDE_HV | FLAG_USE_CLOCKID,
+        clockid: libc::CLOCK_MONOTONIC,
         wakeup_events: 1,
         bp_type: access.bp_type(),
         bp_addr: addr,
@@ -277,7 +281,7 @@ fn parse_sample(rec: &[u8]) -> Option<Sample> {
     let ids = word(rec, 1)?;
     let time_ns = word(rec, 2)?;
     let abi = word(rec, 3)?;
-    let mut regs = [0u64; 10];
+    let mut regs = [0u64; 18];
     if abi != 0 {
         for (k, r) in regs.iter_mut().enumerate() {
             *r = word(rec, 4 + k)?;
@@ -296,6 +300,19 @@ fn parse_sample(rec: &[u8]) -> Option<Sample> {
         },
         regs,
     })
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock samples are stamped with.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The CPUs the kernel may run a thread on.

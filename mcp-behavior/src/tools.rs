@@ -32,6 +32,8 @@ pub const MAX_WRITERS: usize = 32;
 pub const MAX_TRACES: usize = 16;
 pub const DEFAULT_MAX_EVENTS: usize = 200_000;
 pub const MAX_MAX_EVENTS: usize = 2_000_000;
+/// The longest series `detect` takes.
+pub const MAX_SERIES: usize = 1_000_000;
 
 /// Server settings.
 #[derive(Debug, Clone, Default)]
@@ -132,12 +134,13 @@ impl Summary for TraceStarted {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TraceIdArgs {
-    /// A trace from trace_start (`tr-1`).
+    /// From trace_start.
     pub trace_id: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct TraceEventsArgs {
+    /// From trace_start.
     pub trace_id: String,
     /// Only this kind.
     pub kind: Option<String>,
@@ -344,11 +347,13 @@ fn default_max_hits() -> u64 {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FindWritersArgs {
+    /// Process id (Wine ones too).
     pub pid: u32,
     pub address: Location,
     /// 1, 2, 4 or 8 bytes, the address aligned to it.
     #[serde(default = "default_size")]
     pub size: u64,
+    /// write (default), read_write, or execute.
     #[serde(default)]
     pub access: AccessArg,
     /// Seconds to watch (0.1-600); act in the game meanwhile.
@@ -390,10 +395,7 @@ pub struct WriterItem {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct WritersAnswer {
-    pub pid: u32,
     pub address: Address,
-    pub size: u64,
-    pub access: &'static str,
     /// Why the window ended: duration, max_hits, cancelled or process_exited.
     pub stopped_by: &'static str,
     pub duration_ms: u64,
@@ -405,6 +407,9 @@ pub struct WritersAnswer {
     pub value_start: Option<Address>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_end: Option<Address>,
+    /// Microseconds from a hit to the server holding it: [median, max].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<[u64; 2]>,
     /// Distinct instructions, most hits first (at most 32).
     pub items: Vec<WriterItem>,
     /// Distinct instructions not listed.
@@ -551,14 +556,7 @@ impl BehaviorServer {
             })?;
             let more = out.writers.len().saturating_sub(MAX_WRITERS);
             Ok(WritersAnswer {
-                pid: a.pid,
                 address: Address(addr),
-                size: a.size,
-                access: match a.access {
-                    AccessArg::Write => "write",
-                    AccessArg::ReadWrite => "read_write",
-                    AccessArg::Execute => "execute",
-                },
                 stopped_by: out.stop.name(),
                 duration_ms: out.elapsed.as_millis() as u64,
                 hits: out.hits,
@@ -566,6 +564,7 @@ impl BehaviorServer {
                 threads_watched: out.threads_armed,
                 value_start: out.value_start.map(Address),
                 value_end: out.value_end.map(Address),
+                latency_us: out.latency_us.map(|(m, x)| [m, x]),
                 items: out
                     .writers
                     .into_iter()
@@ -644,8 +643,25 @@ impl BehaviorServer {
         }
         let target = match (&a.pid, &a.command) {
             (Some(pid), _) => {
+                if *pid <= 1 || *pid == std::process::id() {
+                    return Err(ToolError::invalid(
+                        "pid",
+                        pid,
+                        "accepted: a process other than init (1) and this server",
+                    ));
+                }
                 if !procfs::exists(*pid) {
                     return Err(gone(*pid));
+                }
+                for (field, given) in [("cwd", a.cwd.is_some()), ("env", a.env.is_some())] {
+                    if given {
+                        return Err(ToolError::invalid(
+                            field,
+                            "given with pid",
+                            "accepted only with command (a launch); a running process keeps \
+                             its own",
+                        ));
+                    }
                 }
                 Target::Attach(*pid)
             }
@@ -849,8 +865,28 @@ impl BehaviorServer {
             ("game_dir", &a.params.game_dir),
             ("save_dir", &a.params.save_dir),
         ] {
-            if v.as_deref().is_some_and(str::is_empty) {
-                return Err(ToolError::invalid(field, "\"\"", "accepted: a directory"));
+            let Some(v) = v.as_deref() else { continue };
+            let b = v.as_bytes();
+            let drive = b.len() >= 3 && b[1] == b':' && b[0].is_ascii_alphabetic();
+            if v.len() > 4096 || !(v.starts_with('/') || drive) {
+                return Err(ToolError::invalid(
+                    field,
+                    v,
+                    "accepted: an absolute directory (Unix, or a Windows drive path as Wine \
+                     prints it), at most 4096 bytes",
+                ));
+            }
+        }
+        for (field, n) in [
+            ("actions_ms", a.actions_ms.as_ref().map_or(0, Vec::len)),
+            ("positions", a.positions.as_ref().map_or(0, Vec::len)),
+        ] {
+            if n > MAX_SERIES {
+                return Err(ToolError::invalid(
+                    field,
+                    format!("{n} entries"),
+                    format!("accepted: at most {MAX_SERIES}"),
+                ));
             }
         }
         let trace = match &a.trace_id {

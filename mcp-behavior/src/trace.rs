@@ -6,9 +6,8 @@
 //! system call (`PTRACE_SYSCALL`), like strace. Threads and children are followed
 //! (`PTRACE_O_TRACECLONE`/`FORK`/`VFORK`), programs run are seen at exec.
 //!
-//! All ptrace calls happen on one tracer thread, as the kernel requires. It waits with
-//! `WNOHANG` and a short, growing sleep when nothing is pending, so that `stop` is honoured
-//! without signals. A launched tree is killed when the trace stops or the server dies
+//! All ptrace calls happen on one tracer thread, as the kernel requires. It blocks in
+//! `waitpid`; `stop` interrupts that with a signal to the tracer thread alone. A launched tree is killed when the trace stops or the server dies
 //! (`PTRACE_O_EXITKILL`: its filter would make the traced calls fail without a tracer); an
 //! attached process is detached and goes on.
 
@@ -107,6 +106,8 @@ pub struct Shared {
     pub started: Instant,
     /// Processes (thread-group ids) seen in the tree.
     pub pids: Mutex<HashSet<u32>>,
+    /// The tracer thread's id: `stop` interrupts its waitpid with a signal.
+    pub tracer_tid: std::sync::atomic::AtomicI32,
 }
 
 impl Shared {
@@ -169,13 +170,17 @@ impl Trace {
             error: Mutex::new(None),
             started: Instant::now(),
             pids: Mutex::new(HashSet::new()),
+            tracer_tid: std::sync::atomic::AtomicI32::new(0),
         });
+        wake_signal()?;
         let (tx, rx) = std::sync::mpsc::channel::<Result<u32, String>>();
         let sh = shared.clone();
         let launched = matches!(target, Target::Launch { .. });
         let handle = std::thread::Builder::new()
             .name("tracer".into())
             .spawn(move || {
+                sh.tracer_tid
+                    .store(nix::unistd::gettid().as_raw(), Ordering::Release);
                 let mut tracer = Tracer::new(sh.clone(), want, launched);
                 tracer.wine = wine;
                 let plain = launched && !want.needs_ptrace(wine);
@@ -221,6 +226,24 @@ impl Trace {
     /// Ends the trace: a launched tree is killed, an attached process detached.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        // The tracer may sleep in waitpid: SIGURG (handled, not restarted) interrupts it.
+        // Sent until it has finished, since one sent just before it calls waitpid is lost.
+        let tid = self.shared.tracer_tid.load(Ordering::Acquire);
+        for _ in 0..1000 {
+            if !self.running() || tid == 0 {
+                break;
+            }
+            // SAFETY: tgkill to a thread of this process with a signal it handles.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    std::process::id() as libc::c_long,
+                    tid as libc::c_long,
+                    libc::SIGURG as libc::c_long,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -231,6 +254,27 @@ impl Drop for Trace {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Installs (once) a do-nothing SIGURG handler without SA_RESTART, so that `Trace::stop`
+/// can interrupt the tracer thread's waitpid. SIGURG's default is to be ignored: sent
+/// anywhere else it does nothing either.
+fn wake_signal() -> Result<(), String> {
+    extern "C" fn nothing(_: libc::c_int) {}
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+        let act = SigAction::new(
+            SigHandler::Handler(nothing),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler does nothing, so it is async-signal-safe.
+        unsafe { sigaction(Signal::SIGURG, &act) }
+            .map(|_| ())
+            .map_err(|e| format!("cannot install the tracer's wake-up signal: {e}"))
+    })
+    .clone()
 }
 
 /// A BPF program: stop (`SECCOMP_RET_TRACE`) on the listed calls of each ABI, allow the rest.
@@ -613,7 +657,6 @@ impl Tracer {
     }
 
     fn run(&mut self) {
-        let mut idle = Duration::from_micros(20);
         loop {
             if self.sh.stop.load(Ordering::Acquire) {
                 self.detach_all();
@@ -622,16 +665,12 @@ impl Tracer {
             if self.tasks.is_empty() {
                 return;
             }
-            let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG | WaitPidFlag::__WNOTHREAD;
+            // Blocking: a tracee's next stop wakes the tracer at once (polling with sleeps
+            // cost a sleep's latency per stop); `Trace::stop` interrupts it (EINTR).
+            let flags = WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD;
             match waitpid(None, Some(flags)) {
-                Ok(WaitStatus::StillAlive) => {
-                    std::thread::sleep(idle);
-                    idle = (idle * 2).min(Duration::from_millis(1));
-                }
-                Ok(st) => {
-                    idle = Duration::from_micros(20);
-                    self.handle(st);
-                }
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(st) => self.handle(st),
                 Err(nix::errno::Errno::ECHILD) => return,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
@@ -1022,6 +1061,11 @@ impl Tracer {
 /// `<prefix>/dosdevices/z:/...`); for a file that no longer (or not yet) exists, its
 /// directory's. Unresolvable paths stay as they are.
 fn canonical(path: &str) -> String {
+    // Resolving costs a system call per path component while the tracee waits: only paths
+    // through Wine's drive links are resolved.
+    if !path.contains("/dosdevices/") {
+        return path.to_string();
+    }
     let p = std::path::Path::new(path);
     if let Ok(c) = std::fs::canonicalize(p) {
         return c.to_string_lossy().into_owned();

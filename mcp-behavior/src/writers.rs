@@ -4,7 +4,7 @@
 //! A data breakpoint traps after the access, so the sampled instruction pointer is the next
 //! instruction; the one before it is found by decoding backwards (see [`locate`]).
 
-use crate::perf::{Access, ArmError, Breakpoints, REG_NAMES, Sample};
+use crate::perf::{Access, ArmError, Breakpoints, REG_NAMES, Sample, monotonic_ns};
 use mcp_memory::modules::{self, Module};
 use mcp_memory::procfs;
 use mcp_memory::reader::ProcessMemory;
@@ -85,6 +85,9 @@ pub struct Outcome {
     /// The value at the start and at the end (data breakpoints whose memory was readable).
     pub value_start: Option<u64>,
     pub value_end: Option<u64>,
+    /// From a hit (the kernel's sample time) to the server holding it, in microseconds:
+    /// median and maximum.
+    pub latency_us: Option<(u64, u64)>,
 }
 
 /// Why a watch could not run.
@@ -163,6 +166,7 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
     let mut writers: Vec<Writer> = Vec::new();
     let mut thread_sets: Vec<BTreeMap<u32, ()>> = Vec::new();
     let mut hits = 0u64;
+    let mut latencies: Vec<u64> = Vec::new();
     let stop = loop {
         if ctl.cancelled.load(Ordering::Relaxed) {
             break Stop::Cancelled;
@@ -173,6 +177,8 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
         }
         samples.clear();
         bp.collect(left.as_millis().clamp(1, 50) as i32, &mut samples);
+        let got = monotonic_ns();
+        latencies.extend(samples.iter().map(|s| got.saturating_sub(s.time_ns) / 1000));
         let now = if data && !samples.is_empty() {
             value(&mem, req.address, req.size)
         } else {
@@ -213,7 +219,12 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
             let w = &mut writers[at];
             w.hits += 1;
             thread_sets[at].insert(s.tid, ());
-            if let (Some(before), Some(after)) = (last_value, now) {
+            let stored = w
+                .disassembly
+                .as_deref()
+                .filter(|_| req.access == Access::Write)
+                .and_then(|d| stored_value(d, &s.regs, req.size));
+            if let (Some(before), Some(after)) = (last_value, stored.or(now)) {
                 w.first_change.get_or_insert((before, after));
                 w.last_change = Some((before, after));
                 last_value = Some(after);
@@ -234,6 +245,10 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
         w.threads = t.into_keys().collect();
     }
     writers.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.address.cmp(&b.address)));
+    latencies.sort_unstable();
+    let latency_us = latencies
+        .last()
+        .map(|&max| (latencies[latencies.len() / 2], max));
     Ok(Outcome {
         writers,
         hits,
@@ -247,6 +262,7 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
         } else {
             None
         },
+        latency_us,
     })
 }
 
@@ -258,10 +274,65 @@ fn module_map(pid: u32, mem: &ProcessMemory) -> Vec<Module> {
 }
 
 fn registers(s: &Sample) -> Vec<(&'static str, u64)> {
-    if s.bits == 0 {
-        return Vec::new();
+    let n = match s.bits {
+        0 => 0,
+        32 => 10,
+        _ => REG_NAMES.len(),
+    };
+    REG_NAMES.iter().copied().zip(s.regs).take(n).collect()
+}
+
+/// The value a store wrote, from the instruction and the registers at the trap: exact for
+/// `mov [mem], reg` and `mov [mem], imm` (the common stores), None for others (then the
+/// memory is read, which a later write may already have changed).
+pub fn stored_value(insn: &str, regs: &[u64; 18], size: u64) -> Option<u64> {
+    let rest = insn.strip_prefix("mov ")?;
+    let (dest, src) = rest.split_once(',')?;
+    if !dest.contains('[') {
+        return None;
     }
-    REG_NAMES.iter().copied().zip(s.regs).collect()
+    let src = src.trim();
+    let mask = if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    };
+    if let Some(hex) = src.strip_prefix("0x") {
+        return u64::from_str_radix(hex, 16).ok().map(|v| v & mask);
+    }
+    if let Ok(v) = src.parse::<u64>() {
+        return Some(v & mask);
+    }
+    let base = register_index(src)?;
+    let v = regs[base];
+    // The high-byte registers (ah, bh, ch, dh) hold bits 8-15.
+    let v = if matches!(src, "ah" | "bh" | "ch" | "dh") {
+        v >> 8
+    } else {
+        v
+    };
+    Some(v & mask)
+}
+
+/// The sample index of a general register named in any width (rax, eax, ax, al, r9d, ...).
+fn register_index(name: &str) -> Option<usize> {
+    let legacy = [
+        ("ax", ["rax", "eax", "ax", "al", "ah"]),
+        ("bx", ["rbx", "ebx", "bx", "bl", "bh"]),
+        ("cx", ["rcx", "ecx", "cx", "cl", "ch"]),
+        ("dx", ["rdx", "edx", "dx", "dl", "dh"]),
+        ("si", ["rsi", "esi", "si", "sil", "sil"]),
+        ("di", ["rdi", "edi", "di", "dil", "dil"]),
+        ("bp", ["rbp", "ebp", "bp", "bpl", "bpl"]),
+        ("sp", ["rsp", "esp", "sp", "spl", "spl"]),
+    ];
+    if let Some((base, _)) = legacy.iter().find(|(_, forms)| forms.contains(&name)) {
+        return REG_NAMES.iter().position(|r| r == base);
+    }
+    let numbered = name.trim_end_matches(['d', 'w', 'b']);
+    REG_NAMES
+        .iter()
+        .position(|r| *r == numbered && r.starts_with('r'))
 }
 
 fn arch(bits: u32) -> Arch {
@@ -360,4 +431,33 @@ fn lands_on(
         }
     }
     pos == target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_give_their_value_from_the_registers() {
+        let mut regs = [0u64; 18];
+        regs[5] = 0x1122_3344_5566_04D2; // rdi
+        regs[0] = 0x1234; // rax
+        regs[17] = 7; // r15
+        assert_eq!(
+            stored_value("mov dword ptr [rip + 0x2e99], edi", &regs, 4),
+            Some(0x5566_04D2)
+        );
+        assert_eq!(stored_value("mov byte ptr [rcx], ah", &regs, 1), Some(0x12));
+        assert_eq!(stored_value("mov qword ptr [rax], r15", &regs, 8), Some(7));
+        assert_eq!(
+            stored_value("mov dword ptr [0x410008], eax", &regs, 4),
+            Some(0x1234)
+        );
+        assert_eq!(
+            stored_value("mov dword ptr [rax], 0x64", &regs, 4),
+            Some(0x64)
+        );
+        assert_eq!(stored_value("add dword ptr [rax], ecx", &regs, 4), None);
+        assert_eq!(stored_value("mov eax, dword ptr [rcx]", &regs, 4), None);
+    }
 }

@@ -185,3 +185,21 @@ async fn attached_process_is_followed_then_left_running() -> TestResult {
     assert!(msg.contains("`trace_id`") && msg.contains("tr-1"), "{msg}");
     Ok(())
 }
+
+#[tokio::test]
+async fn published_tool_schemas_match() -> TestResult {
+    let client = server(true).await?;
+    let mut tools = client.list_all_tools().await?;
+    client.cancel().await?;
+    assert_eq!(tools.len(), 6);
+    for t in &tools {
+        assert!(t.output_schema.is_some(), "{}", t.name);
+        assert!(t.title.is_some(), "{}", t.name);
+    }
+    check_published_tools(
+        &mut tools,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/tools/mcp-behavior.json"),
+        "cargo test -p mcp-behavior --test trace",
+    )?;
+    Ok(())
+}

@@ -13,9 +13,9 @@ pub const MAX_ANSWER_BYTES: usize = 40_000;
 /// `offset`/`limit` arguments shared by every list tool (flattened into its input).
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 pub struct PageArgs {
-    /// First item (default 0; a page's `next_offset`).
+    /// Start index (next_offset).
     pub offset: Option<usize>,
-    /// Items per page (default 100).
+    /// Default 100.
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }
@@ -72,7 +72,7 @@ pub enum Format {
 
 /// The description of a `format` argument.
 pub const FORMAT_DOC: &str =
-    "json (default) or text: tab-separated lines, fewer tokens; items not in structuredContent";
+    "text: tab-separated, fewer tokens, no structuredContent items; default json.";
 
 /// An item's one-line form for [`Format::Text`].
 pub trait Line {

@@ -654,7 +654,12 @@ mod tests {
     fn the_example_config_is_valid() -> Result<(), String> {
         let c = Config::from_toml(include_str!("../../examples/coordinator.toml"))?;
         let names: Vec<&str> = c.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["static", "memory", "d2", "network", "sandbox"]);
+        assert_eq!(
+            names,
+            ["static", "memory", "d2", "network", "behavior", "sandbox"]
+        );
+        assert_eq!(c.children[4].kind, Kind::Behavior);
+        assert!(c.children[4].cache_ttl_for("find_writers").is_none());
         assert!(c.children[2].cache_ttl_for("character").is_none());
         assert!(!c.children[3].exposes("capture_start"));
         // Lanes: memory high but its pointer scans medium, the rest medium by default.

@@ -155,15 +155,15 @@ pub struct Link {
 /// A query over findings; every given condition must hold.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct Query {
-    /// Findings whose target contains this text (a path, a pid, a capture id).
+    /// Text in the target (a path, pid, capture id).
     pub target: Option<String>,
-    /// Findings of this kind (`tool_call`, `pointer_chain`, `note`, ...).
+    /// Kind: tool_call, pointer_chain, note, ...
     pub kind: Option<String>,
-    /// Findings of this tool (`static__binary_info` or `binary_info`).
+    /// Tool: static__binary_info or binary_info.
     pub tool: Option<String>,
     /// Text in the title, summary or data.
     pub text: Option<String>,
-    /// Only findings at or after this time (seconds since the epoch).
+    /// From this Unix time (seconds).
     pub since: Option<f64>,
 }
 

@@ -191,20 +191,69 @@ impl Coordinator {
             .first()
             .and_then(|c| c.as_text().map(|t| t.text.clone()));
         let data = r.structured_content.clone();
+        let behavior = self
+            .child(&prefix)
+            .is_some_and(|c| c.spec.kind == crate::config::Kind::Behavior);
         let done = findings::blocking(move || {
-            let target = arguments
+            let mut target = arguments
                 .as_ref()
                 .and_then(|a| findings::target_of_call(a, hash_files));
-            store.record(
+            // A call about a trace names its process in the answer (`pid`), not its arguments.
+            if let (Some(pid), None) = (
+                data.as_ref()
+                    .and_then(|d| d.get("pid"))
+                    .filter(|p| p.is_u64()),
+                target.as_ref().and_then(|t| t.get("process")),
+            ) {
+                let t = target.get_or_insert_with(|| Value::Object(Default::default()));
+                if let Value::Object(m) = t {
+                    m.insert("process".into(), pid.clone());
+                }
+            }
+            let detections = if behavior && tool == "detect" {
+                data.as_ref()
+                    .and_then(|d| d.get("detections"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let call = store.record(
                 "tool_call",
                 &title,
                 Some(&prefix),
                 Some(&tool),
                 arguments,
-                target,
+                target.clone(),
                 summary,
                 data,
-            )
+            )?;
+            // Each pattern that fired is a finding of its own, linked to the call that found
+            // it and about the same process.
+            for d in detections
+                .iter()
+                .filter(|d| d.get("skipped") != Some(&Value::Bool(true)))
+            {
+                let rule = d.get("rule").and_then(Value::as_str).unwrap_or("rule");
+                let f = store.record(
+                    "detection",
+                    &format!(
+                        "{rule}: {}",
+                        d.get("description")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
+                    Some(&prefix),
+                    Some(&tool),
+                    None,
+                    target.clone(),
+                    d.get("detail").and_then(Value::as_str).map(str::to_string),
+                    Some(d.clone()),
+                )?;
+                store.link(&f.id, &call.id, "found_by")?;
+            }
+            Ok(call)
         })
         .await;
         match done {
@@ -573,25 +622,25 @@ pub struct NoArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RestartArgs {
-    /// The child's name (servers_status lists them).
+    /// Server name (from servers_status).
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FanCall {
-    /// A namespaced tool, e.g. `static__binary_info`.
+    /// Namespaced tool, e.g. static__binary_info.
     pub tool: String,
-    /// The tool's arguments (default none).
+    /// Its arguments.
     #[serde(default)]
     pub arguments: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FanOutArgs {
-    /// The calls, run concurrently (1 to 64).
+    /// Calls to run.
     #[schemars(length(min = 1, max = MAX_CALLS))]
     pub calls: Vec<FanCall>,
-    /// Most calls running at once (default 8).
+    /// Most running at once (default 8).
     #[schemars(range(min = 1, max = 64))]
     pub max_parallel: Option<usize>,
 }
@@ -647,36 +696,34 @@ impl Summary for FanOut {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LinkTo {
-    /// Id of the finding linked to.
+    /// Finding id.
     pub to: String,
-    /// What the link means, e.g. `derived_from` (1 to 200 characters).
+    /// Meaning, e.g. derived_from (1-200 chars).
     pub relation: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RecordArgs {
-    /// What kind of finding (`pointer_chain`, `structure`, `note`, ...; 1 to 200 characters).
+    /// pointer_chain, structure, note, ... (1-200 chars).
     pub kind: String,
-    /// A one-line headline (1 to 1000 characters).
+    /// One-line headline (1-1000 chars).
     pub title: String,
-    /// What it is about, e.g. `{"process": 1234}` or `{"binary": "/games/D2Client.dll"}`; at
-    /// most 32 levels deep and 256 KiB as JSON.
+    /// What it is about, e.g. {"process": 1234}; max 32 levels deep, 256 KiB.
     pub target: Option<Value>,
-    /// Any JSON worth keeping (addresses, offsets, values); at most 32 levels deep and 256 KiB
-    /// as JSON.
+    /// Any JSON (addresses, offsets, values); max 32 levels deep, 256 KiB.
     pub data: Option<Value>,
-    /// Links from the new finding to existing ones (at most 256).
+    /// Links to existing findings.
     #[schemars(length(max = MAX_LINKS))]
     pub links: Option<Vec<LinkTo>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct LinkArgs {
-    /// Id of the finding the link starts at.
+    /// Source finding id.
     pub from: String,
-    /// Id of the finding it points to.
+    /// Target finding id.
     pub to: String,
-    /// What the link means, e.g. `derived_from`, `same_value_as` (1 to 200 characters).
+    /// Meaning, e.g. derived_from, same_value_as (1-200 chars).
     pub relation: String,
 }
 
@@ -684,8 +731,10 @@ pub struct LinkArgs {
 pub struct QueryArgs {
     #[serde(flatten)]
     pub query: Query,
-    /// `local` (default): this coordinator's store. `shared`: the remote graph (with
-    /// --findings-url), every coordinator's findings; `target`/`text` need 3+ characters.
+    #[schemars(
+        description = "local (default): this coordinator's; shared: all coordinators', via \
+             --findings-url (target/text 3+ chars)."
+    )]
     pub scope: Option<Scope>,
     #[serde(flatten)]
     pub page: mcp_common::PageArgs,
@@ -701,12 +750,12 @@ pub enum Scope {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReportArgs {
-    /// analyze_character's analysis_id: it and what links to it, two links deep.
+    /// From analyze_character: it and findings up to two links away.
     pub analysis_id: Option<String>,
     /// Or these findings and the links between them.
     #[schemars(length(min = 1, max = MAX_REPORTED))]
     pub finding_ids: Option<Vec<String>>,
-    /// html (default) or markdown.
+    /// Default html.
     pub format: Option<crate::report::Format>,
 }
 
@@ -803,13 +852,13 @@ impl Summary for ReportWritten {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct QuarantineAddArgs {
-    /// The file to quarantine (under the coordinator's --quarantine-from directories).
+    /// File under a --quarantine-from directory.
     pub path: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct QuarantineRemoveArgs {
-    /// The file's SHA-256 (quarantine_list names them).
+    /// SHA-256 from quarantine_list.
     pub sha256: String,
 }
 
@@ -851,21 +900,21 @@ impl Noun for crate::quarantine::Entry {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExportArgs {
-    /// Only findings recorded at or after this time (seconds since the epoch).
+    /// From this Unix time (seconds).
     pub since: Option<f64>,
-    /// A file name in exports/ (default findings-<time>.jsonl).
+    /// File name (default findings-<time>.jsonl).
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ImportArgs {
-    /// A file's name in the data directory's exports/ (findings_export writes there).
+    /// File name in <data dir>/exports/.
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ArchiveArgs {
-    /// Findings recorded longer ago than this many days move (0: all of them).
+    /// Age in days (0: all).
     #[schemars(range(min = 0.0, max = MAX_AGE_DAYS))]
     pub older_than_days: f64,
 }
@@ -929,7 +978,7 @@ impl Summary for Imported {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct IdArgs {
-    /// A finding's id (findings_query lists them).
+    /// Finding id (from findings_query).
     pub id: String,
 }
 
@@ -1000,10 +1049,9 @@ impl Summary for StoreStatus {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AnalyzeArgs {
-    /// The game's pid (default: the only running game).
+    /// Default: the only game.
     pub pid: Option<u32>,
-    /// A capture of the game's traffic (network's capture id or pcap path) to decode too;
-    /// one network__d2_decode cannot decode is refused.
+    /// Traffic to decode too (capture id or pcap path); refused if network__d2_decode can't.
     pub capture_id: Option<String>,
 }
 
@@ -1079,11 +1127,11 @@ fn request(tool: &str, args: Value) -> CallToolRequestParams {
 
 #[tool_router]
 impl Coordinator {
-    /// Start here for a running game: character, inventory, a snapshot of the player unit
-    /// and (with `capture_id`) its decoded traffic in one call, kept as linked findings.
-    /// Then findings_get on `analysis_id`, or the d2__/memory__ tools for detail.
     #[tool(
-        title = "Analyse the running character",
+        title = "Analyse character",
+        description = "Start here for a running game: character, inventory, player unit snapshot \
+             and decoded traffic (capture_id), as linked findings. Then findings_get analysis_id \
+             or d2__/memory__ tools.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn analyze_character(
@@ -1212,10 +1260,10 @@ impl Coordinator {
         }))
     }
 
-    /// Keeps something learnt (a pointer chain, a structure, a note) in the findings graph,
-    /// optionally linked to earlier findings. Tool calls are recorded by themselves.
     #[tool(
-        title = "Record a finding",
+        title = "Record finding",
+        description = "Keeps something learnt (pointer chain, structure, note) as a finding, \
+             optionally linked to others. Tool calls are recorded automatically.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1270,7 +1318,7 @@ impl Coordinator {
 
     /// Links two existing findings with a relation.
     #[tool(
-        title = "Link two findings",
+        title = "Link findings",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1293,11 +1341,10 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Searches what was found (every tool call and record) by target, kind, tool, text (at
-    /// most 1000 characters each) or time, newest first, paged. Then findings_get for one
-    /// with its links.
     #[tool(
         title = "Search findings",
+        description = "Searches findings (tool calls, records) by target, kind, tool, text (max \
+             1000 chars each) or time, newest first. Then findings_get for links.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn findings_query(
@@ -1343,9 +1390,9 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// One finding with its links (also readable as the resource findings://{id}).
+    /// One finding with its links (also resource findings://{id}).
     #[tool(
-        title = "Get a finding",
+        title = "Get finding",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn findings_get(
@@ -1365,9 +1412,9 @@ impl Coordinator {
         }))
     }
 
-    /// The findings store: where it is, counts, and what waits to be shipped.
+    /// Findings store location, counts and shipping backlog.
     #[tool(
-        title = "Findings store status",
+        title = "Findings status",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn findings_status(
@@ -1394,11 +1441,10 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Backs the findings store up now (archive included) into the data directory's
-    /// backups/, keeping the newest --backup-keep. Restore: copy it to a data directory as
-    /// findings.sqlite3.
     #[tool(
         title = "Back up findings",
+        description = "Backs up findings and archive to <data dir>/backups/, keeping the newest \
+             --backup-keep. Restore: copy one to a data dir as findings.sqlite3.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1413,10 +1459,10 @@ impl Coordinator {
         self.in_low_lane(move |s| s.backup(keep)).await.map(Json)
     }
 
-    /// Writes findings (archived ones too) and their links to exports/<name> in the data
-    /// directory, as JSON Lines (findings_import reads them).
     #[tool(
         title = "Export findings",
+        description = "Writes findings (archived too) and links to <data dir>/exports/<name> as \
+             JSON Lines, for findings_import.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1454,8 +1500,7 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Adds the findings and links of exports/<name> (a findings_export file); each is
-    /// added once however often it is imported.
+    /// Imports a findings_export file's findings and links, each only once.
     #[tool(
         title = "Import findings",
         annotations(
@@ -1481,10 +1526,10 @@ impl Coordinator {
         }))
     }
 
-    /// Moves findings older than `older_than_days` (and their links) to the archive file;
-    /// findings_get still finds them, findings_query does not.
     #[tool(
-        title = "Archive old findings",
+        title = "Archive findings",
+        description = "Moves findings older than older_than_days, with links, to the archive: \
+             findings_get finds them, findings_query not.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1511,11 +1556,10 @@ impl Coordinator {
         }))
     }
 
-    /// Writes a self-contained report for a person (html or markdown): what was analysed,
-    /// character sheet, findings graph, charts, each citing its finding. Read it as
-    /// report://{id}.
     #[tool(
-        title = "Generate a report",
+        title = "Generate report",
+        description = "Writes a self-contained report (analysis, character sheet, findings graph, \
+             charts, each citing its finding). Then read report://{id}.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1592,11 +1636,10 @@ impl Coordinator {
         .map(Json)
     }
 
-    /// Copies a suspicious file into the quarantine (content-addressed, read-only; a file
-    /// added twice is stored once). Analysers then read it as its `uri`,
-    /// quarantine://<sha256>.
     #[tool(
-        title = "Quarantine a file",
+        title = "Quarantine file",
+        description = "Copies a suspicious file into the read-only, content-addressed quarantine. \
+             Then analysers read its uri, quarantine://<sha256>.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1620,9 +1663,9 @@ impl Coordinator {
         Ok(Json(Quarantined { entry, new }))
     }
 
-    /// The quarantined files, oldest first: SHA-256, uri, type, size, origins.
+    /// Quarantined files, oldest first: SHA-256, uri, type, size, origins.
     #[tool(
-        title = "List quarantined files",
+        title = "List quarantined",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn quarantine_list(
@@ -1642,7 +1685,7 @@ impl Coordinator {
 
     /// Deletes a file from the quarantine.
     #[tool(
-        title = "Remove a quarantined file",
+        title = "Unquarantine file",
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -1659,10 +1702,10 @@ impl Coordinator {
             .map(Json)
     }
 
-    /// Each server's state, last error (why it failed), restarts and call counts. Use when
-    /// a server's tools are missing or failing; then servers_restart.
     #[tool(
         title = "Server status",
+        description = "Each server's state, last error, restarts, call counts. Use when tools are \
+             missing or failing; then servers_restart.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn servers_status(
@@ -1675,9 +1718,9 @@ impl Coordinator {
         }))
     }
 
-    /// Restarts a server (also one marked failed after crashing too often).
+    /// Restarts a server, even one failed after repeated crashes.
     #[tool(
-        title = "Restart a server",
+        title = "Restart server",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -1710,10 +1753,10 @@ impl Coordinator {
         }))
     }
 
-    /// Runs several tool calls at once (e.g. binary_info of many files); every result,
-    /// errors included, in the order given.
     #[tool(
-        title = "Run calls in parallel",
+        title = "Parallel calls",
+        description = "Runs tool calls concurrently (e.g. binary_info of many files); results in \
+             order, errors included.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,

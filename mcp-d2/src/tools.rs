@@ -270,7 +270,7 @@ impl GameVersion {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GameArgs {
-    /// Game pid (default: the only one).
+    /// Default: the only game.
     pub pid: Option<u32>,
     /// Overrides version detection.
     pub version: Option<GameVersion>,
@@ -330,7 +330,7 @@ impl Place {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InventoryArgs {
-    /// Game pid (default: the only one).
+    /// Default: the only game.
     pub pid: Option<u32>,
     /// Overrides version detection.
     pub version: Option<GameVersion>,
@@ -352,7 +352,7 @@ pub enum UnitType {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UnitsArgs {
-    /// Game pid (default: the only one).
+    /// Default: the only game.
     pub pid: Option<u32>,
     /// Overrides version detection.
     pub version: Option<GameVersion>,
@@ -407,7 +407,7 @@ pub enum LookupKind {
 pub struct LookupArgs {
     /// Table to search.
     pub kind: LookupKind,
-    /// Id (give id or name).
+    /// Give id or name.
     pub id: Option<u32>,
     /// Part of a name, any case.
     pub name: Option<String>,
@@ -886,10 +886,10 @@ impl Summary for Lookup {
 
 #[tool_router]
 impl D2Server {
-    /// Lists running Diablo II processes: pid, version, PD2, module bases. Call first; the
-    /// other live tools take its pid.
     #[tool(
-        title = "Find running games",
+        title = "Find games",
+        description = "Running Diablo II processes: pid, version, PD2, module bases. Call first; \
+             live tools take its pid.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn find_game(
@@ -906,8 +906,7 @@ impl D2Server {
         .map(Json)
     }
 
-    /// The player of a running game: class, level, experience, gold, attributes, life/mana,
-    /// resistances, bonuses, area. Next: inventory, units.
+    /// The player of a running game (class, level, stats...). Next: inventory, units.
     #[tool(
         title = "Live character",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -925,8 +924,7 @@ impl D2Server {
         .map(Json)
     }
 
-    /// The player's items in a running game, paged: txt number, quality, flags, item level,
-    /// location, x/y.
+    /// The live player's items: txt number, quality, flags, item level, location, x/y.
     #[tool(
         title = "Live inventory",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -965,7 +963,7 @@ impl D2Server {
         .map(Json)
     }
 
-    /// Units of one type around the player (id, txt number, mode, position), paged.
+    /// Units of one type around the player: id, txt number, mode, position.
     #[tool(
         title = "Live units",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -993,10 +991,9 @@ impl D2Server {
         .map(Json)
     }
 
-    /// Reads a .d2s save: header, checksum, stats, skills, item counts, a page of items.
-    /// Compare two with diff_saves.
+    /// Reads a .d2s save with a page of its items. Compare two with diff_saves.
     #[tool(
-        title = "Parse a save",
+        title = "Parse save",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn parse_save(
@@ -1013,9 +1010,9 @@ impl D2Server {
         .map(Json)
     }
 
-    /// Reads a PlugY or ATMA stash: gold, page and item counts, a page of items.
+    /// Reads a PlugY or ATMA stash with a page of its items.
     #[tool(
-        title = "Parse a stash",
+        title = "Parse stash",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn parse_stash(
@@ -1032,8 +1029,7 @@ impl D2Server {
         .map(Json)
     }
 
-    /// Compares two .d2s saves: level, header, stats, skills, a page of items added, removed
-    /// or moved.
+    /// Compares two .d2s saves, with a page of items added, removed or moved.
     #[tool(
         title = "Compare saves",
         annotations(read_only_hint = true, open_world_hint = false)

@@ -297,7 +297,7 @@ impl JsonSchema for Location {
         // `minimum` bounds only the integer form: the argument check then refuses a negative
         // one naming the argument (the deserialiser's error cannot name it).
         json_schema!({
-            "description": "Number, hex or Module.dll+0x1234",
+            "description": "Number, hex or Module.dll+0x10",
             "type": ["integer", "string"],
             "minimum": 0
         })

@@ -334,7 +334,7 @@ pub struct ListProcessesArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListModulesArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     /// Filter on the name (any case).
     pub name_contains: Option<String>,
@@ -344,11 +344,11 @@ pub struct ListModulesArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListRegionsArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
-    /// Only writable (true) or read-only (false) ones.
+    /// true: writable; false: read-only.
     pub writable: Option<bool>,
-    /// Only executable (true) or other (false) ones.
+    /// true: executable; false: not.
     pub executable: Option<bool>,
     /// Only those of this module.
     pub module: Option<String>,
@@ -366,7 +366,7 @@ pub enum ByteFormat {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadMemoryArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// Bytes to read.
@@ -378,7 +378,7 @@ pub struct ReadMemoryArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadValueArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// cstring, utf16: one NUL-terminated string.
@@ -434,14 +434,14 @@ impl JsonSchema for Offset {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ResolvePointerArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     /// First pointer's address, e.g. Game.dll+0x1C
     pub base: Location,
     /// Integers or hex strings; the last is only added.
     #[schemars(length(max = 32))]
     pub offsets: Vec<Offset>,
-    /// Default: the process's own (4 for a 32-bit process, D2 under Wine; else 8).
+    /// Default 4 in 32-bit processes (D2 under Wine), else 8.
     #[serde(default)]
     #[schemars(schema_with = "pointer_size_schema")]
     pub pointer_size: Option<usize>,
@@ -457,19 +457,19 @@ pub enum TextEncoding {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ScanStartArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     /// Needed for value scans.
     #[serde(default)]
     #[schemars(schema_with = "numeric_type_schema")]
     pub value_type: Option<ValueType>,
-    /// Floats match when rounded (100: 99.5 to 100.5). One of value, pattern, text.
+    /// Floats match rounded (100: 99.5-100.5). One of value/pattern/text.
     #[serde(default)]
     #[schemars(schema_with = "number_schema")]
     pub value: Option<Value>,
-    /// Hex with ?? wildcards: 8B 0D ?? ?? 85 C9 (at most 4096 bytes).
+    /// Hex, ?? wildcards: 8B 0D ?? ?? 85 C9 (max 4096 bytes).
     pub pattern: Option<String>,
-    /// At most 4096 bytes encoded.
+    /// Max 4096 bytes encoded.
     #[schemars(length(min = 1, max = 4096))]
     pub text: Option<String>,
     /// Default utf8.
@@ -527,7 +527,7 @@ pub struct ScanResultsArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct PointerScanArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     /// Where chains must lead, e.g. a scan match.
     pub target: Location,
@@ -537,7 +537,7 @@ pub struct PointerScanArgs {
     /// Largest offset per hop.
     #[schemars(range(min = 0, max = 4096))]
     pub max_offset: u64,
-    /// Default: the process's own (4 for a 32-bit process, D2 under Wine; else 8).
+    /// Default 4 in 32-bit processes (D2 under Wine), else 8.
     #[serde(default)]
     #[schemars(schema_with = "pointer_size_schema")]
     pub pointer_size: Option<usize>,
@@ -563,7 +563,7 @@ pub struct PointerRescanArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SnapshotArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// Bytes (max 64 MiB).
@@ -588,7 +588,7 @@ pub struct DiffSnapshotsArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ReadStructArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// A name (built in: D2UnitAny, D2Player, D2ItemData...) or fields.
@@ -600,7 +600,7 @@ pub struct ReadStructArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InferStructArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     /// Instances of one structure.
     #[schemars(schema_with = "addresses_schema")]
@@ -616,7 +616,7 @@ pub struct InferStructArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WatchArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// Value type.
@@ -639,7 +639,7 @@ pub enum CodeArch {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DisassembleMemoryArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// Instructions.
@@ -651,7 +651,7 @@ pub struct DisassembleMemoryArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WriteMemoryArgs {
-    /// Process id.
+    /// Pid.
     pub pid: u32,
     pub address: Location,
     /// Hex bytes like 90 90 (max 4096), or value + value_type.
@@ -1248,8 +1248,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl MemoryServer {
     #[tool(
         title = "List processes",
-        description = "Running processes (pid, name, exe, RSS; Wine ones with their .exe). \
-             Start here to find the game's pid.",
+        description = "Running processes: pid, name, exe (Wine: the .exe), RSS. Start here to find \
+             the game's pid.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_processes(
@@ -1386,7 +1386,7 @@ impl MemoryServer {
     #[tool(
         title = "Read values",
         description = "Typed values or a string at an address, e.g. to check a scan match or \
-             a pointer.",
+             pointer.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn read_value(
@@ -1492,8 +1492,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Start scan",
-        description = "First scan for a value, byte pattern or text, or with only value_type \
-             an unknown value. Then change it in the game and scan_next.",
+        description = "First scan for a value, pattern, text, or (value_type alone) an unknown \
+             value. Then change it in game and scan_next.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn scan_start(
@@ -1653,8 +1653,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Narrow scan",
-        description = "Keeps a scan's matches that meet a condition now. Repeat after each \
-             change in the game until few remain, then pointer_scan one.",
+        description = "Keeps matches meeting a condition. Repeat after each change in game until \
+             few remain, then pointer_scan one.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn scan_next(
@@ -1768,8 +1768,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Pointer scan",
-        description = "Finds pointer chains from module statics to target that survive \
-             restarts, shortest first. Then resolve_pointer; later pointer_rescan.",
+        description = "Finds restart-proof pointer chains from module statics to target, shortest \
+             first. Then resolve_pointer; later pointer_rescan.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn pointer_scan(
@@ -1846,8 +1846,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Pointer rescan",
-        description = "Keeps a pointer scan's chains that still reach the value at its new \
-             address (after a move or restart). Repeat until stable.",
+        description = "Keeps a pointer scan's chains that reach the value's new address (after a \
+             move or restart). Repeat until stable.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn pointer_rescan(
@@ -1909,8 +1909,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Snapshot",
-        description = "Copies memory for diff_snapshots: take one before and one after an \
-             action in the game.",
+        description = "Copies memory for diff_snapshots: take one before and one after a game \
+             action.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn snapshot(
@@ -2082,8 +2082,8 @@ impl MemoryServer {
 
     #[tool(
         title = "Infer structure",
-        description = "Guesses what each offset holds (pointer, float, int, string...) from \
-             instances of one structure, for read_struct inline fields.",
+        description = "Guesses each offset's type (pointer, float, int, string...) from instances \
+             of a structure, for read_struct fields.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn infer_struct(
@@ -2140,8 +2140,7 @@ impl MemoryServer {
 
     #[tool(
         title = "Watch value",
-        description = "Samples a value at an interval, returning its changes while you act in \
-             the game.",
+        description = "Samples a value periodically, returning its changes while you act in game.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn watch(

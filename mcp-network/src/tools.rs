@@ -164,16 +164,16 @@ fn page(offset: Option<usize>, limit: Option<usize>) -> Result<(usize, usize), T
 // ---------------------------------------------------------------- arguments
 
 /// The description of every `source` argument (the server's instructions say more).
-const SOURCE_DOC: &str = "Capture file path or capture id.";
+const SOURCE_DOC: &str = "Capture file path or id.";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CaptureStartArgs {
-    /// From list_interfaces, e.g. `eth0`.
+    /// From list_interfaces, e.g. eth0.
     pub interface: String,
-    /// BPF filter, e.g. `tcp port 4000`.
+    /// e.g. tcp port 4000.
     pub bpf_filter: Option<String>,
     /// Stop after this many packets.
     #[schemars(range(min = 1))]
@@ -191,7 +191,7 @@ pub struct CaptureStartArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CaptureIdArgs {
-    /// Id from capture_start, e.g. `cap-1`.
+    /// From capture_start, e.g. cap-1.
     pub capture_id: String,
 }
 
@@ -245,17 +245,17 @@ pub struct ListPacketsArgs {
     pub source: String,
     /// Flow's protocol.
     pub protocol: Option<Proto>,
-    /// IP address at either end.
+    /// IP at either end.
     pub host: Option<String>,
     /// Port at either end.
     pub port: Option<u16>,
     /// Only this flow.
     pub flow_id: Option<u32>,
-    /// Bytes contain this text, or `hex:AF01`.
+    /// Bytes contain this text, or hex:AF01.
     pub contains: Option<String>,
-    /// First item (default 0).
+    /// Start index (next_offset).
     pub offset: Option<usize>,
-    /// Items per page (default 100).
+    /// Default 100.
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }
@@ -264,7 +264,7 @@ pub struct ListPacketsArgs {
 pub struct PacketDetailArgs {
     #[schemars(description = SOURCE_DOC)]
     pub source: String,
-    /// Packet index from list_packets.
+    /// From list_packets.
     pub index: usize,
 }
 
@@ -274,13 +274,13 @@ pub struct ListFlowsArgs {
     pub source: String,
     /// Only this protocol.
     pub protocol: Option<Proto>,
-    /// IP address at either end.
+    /// IP at either end.
     pub host: Option<String>,
     /// Port at either end.
     pub port: Option<u16>,
-    /// First item (default 0).
+    /// Start index (next_offset).
     pub offset: Option<usize>,
-    /// Items per page (default 100).
+    /// Default 100.
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }
@@ -310,11 +310,11 @@ impl Side {
 pub struct FollowStreamArgs {
     #[schemars(description = SOURCE_DOC)]
     pub source: String,
-    /// Flow id from list_flows.
+    /// From list_flows.
     pub flow_id: u32,
     /// Sender; default server.
     pub direction: Option<Side>,
-    /// First stream byte (default 0).
+    /// Start byte (next_offset).
     pub offset: Option<u64>,
     /// Bytes (default 4096).
     #[schemars(range(min = 1, max = 8192))]
@@ -342,13 +342,13 @@ pub struct D2DecodeArgs {
     pub flow_id: Option<u32>,
     /// Sender; default both.
     pub direction: Option<Side>,
-    /// Only these message ids (1 to 256): numbers or hex strings ("0x59").
+    /// Only these message ids: numbers or hex ("0x59").
     #[serde(default)]
     #[schemars(schema_with = "ids_schema")]
     pub ids: Option<Vec<IdArg>>,
-    /// First item (default 0).
+    /// Start index (next_offset).
     pub offset: Option<usize>,
-    /// Items per page (default 100).
+    /// Default 100.
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
 }
@@ -589,8 +589,7 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// Starts a background capture (BPF filter, limits) into a pcap in the output directory;
-    /// needs CAP_NET_RAW. Its capture_id works as `source`.
+    /// Starts a background capture to a pcap (needs CAP_NET_RAW); its capture_id works as source.
     #[tool(
         title = "Start capture",
         annotations(
@@ -680,7 +679,7 @@ impl NetworkServer {
         Ok(Json(status(&a.capture_id, c)))
     }
 
-    /// Stops a capture and completes its pcap, which stays usable as `source`.
+    /// Stops a capture and completes its pcap, which stays usable as source.
     #[tool(
         title = "Stop capture",
         annotations(
@@ -711,8 +710,7 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// Overview of a source: packets, bytes, time span, link type, protocols, top flows.
-    /// Start here, then list_flows.
+    /// Overview of a source (packets, protocols, top flows). Start here, then list_flows.
     #[tool(
         title = "Capture summary",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -727,8 +725,7 @@ impl NetworkServer {
             .map(Json)
     }
 
-    /// Packets (index, time, endpoints, protocol, length, summary line), filtered. Paged.
-    /// Next: packet_detail.
+    /// Packets (index, time, endpoints, protocol, length, summary), filtered. Next: packet_detail.
     #[tool(
         title = "List packets",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -757,7 +754,7 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// One packet's layers (link, IP, TCP/UDP) decoded, and its first 2 KiB in hex.
+    /// One packet's decoded layers (link, IP, TCP/UDP) and first 2 KiB in hex.
     #[tool(
         title = "Packet detail",
         annotations(read_only_hint = true, open_world_hint = false)
@@ -774,10 +771,10 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// Conversations: endpoints, packets and bytes each way, times, protocol. Paged. Next:
-    /// d2_decode or follow_stream with its flow_id.
     #[tool(
         title = "List flows",
+        description = "Conversations: endpoints, packets and bytes each way, times, protocol. \
+             Next: d2_decode or follow_stream with its flow_id.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_flows(
@@ -802,10 +799,10 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// Reassembled bytes of one direction of a TCP flow, as hex and text; gaps reported.
-    /// Continue at `next_offset`.
     #[tool(
         title = "Follow TCP stream",
+        description = "Reassembled bytes of one direction of a TCP flow, as hex and text; gaps \
+             reported. Continue at next_offset.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn follow_stream(
@@ -844,10 +841,10 @@ impl NetworkServer {
         .map(Json)
     }
 
-    /// Diablo II messages in time order (D2GS decompressed, realm, Battle.net), known ids'
-    /// fields decoded; corrupt frames reported. Paged. Next: d2_stats.
     #[tool(
         title = "Decode Diablo II",
+        description = "Diablo II messages (D2GS decompressed, realm, Battle.net) in time order, \
+             known ids decoded, corrupt frames reported. Next: d2_stats.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn d2_decode(
@@ -898,7 +895,7 @@ impl NetworkServer {
 
     /// Diablo II message counts, bytes and rates per id and direction, with decoding reports.
     #[tool(
-        title = "Diablo II statistics",
+        title = "D2 statistics",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn d2_stats(

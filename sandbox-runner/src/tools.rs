@@ -435,10 +435,10 @@ impl SandboxServer {
         .await
     }
 
-    /// A sandbox's processes (host pids, which is the game), memory and CPU use, OOM, pids and
-    /// seccomp events, and the exit report once ended. Poll it after launch.
     #[tool(
         title = "Sandbox status",
+        description = "A sandbox's state, host pids (which is the game), usage, OOM/pids/seccomp \
+             events and exit report. Poll after launch.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn status(&self, Parameters(a): Parameters<IdArgs>) -> Result<Json<Status>, ToolError> {
@@ -461,8 +461,7 @@ impl SandboxServer {
         blocking(move || s.stop().map(Json).map_err(ToolError::new)).await
     }
 
-    /// Lists the sandboxes this server started, running or ended, with the ids status and
-    /// stop take.
+    /// Sandboxes this server started, running or ended, with ids for status and stop.
     #[tool(
         title = "List sandboxes",
         annotations(read_only_hint = true, open_world_hint = false)

@@ -1,5 +1,5 @@
 """The bad-input matrix: every tool of every server (mcp-static, mcp-memory, mcp-network,
-mcp-d2, sandbox-runner's MCP mode, and the coordinator's default suite, its own tools and
+mcp-d2, mcp-behavior, sandbox-runner's MCP mode, and the coordinator's default suite, its own tools and
 the children's namespaced ones), driven by the official Python MCP SDK, gets one call per
 cell that badinput.py generates from its inputSchema: a required argument missing, a wrong
 type, empty / huge / negative values, an unknown enum value, an unknown argument, paths that
@@ -93,6 +93,7 @@ ACCEPTED = {
     # process have an answer; the others read an address of the memory fixture.
     **{("memory", tool, "pid", "pid 1"): "pid 1 is a live process root may read"
        for tool in ("list_modules", "list_regions", "scan_start", "pointer_scan")},
+    ("behavior", "find_writers", "pid", "pid 1"): "pid 1 is a live process root may watch (never stopped)",
 }
 
 # Valid arguments some tools need besides the required ones (one of a group must be
@@ -109,6 +110,12 @@ COMPANIONS = {
     # A bad `value` is given with a type, so that the answer is about the value.
     ("memory", "write_memory"): {"*": {"bytes": "55"}, "bytes": {}, "value": {"value_type": "u32"},
                                  "value_type": {"value": 0x55}},
+    # A short window, so that a cell whose value is fine does not watch for 10 s.
+    ("behavior", "find_writers"): {"*": {"duration_s": 0.1}, "duration_s": {}},
+    # One source for every cell but the sources' own; `$pid` is the memory fixture's.
+    ("behavior", "trace_start"): {"*": {"pid": "$pid"}, "pid": {}, "command": {}},
+    ("behavior", "detect"): {"*": {"actions_ms": [0, 250, 500]}, "actions_ms": {}, "trace_id": {},
+                             "positions": {}},
 }
 
 # Cells not run because a valid-looking call would act on the machine: a write into pid 1.
@@ -178,6 +185,7 @@ class Inputs:
                    "path_a": s.get("save"), "path_b": s.get("save_b"), "kind": "class",
                    "type": "player"},
             "sandbox": {"profile": "strict", "program": "true"},
+            "behavior": {"pid": memfix["pid"], "address": heap},
             "coordinator": {"name": "d2", "kind": "note", "title": "bad-input matrix",
                             "relation": "derived_from", "pid": game["pid"],
                             "calls": [{"tool": "d2__lookup", "arguments": {"kind": "class", "id": 0}}]},
@@ -195,6 +203,7 @@ PRODUCERS = {
                 "pointer_scan_id")],
     "network": [("capture_start", {"interface": "interface"}, {"max_packets": 10}, "capture_id",
                  "capture_id")],
+    "behavior": [("trace_start", {"pid": "pid"}, {"kinds": ["process"]}, "trace_id", "trace_id")],
     "coordinator": [("findings_record", {"kind": "kind", "title": "title"}, {}, "finding.id", "from"),
                     ("findings_record", {"kind": "kind", "title": "title"}, {}, "finding.id", "to")],
 }
@@ -205,7 +214,8 @@ FROM_SHARED_FIXTURES = {("d2", "path"), ("d2", "path_a"), ("d2", "path_b"), ("ne
 # A call each server answers at once, made after every cell.
 CHEAP = {"static": ("binary_info", {"path": None}), "memory": ("list_processes", {"limit": 1}),
          "network": ("list_interfaces", {}), "d2": ("lookup", {"kind": "class", "id": 0}),
-         "sandbox": ("list", {}), "coordinator": ("servers_status", {})}
+         "sandbox": ("list", {}), "behavior": ("detect", {"actions_ms": [0, 100]}),
+         "coordinator": ("servers_status", {})}
 
 
 class Run:
@@ -240,6 +250,9 @@ class Run:
         server, bare = self.server_of(tool)
         companions = COMPANIONS.get((server, bare), {})
         args = dict(companions.get(arg, companions.get("*", {})))
+        # `$name`: the valid value of that name (a pid known only at run time).
+        args = {k: (self.value(server, bare, v[1:], produced) if isinstance(v, str) and v.startswith("$") else v)
+                for k, v in args.items()}
         wanted = list(schema.get("required", []))
         # The live game tools take the fixture game's pid rather than searching for one.
         if server in ("d2", "coordinator") and "pid" in schema.get("properties", {}):
@@ -268,7 +281,7 @@ class Run:
 
     async def produce(self, client, tools):
         produced = {}
-        for label in ("memory", "network", "coordinator"):
+        for label in ("memory", "network", "behavior", "coordinator"):
             for tool, from_values, fixed, key, name in PRODUCERS.get(label, []):
                 full = tool if self.label == label else f"{label}__{tool}"
                 if full not in tools:
@@ -294,7 +307,7 @@ class Run:
     async def cleanup(self, client, tool, result):
         """Stops what an accepted cell started (a capture, a sandbox)."""
         sc = result.structured_content or {}
-        for key, stop in (("capture_id", "capture_stop"), ("sandbox_id", "stop")):
+        for key, stop in (("capture_id", "capture_stop"), ("sandbox_id", "stop"), ("trace_id", "trace_stop")):
             if key in sc:
                 prefix = tool.split("__")[0] + "__" if "__" in tool else ""
                 try:
@@ -400,6 +413,7 @@ def test_bad_input_matrix():
                      ("d2", [os.path.join(bins, "mcp-d2"), *root]),
                      ("sandbox", [os.path.join(bins, "sandbox-runner"), "mcp", *root]
                       + (["--allow-launch"] if IS_ROOT else [])),
+                     ("behavior", [os.path.join(bins, "mcp-behavior")]),
                      ("coordinator", [COORD, "--data-dir", inputs.data])]
             only = set(filter(None, os.environ.get("MATRIX_SERVERS", "").split(",")))
             runs = [Run(label, cmd, env, values, inputs) for label, cmd in specs

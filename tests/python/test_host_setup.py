@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 
 COORD = os.environ.get("MCP_COORDINATOR", "")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SERVERS = {"static", "memory", "d2", "network", "sandbox"}
+SERVERS = {"static", "memory", "d2", "network", "behavior", "sandbox"}
 # What a host may spend on the suite's tools/list, in cl100k tokens (issue: 15,000).
 TOKEN_BUDGET = 15_000
 

@@ -119,6 +119,7 @@ def test_inspector_strict_finds_no_schema_error_on_any_server():
             "mcp-memory": [os.path.join(bins, "mcp-memory")],
             "mcp-d2": [os.path.join(bins, "mcp-d2"), "--root", FIXTURES],
             "mcp-network": [os.path.join(bins, "mcp-network"), "--root", FIXTURES],
+            "mcp-behavior": [os.path.join(bins, "mcp-behavior"), "--allow-launch"],
             "sandbox-runner": [SANDBOX, "mcp", "--allow-launch", "--root", FIXTURES],
             "mcp-coordinator": [COORDINATOR, "--data-dir", os.path.join(home, "data")],
         }
@@ -131,4 +132,4 @@ def test_inspector_strict_finds_no_schema_error_on_any_server():
             tools = json.loads(p.stdout)["tools"]
             if name == "mcp-coordinator":
                 prefixes = {t["name"].split("__")[0] for t in tools if "__" in t["name"]}
-                assert prefixes == {"static", "memory", "d2", "network", "sandbox"}, prefixes
+                assert prefixes == {"static", "memory", "d2", "network", "behavior", "sandbox"}, prefixes

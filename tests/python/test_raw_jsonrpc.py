@@ -162,6 +162,7 @@ def servers(tmp):
         ("network", [binary("MCP_NETWORK", "mcp-network"), "--root", tmp]),
         ("d2", [binary("MCP_D2", "mcp-d2"), "--root", tmp]),
         ("sandbox", [binary("SANDBOX_RUNNER", "sandbox-runner"), "mcp"]),
+        ("behavior", [binary("MCP_BEHAVIOR", "mcp-behavior")]),
         ("coordinator", [binary("MCP_COORDINATOR", "mcp-coordinator"), "--config", config,
                          "--data-dir", os.path.join(tmp, "data")]),
     ]
