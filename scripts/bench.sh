@@ -13,7 +13,8 @@
 #  - sandbox start-up against bubblewrap and firejail (sandbox-runner startup);
 #  - how long a cancelled 1 GiB scan keeps its CPU (bench-cancel.py);
 #  - the 32-bit game under 32-bit Wine: character latency, pointer scans, sandboxed start-up
-#    against bare (bench-wine32.py).
+#    against bare (bench-wine32.py);
+#  - tracing overhead against strace, find_writers' slowdown and hit latency (behavior_bench).
 # Usage: scripts/bench.sh [LOG]   (default target/bench.log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,8 @@ cargo build --release -p mcp-coordinator --quiet
 run .venv/bin/python scripts/bench-dashboard.py target/release
 section "scans over 1 GiB (mcp-memory)"
 run cargo bench -p mcp-memory --bench memory_bench
+section "traces against strace, find_writers (mcp-behavior)"
+run cargo bench -p mcp-behavior --bench behavior_bench
 section "sandbox start-up (sandbox-runner)"
 run cargo bench -p sandbox-runner --bench startup
 section "cancel to CPU stop"
@@ -64,5 +67,5 @@ run .venv/bin/python scripts/bench-wine32.py target/release
 
 echo
 echo "== ratios (ours / peer unless said) =="
-grep -iE "ratio|the raw copy rate|first scan \+|faster|its wait in one queue|findings page" "$log" || true
+grep -iE "ratio|the raw copy rate|first scan \+|faster|its wait in one queue|findings page|of strace's|find_writers at" "$log" || true
 echo "(whole log: $log)"

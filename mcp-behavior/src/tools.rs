@@ -878,16 +878,27 @@ impl BehaviorServer {
             }
         }
         for (field, n) in [
-            ("actions_ms", a.actions_ms.as_ref().map_or(0, Vec::len)),
-            ("positions", a.positions.as_ref().map_or(0, Vec::len)),
+            ("actions_ms", a.actions_ms.as_ref().map(Vec::len)),
+            ("positions", a.positions.as_ref().map(Vec::len)),
         ] {
-            if n > MAX_SERIES {
+            if let Some(n) = n
+                && !(2..=MAX_SERIES).contains(&n)
+            {
                 return Err(ToolError::invalid(
                     field,
                     format!("{n} entries"),
-                    format!("accepted: at most {MAX_SERIES}"),
+                    format!("accepted: 2 to {MAX_SERIES}"),
                 ));
             }
+        }
+        if let Some(ports) = &a.params.allowed_ports
+            && !(1..=1024).contains(&ports.len())
+        {
+            return Err(ToolError::invalid(
+                "allowed_ports",
+                format!("{} ports", ports.len()),
+                "accepted: 1 to 1024 ports",
+            ));
         }
         let trace = match &a.trace_id {
             Some(id) => Some(self.trace(id)?),

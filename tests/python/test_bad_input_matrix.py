@@ -75,6 +75,7 @@ ACCEPTED = {
     **{(server, tool, arg, kind): "a text filter"
        for server, tool, arg in (("static", "*", "filter"), ("static", "list_strings", "contains"),
                                  ("memory", "*", "name_contains"), ("network", "list_packets", "contains"),
+                                 ("behavior", "trace_events", "contains"),
                                  *(("coordinator", "findings_query", a) for a in ("kind", "tool", "target", "text")))
        for kind in FILTER},
     ("coordinator", "findings_query", "since", "huge number 1e300"): "a time after every finding",
@@ -94,6 +95,13 @@ ACCEPTED = {
     **{("memory", tool, "pid", "pid 1"): "pid 1 is a live process root may read"
        for tool in ("list_modules", "list_regions", "scan_start", "pointer_scan")},
     ("behavior", "find_writers", "pid", "pid 1"): "pid 1 is a live process root may watch (never stopped)",
+    # Directories the trace's paths are compared with, never opened: any absolute one is a
+    # valid rule parameter (`../../etc/shadow`, relative, is refused).
+    **{("behavior", "detect", arg, kind): "a directory compared with the trace's paths, never opened"
+       for arg in ("game_dir", "save_dir")
+       for kind in ("nonexistent path", "outside roots /etc/passwd", "special /dev/zero",
+                    "special FIFO", "special /proc/self/mem", "directory")},
+    ("behavior", "detect", "actions_ms", "huge array (100000)"): "a long series (at most 1,000,000)",
 }
 
 # Valid arguments some tools need besides the required ones (one of a group must be
