@@ -256,6 +256,37 @@ impl Drop for Trace {
     }
 }
 
+/// The launch's command: its arguments, environment and directory; no standard input or
+/// output kept, standard error piped when `stderr` (Wine's debug channels are read there).
+fn command(
+    target: &Target,
+    stderr: bool,
+) -> Result<(std::process::Command, &std::path::Path), String> {
+    let Target::Launch {
+        program,
+        args,
+        env,
+        cwd,
+    } = target
+    else {
+        return Err("not a launch".into());
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(if stderr {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        });
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    Ok((cmd, program.as_path()))
+}
+
 /// Installs (once) a do-nothing SIGURG handler without SA_RESTART, so that `Trace::stop`
 /// can interrupt the tracer thread's waitpid. SIGURG's default is to be ignored: sent
 /// anywhere else it does nothing either.
@@ -438,28 +469,7 @@ impl Tracer {
         filter: Vec<libc::sock_filter>,
         stderr: Option<StderrReader>,
     ) -> Result<u32, String> {
-        let Target::Launch {
-            program,
-            args,
-            env,
-            cwd,
-        } = target
-        else {
-            return Err("not a launch".into());
-        };
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(if stderr.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            });
-        if let Some(d) = cwd {
-            cmd.current_dir(d);
-        }
+        let (mut cmd, program) = command(target, stderr.is_some())?;
         let prog = libc::sock_fprog {
             len: filter.len() as u16,
             filter: filter.as_ptr() as *mut libc::sock_filter,
@@ -529,28 +539,7 @@ impl Tracer {
         target: &Target,
         stderr: Option<StderrReader>,
     ) -> Result<u32, String> {
-        let Target::Launch {
-            program,
-            args,
-            env,
-            cwd,
-        } = target
-        else {
-            return Err("not a launch".into());
-        };
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(if stderr.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            });
-        if let Some(d) = cwd {
-            cmd.current_dir(d);
-        }
+        let (mut cmd, program) = command(target, stderr.is_some())?;
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;

@@ -5,32 +5,12 @@
 //! without them they are `skipped` (a failure under REQUIRE_WINE / REQUIRE_WINE32 /
 //! MCP_SUITE_STRICT).
 
-use mcp_testkit::*;
+mod common;
+use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
-
-fn fixture_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        build_fixtures(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/behavfix/build.sh"),
-            Path::new(env!("CARGO_TARGET_TMPDIR")),
-            "behavfix-detect",
-            "needs cc, and mingw-w64 for the Windows builds",
-        )
-    })
-}
-
-async fn server() -> Result<Client, Error> {
-    start_bin(
-        env!("CARGO_BIN_EXE_mcp-behavior"),
-        &["--allow-launch".to_string()],
-    )
-    .await
-}
 
 /// Launches `command` traced (all kinds), waits for it to end, and runs every rule: answers
 /// rule id -> count of the rules that fired.
@@ -108,7 +88,7 @@ async fn native_rules_fire_exactly_and_never_on_the_clean_run() -> TestResult {
         "game_dir": fx.to_string_lossy(),
         "save_dir": saves.to_string_lossy(),
     });
-    let client = server().await?;
+    let client = server(true).await?;
     let env = json!({});
     let run = |args: &[&str]| -> Vec<String> {
         std::iter::once(behave.clone())
@@ -173,7 +153,7 @@ async fn wine_rules(exe: &str, dll: &str, tag: &str) -> TestResult {
         "WINEPREFIX": prefix.0.to_string_lossy(),
         "WINEDLLOVERRIDES": "mscoree,mshtml=",
     });
-    let client = server().await?;
+    let client = server(true).await?;
     let exe_s = exe.to_string_lossy().into_owned();
     let run = |args: &[&str]| -> Vec<String> {
         ["wine".to_string(), exe_s.clone()]
@@ -240,7 +220,7 @@ async fn wine32_rules_fire_exactly_and_never_on_the_clean_run() -> TestResult {
 
 #[tokio::test]
 async fn series_rules_and_bad_arguments() -> TestResult {
-    let client = server().await?;
+    let client = server(true).await?;
     // A bot: an action every 250 ms exactly; a human: jittery.
     let bot: Vec<f64> = (0..40).map(|i| f64::from(i) * 250.0).collect();
     let d = ok(&client, "detect", json!({"actions_ms": bot})).await;

@@ -4,28 +4,12 @@
 //! values. Wine tests need wine and mingw (scripts/setup.sh installs them); without them they
 //! are `skipped` (a failure under REQUIRE_WINE / REQUIRE_WINE32 / MCP_SUITE_STRICT).
 
-use mcp_testkit::*;
+mod common;
+use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
-
-fn fixture_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        build_fixtures(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/behavfix/build.sh"),
-            Path::new(env!("CARGO_TARGET_TMPDIR")),
-            "behavfix",
-            "needs cc, and mingw-w64 for the Windows builds",
-        )
-    })
-}
-
-async fn server() -> Result<Client, Error> {
-    start_bin(env!("CARGO_BIN_EXE_mcp-behavior"), &[]).await
-}
 
 /// The offset of the store into `life` from the start of `plant`, by objdump: the one
 /// instruction of `plant` whose destination (AT&T: the last operand) is memory.
@@ -79,7 +63,7 @@ fn unix_pid_mapping(exe: &Path) -> Option<u32> {
 async fn watch_two_writes(mut fx: LineProcess, pid: u32, offset: u64, bits: u64) -> TestResult {
     let life = fx.addr("life");
     let plant = fx.addr("plant");
-    let client = server().await?;
+    let client = server(false).await?;
     let driver = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
         fx.command("write 1234");
@@ -169,7 +153,7 @@ async fn max_hits_ends_the_window_and_execute_names_the_instruction() -> TestRes
     let offset = store_offset("objdump", &exe);
     let mut fx = LineProcess::spawn(Command::new(&exe));
     let (pid, life, plant) = (fx.pid(), fx.addr("life"), fx.addr("plant"));
-    let client = server().await?;
+    let client = server(false).await?;
     let driver = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1000));
         fx.command("spin 100");
@@ -215,7 +199,7 @@ async fn bad_arguments_name_the_argument() -> TestResult {
     let exe = fixture_dir().join("writer");
     let fx = LineProcess::spawn(Command::new(&exe));
     let (pid, life) = (fx.pid(), fx.addr("life"));
-    let client = server().await?;
+    let client = server(false).await?;
     let cases: Vec<(Value, &str)> = vec![
         (
             json!({"pid": pid, "address": hex(life), "size": 3}),
@@ -259,5 +243,46 @@ async fn bad_arguments_name_the_argument() -> TestResult {
     assert!(!state.starts_with('t') && !state.starts_with('T'), "{stat}");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     assert!(status.contains("TracerPid:\t0"), "never traced: {status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fifth_watch_is_refused_while_four_hold_the_debug_registers() -> TestResult {
+    let exe = fixture_dir().join("writer");
+    let fx = LineProcess::spawn(Command::new(&exe));
+    let (pid, life) = (fx.pid(), fx.addr("life"));
+    let client = server(false).await?;
+    let watch = |offset: u64| {
+        ok(
+            &client,
+            "find_writers",
+            json!({"pid": pid, "address": hex(life + offset), "size": 1, "duration_s": 3}),
+        )
+    };
+    let fifth = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        err(
+            &client,
+            "find_writers",
+            json!({"pid": pid, "address": hex(life), "size": 1, "duration_s": 1}),
+        )
+        .await
+    };
+    let (a, b, c, d, msg) = tokio::join!(watch(0), watch(1), watch(2), watch(3), fifth);
+    for w in [a, b, c, d] {
+        assert_eq!(w["stopped_by"], "duration", "{w}");
+    }
+    assert!(
+        msg.contains("`address`") && msg.contains("all four debug registers"),
+        "{msg}"
+    );
+    // Released: a watch works again.
+    let again = ok(
+        &client,
+        "find_writers",
+        json!({"pid": pid, "address": hex(life), "duration_s": 0.2}),
+    )
+    .await;
+    assert_eq!(again["stopped_by"], "duration");
     Ok(())
 }

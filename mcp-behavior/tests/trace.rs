@@ -2,20 +2,12 @@
 //! on the same command; a running process attached, followed into a new thread and left
 //! running untraced after trace_stop.
 
-use mcp_testkit::*;
+mod common;
+use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-async fn server(launch: bool) -> Result<Client, Error> {
-    let args: Vec<String> = if launch {
-        vec!["--allow-launch".into()]
-    } else {
-        Vec::new()
-    };
-    start_bin(env!("CARGO_BIN_EXE_mcp-behavior"), &args).await
-}
 
 /// Every event of a trace, all pages.
 async fn all_events(client: &Client, id: &str, kind: &str) -> Vec<Value> {
@@ -131,13 +123,7 @@ async fn launched_shell_files_match_strace() -> TestResult {
 
 #[tokio::test]
 async fn attached_process_is_followed_then_left_running() -> TestResult {
-    let exe = mcp_testkit::build_fixtures(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/behavfix/build.sh"),
-        Path::new(env!("CARGO_TARGET_TMPDIR")),
-        "behavfix-trace",
-        "needs cc",
-    )
-    .join("writer");
+    let exe = fixture_dir().join("writer");
     let mut fx = LineProcess::spawn(Command::new(&exe));
     let pid = fx.pid();
     let client = server(false).await?;
