@@ -23,6 +23,7 @@ with DIR under its roots. Exit status 0 when every step succeeded, 1 otherwise.
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -71,6 +72,10 @@ command = "{b}/mcp-memory"
 name = "static"
 command = "{b}/mcp-static"
 args = ["--root", "{game_dir}"]
+
+[[servers]]
+name = "behavior"
+command = "{b}/mcp-behavior"
 """
 
 
@@ -82,6 +87,39 @@ async def wait_for(seconds, attempt):
         if found is not None or time.monotonic() > deadline:
             return found
         await anyio.sleep(0.2)
+
+
+async def who_writes(s, pid, experience):
+    """Cheat Engine's workflow: find the experience in memory, narrow it down after the game
+    gains some, then ask which instruction writes it while the game gains again (the native
+    fixture gains 1000 on SIGUSR1, standing in for the player's kill)."""
+    ok, first, text = await s.call("memory__scan_start", {
+        "pid": pid, "value_type": "u32", "value": experience})
+    scan = first.get("scan_id")
+    os.kill(pid, signal.SIGUSR1)
+    await anyio.sleep(0.3)
+    ok2, nxt, text2 = await s.call("memory__scan_next", {"scan_id": scan, "condition": "increased"})
+    found = (nxt.get("matches") or [{}])[0].get("address") if ok2 else None
+    s.step("find_experience", "memory__scan_next", ok and ok2 and found is not None,
+           first=first.get("match_count"), after_gain=nxt.get("match_count"), address=found,
+           error=None if ok and ok2 else (text or text2))
+    if found is None:
+        return
+    watched = {}
+
+    async def watch():
+        watched["r"] = await s.call("behavior__find_writers", {
+            "pid": pid, "address": found, "duration_s": 3, "max_hits": 1})
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        await anyio.sleep(1.0)
+        os.kill(pid, signal.SIGUSR1)
+    ok, w, text = watched["r"]
+    top = (w.get("items") or [{}])[0]
+    s.step("who_writes", "behavior__find_writers", ok and w.get("hits") == 1,
+           instruction=top.get("instruction"), module=top.get("module"),
+           change=top.get("first_change"), error=None if ok else text)
 
 
 async def analyse(s, game_dir, wine):
@@ -144,6 +182,9 @@ async def analyse(s, game_dir, wine):
         if a is None:
             return
         analysis = a["analysis_id"]
+
+        if not wine:
+            await who_writes(s, pid, ch.get("experience"))
 
         # The agent ties what it learned together: the DLL's static finding to the analysis.
         ok, q, _ = await s.call("findings_query", {

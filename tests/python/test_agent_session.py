@@ -69,7 +69,12 @@ def run_session(args):
 def check(out, steps):
     assert out.returncode == 0, (out.stdout, out.stderr[-3000:])
     assert all(s["ok"] for s in steps.values()), steps
-    assert steps["discover"]["servers"] == ["d2", "memory", "sandbox", "static"]
+    assert steps["discover"]["servers"] == ["behavior", "d2", "memory", "sandbox", "static"]
+    # Which instruction writes the experience: the fixture game's own store, 1000 more.
+    w = steps["who_writes"]
+    assert w["module"].startswith("d2game+0x") and w["instruction"].startswith("mov"), w
+    before, after = (int(w["change"][k], 16) for k in ("before", "after"))
+    assert after - before == 1000, w
     assert steps["inspect_dll"]["format"] == "pe32+"  # x86_64-w64-mingw32
     assert len(steps["inspect_dll"]["sha256"]) == 64
     game = steps["find_game"]
