@@ -93,6 +93,8 @@ impl Noun for Event {
 pub struct TraceStartArgs {
     /// Attach to this process (detached at trace_stop).
     pub pid: Option<u32>,
+    /// Or to every process of this sandbox (sandbox-runner's sbx-PID-N).
+    pub sandbox_id: Option<String>,
     /// Or launch [program, args...], e.g. ["wine", "Game.exe"] (killed at trace_stop).
     pub command: Option<Vec<String>>,
     /// The launch's working directory.
@@ -610,7 +612,11 @@ impl BehaviorServer {
         Parameters(a): Parameters<TraceStartArgs>,
     ) -> Result<Json<TraceStarted>, ToolError> {
         mcp_common::error::exactly_one(
-            &[("pid", a.pid.is_some()), ("command", a.command.is_some())],
+            &[
+                ("pid", a.pid.is_some()),
+                ("command", a.command.is_some()),
+                ("sandbox_id", a.sandbox_id.is_some()),
+            ],
             false,
         )?;
         let kinds: Vec<String> = match &a.kinds {
@@ -641,7 +647,25 @@ impl BehaviorServer {
                 format!("accepted: 1 to {MAX_MAX_EVENTS}"),
             ));
         }
+        if a.sandbox_id.is_some() || a.pid.is_some() {
+            for (field, given) in [("cwd", a.cwd.is_some()), ("env", a.env.is_some())] {
+                if given {
+                    return Err(ToolError::invalid(
+                        field,
+                        "given with pid or sandbox_id",
+                        "accepted only with command (a launch); a running process keeps \
+                         its own",
+                    ));
+                }
+            }
+        }
         let target = match (&a.pid, &a.command) {
+            _ if a.sandbox_id.is_some() => {
+                let id = a.sandbox_id.as_deref().unwrap_or_default();
+                let pids = trace::sandbox_pids(id)
+                    .map_err(|why| ToolError::invalid("sandbox_id", id, why))?;
+                Target::Attach(pids)
+            }
             (Some(pid), _) => {
                 if *pid <= 1 || *pid == std::process::id() {
                     return Err(ToolError::invalid(
@@ -653,17 +677,7 @@ impl BehaviorServer {
                 if !procfs::exists(*pid) {
                     return Err(gone(*pid));
                 }
-                for (field, given) in [("cwd", a.cwd.is_some()), ("env", a.env.is_some())] {
-                    if given {
-                        return Err(ToolError::invalid(
-                            field,
-                            "given with pid",
-                            "accepted only with command (a launch); a running process keeps \
-                             its own",
-                        ));
-                    }
-                }
-                Target::Attach(*pid)
+                Target::Attach(vec![*pid])
             }
             (_, Some(cmd)) => {
                 if !self.settings.allow_launch {
@@ -688,7 +702,7 @@ impl BehaviorServer {
                     cwd: a.cwd.as_ref().map(PathBuf::from),
                 }
             }
-            _ => return Err(ToolError::new("give pid or command")),
+            _ => return Err(ToolError::new("give pid, command or sandbox_id")),
         };
         let traces = self.traces.clone();
         blocking(move || {

@@ -61,7 +61,8 @@ pub enum Target {
         env: Vec<(String, String)>,
         cwd: Option<PathBuf>,
     },
-    Attach(u32),
+    /// These processes (all their threads), e.g. every process of a sandbox.
+    Attach(Vec<u32>),
 }
 
 /// The events kept, bounded: past `cap` the newest are counted, not kept.
@@ -187,7 +188,7 @@ impl Trace {
                 let root = match &target {
                     Target::Launch { .. } if plain => tracer.launch_plain(&target, stderr),
                     Target::Launch { .. } => tracer.launch(&target, filter, stderr),
-                    Target::Attach(pid) => tracer.attach(*pid),
+                    Target::Attach(pids) => tracer.attach(pids),
                 };
                 let ok = root.is_ok();
                 let _ = tx.send(root);
@@ -254,6 +255,59 @@ impl Drop for Trace {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The processes of a sandbox-runner sandbox (`sbx-PID-N`): its cgroup's `cgroup.procs`,
+/// found under /sys/fs/cgroup (sandbox-runner names each sandbox's cgroup by its id).
+pub fn sandbox_pids(id: &str) -> Result<Vec<u32>, String> {
+    let well_formed = id
+        .strip_prefix("sbx-")
+        .and_then(|r| r.split_once('-'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
+    if !well_formed {
+        return Err("not a sandbox id; accepted: sbx-PID-N as sandbox-runner names them".into());
+    }
+    fn find(dir: &std::path::Path, id: &str, depth: u32, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name() == id {
+                out.push(e.path());
+            } else if depth > 0 {
+                find(&e.path(), id, depth - 1, out);
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    find(std::path::Path::new("/sys/fs/cgroup"), id, 4, &mut dirs);
+    let mut pids: Vec<u32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() {
+        return Err(
+            "no such running sandbox (its cgroup has no process); sandbox__list \
+                    shows the running ones"
+                .into(),
+        );
+    }
+    Ok(pids)
 }
 
 /// The launch's command: its arguments, environment and directory; no standard input or
@@ -573,7 +627,17 @@ impl Tracer {
         }
     }
 
-    fn attach(&mut self, pid: u32) -> Result<u32, String> {
+    /// Attaches to every thread of `pids`; answers the first.
+    fn attach(&mut self, pids: &[u32]) -> Result<u32, String> {
+        for &pid in pids {
+            self.attach_one(pid)?;
+        }
+        pids.first()
+            .copied()
+            .ok_or_else(|| "no process to attach to".to_string())
+    }
+
+    fn attach_one(&mut self, pid: u32) -> Result<(), String> {
         let tids =
             mcp_memory::procfs::threads(pid).map_err(|e| format!("no such process {pid} ({e})"))?;
         for tid in tids {
@@ -593,7 +657,7 @@ impl Tracer {
             let _ = ptrace::interrupt(p);
         }
         lock(&self.sh.pids).insert(pid);
-        Ok(pid)
+        Ok(())
     }
 
     fn detach_all(&mut self) {

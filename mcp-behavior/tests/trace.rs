@@ -189,3 +189,94 @@ async fn published_tool_schemas_match() -> TestResult {
     )?;
     Ok(())
 }
+
+/// sandbox-runner beside this crate's binary (the workspace build puts them together).
+fn sandbox_runner() -> Option<std::path::PathBuf> {
+    let p = Path::new(env!("CARGO_BIN_EXE_mcp-behavior")).with_file_name("sandbox-runner");
+    p.exists().then_some(p)
+}
+
+#[tokio::test]
+async fn a_sandbox_is_traced_by_its_id() -> TestResult {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let cgroups = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.contains("pids"))
+        || Path::new("/sys/fs/cgroup/pids").is_dir();
+    let Some(runner) = sandbox_runner().filter(|_| root && cgroups) else {
+        skipped(
+            "REQUIRE_SANDBOX",
+            &format!(
+                "tracing a sandbox needs root, cgroups and sandbox-runner built (root: {root}, \
+                 cgroups: {cgroups})"
+            ),
+        );
+        return Ok(());
+    };
+    // The sandbox writes a file after a while; its id is sbx-<runner pid>-0.
+    let mut sbx = Command::new(&runner)
+        .args([
+            "run",
+            "--profile",
+            "strict",
+            "--net",
+            "none",
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("sleep 2; echo hi > /tmp/traced-in-sandbox.txt; sleep 30")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let id = format!("sbx-{}-0", sbx.id());
+    let client = server(false).await?;
+    let mut started = None;
+    for _ in 0..50 {
+        let a = call(
+            &client,
+            "trace_start",
+            json!({"sandbox_id": id, "kinds": ["file"]}),
+        )
+        .await;
+        if !a.is_error {
+            started = Some(a.data);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = started.ok_or("the sandbox never had a process to trace")?;
+    let tid = started["trace_id"].as_str().ok_or("no id")?.to_string();
+    let mut seen = false;
+    for _ in 0..100 {
+        let e = ok(
+            &client,
+            "trace_events",
+            json!({"trace_id": tid, "contains": "traced-in-sandbox"}),
+        )
+        .await;
+        if e["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|ev| ev["op"] == "create"))
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok(&client, "trace_stop", json!({"trace_id": tid})).await;
+    let _ = sbx.kill();
+    let _ = sbx.wait();
+    assert!(seen, "the sandboxed program's file was not traced");
+    let msg = err(&client, "trace_start", json!({"sandbox_id": "sbx-0-99"})).await;
+    assert!(
+        msg.contains("`sandbox_id`") && msg.contains("no such running sandbox"),
+        "{msg}"
+    );
+    let msg = err(&client, "trace_start", json!({"sandbox_id": "../x"})).await;
+    assert!(msg.contains("sbx-PID-N"), "{msg}");
+    Ok(())
+}

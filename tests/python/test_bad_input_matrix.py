@@ -121,7 +121,7 @@ COMPANIONS = {
     # A short window, so that a cell whose value is fine does not watch for 10 s.
     ("behavior", "find_writers"): {"*": {"duration_s": 0.1}, "duration_s": {}},
     # One source for every cell but the sources' own; `$pid` is the memory fixture's.
-    ("behavior", "trace_start"): {"*": {"pid": "$pid"}, "pid": {}, "command": {}},
+    ("behavior", "trace_start"): {"*": {"pid": "$pid"}, "pid": {}, "command": {}, "sandbox_id": {}},
     ("behavior", "detect"): {"*": {"actions_ms": [0, 250, 500]}, "actions_ms": {}, "trace_id": {},
                              "positions": {}},
 }
