@@ -49,9 +49,10 @@ fixtures=target/python-fixtures
 bash tests/fixtures/gamedll/build.sh "$fixtures"
 bash tests/fixtures/memfix/build.sh "$fixtures/memfix"
 bash tests/fixtures/d2game/build.sh "$fixtures/d2game"
+bash tests/fixtures/behavfix/build.sh "$fixtures/behavfix"
 MCP_STATIC="$PWD/target/debug/mcp-static" FIXTURE_DIR="$PWD/$fixtures" \
 MCP_MEMORY="$PWD/target/debug/mcp-memory" MEMFIX="$PWD/$fixtures/memfix/memfix" \
-D2GAME_DIR="$PWD/$fixtures/d2game" \
+D2GAME_DIR="$PWD/$fixtures/d2game" BEHAVFIX_DIR="$PWD/$fixtures/behavfix" \
 MCP_NETWORK="$PWD/target/debug/mcp-network" MCP_D2="$PWD/target/debug/mcp-d2" \
 MCP_COORDINATOR="$PWD/target/debug/mcp-coordinator" MCP_TEST_CHILD="$PWD/target/debug/mcp-test-child" \
 SANDBOX_RUNNER="$PWD/target/debug/sandbox-runner" INSPECTOR="$PWD/$inspector" \
