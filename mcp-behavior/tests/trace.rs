@@ -280,3 +280,46 @@ async fn a_sandbox_is_traced_by_its_id() -> TestResult {
     assert!(msg.contains("sbx-PID-N"), "{msg}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_sandbox_launch_is_traced_from_its_first_call() -> TestResult {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let Some(runner) = sandbox_runner().filter(|_| root) else {
+        skipped(
+            "REQUIRE_SANDBOX",
+            "tracing a sandboxed launch needs root and sandbox-runner built",
+        );
+        return Ok(());
+    };
+    // sandbox-runner itself launched traced: the sandbox's program is followed through the
+    // runner's namespaces from its first system call.
+    let client = server(true).await?;
+    let started = ok(
+        &client,
+        "trace_start",
+        json!({"command": [runner.to_string_lossy(), "run", "--profile", "strict", "--net",
+                           "none", "--", "/bin/sh", "-c", "echo hi > /tmp/first-call.txt"],
+               "kinds": ["file", "process"]}),
+    )
+    .await;
+    let id = started["trace_id"].as_str().ok_or("no id")?.to_string();
+    wait_stopped(&client, &id).await;
+    let files = all_events(&client, &id, "file").await;
+    assert!(
+        files
+            .iter()
+            .any(|e| e["op"] == "create" && e["path"] == "/tmp/first-call.txt"),
+        "{files:?}"
+    );
+    let procs = all_events(&client, &id, "process").await;
+    assert!(
+        procs
+            .iter()
+            .any(|e| e["op"] == "exec" && e["path"].as_str().is_some_and(|p| p.ends_with("sh"))),
+        "{procs:?}"
+    );
+    Ok(())
+}
