@@ -410,6 +410,18 @@ mod tests {
     }
 
     #[test]
+    fn finding_times_survive_json_exactly() -> Result<(), String> {
+        // CI once saw this time come back one ulp off: serde_json parses floats exactly only
+        // with its `float_roundtrip` feature (on for the workspace).
+        let t = 1796405990.8784447_f64;
+        let back: f64 =
+            serde_json::from_str(&serde_json::to_string(&t).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        assert_eq!(back.to_bits(), t.to_bits());
+        Ok(())
+    }
+
+    #[test]
     fn export_then_import_elsewhere_twice_adds_once() -> Result<(), String> {
         let dir = mcp_testkit::TestDir::new(&std::env::temp_dir(), "findings-archive-2")
             .map_err(|e| e.to_string())?;
