@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod events;
 pub mod perf;
+pub mod series;
 pub mod summary;
 pub mod tools;
 pub mod trace;

@@ -22,8 +22,21 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    // Files (captures for detect) are read only under --root; without one, none.
+    let roots = if cli.common.roots.is_empty() {
+        None
+    } else {
+        match cli.common.roots() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    };
     let settings = Settings {
         allow_launch: cli.allow_launch,
+        roots,
     };
     let traces = Arc::new(Traces::default());
     match run(&cli.common, move || {

@@ -40,6 +40,8 @@ pub const MAX_SERIES: usize = 1_000_000;
 pub struct Settings {
     /// Whether `trace_start` may launch programs (`command`); attaching is always allowed.
     pub allow_launch: bool,
+    /// Where `detect` may read captures (`--root`); none without it.
+    pub roots: Option<mcp_common::Roots>,
 }
 
 /// The traces of this server, by id (`tr-1`, ...).
@@ -218,6 +220,10 @@ pub struct DetectArgs {
     pub actions_ms: Option<Vec<f64>>,
     /// Or positions as [t_ms, x, y].
     pub positions: Option<Vec<[f64; 3]>>,
+    /// Or a pcap/pcapng file under --root: its client's packet times.
+    pub source: Option<String>,
+    /// The game server's port in source (default 4000).
+    pub port: Option<u16>,
     /// Rule ids (default all; schemas/behavior/rules).
     pub rules: Option<Vec<String>>,
     #[serde(flatten)]
@@ -869,6 +875,7 @@ impl BehaviorServer {
                 ("trace_id", a.trace_id.is_some()),
                 ("actions_ms", a.actions_ms.is_some()),
                 ("positions", a.positions.is_some()),
+                ("source", a.source.is_some()),
             ],
             false,
         )?;
@@ -918,7 +925,47 @@ impl BehaviorServer {
             Some(id) => Some(self.trace(id)?),
             None => None,
         };
+        if let (Some(port), None) = (a.port, &a.source) {
+            return Err(ToolError::invalid(
+                "port",
+                port,
+                "accepted only with source (the capture whose server port it names)",
+            ));
+        }
+        let capture = match &a.source {
+            Some(src) => {
+                let Some(roots) = &self.settings.roots else {
+                    return Err(ToolError::invalid(
+                        "source",
+                        src,
+                        "this server reads no files (start it with --root DIR); accepted \
+                         here: actions_ms",
+                    ));
+                };
+                Some(roots.resolve_file("source", src)?)
+            }
+            None => None,
+        };
+        let mut a = a;
         blocking(move || {
+            if let Some(path) = &capture {
+                let port = a.port.unwrap_or(4000);
+                let times = crate::series::client_actions(path, port).map_err(|e| {
+                    ToolError::invalid("source", path.display(), format!("not a capture: {e}"))
+                })?;
+                if times.len() < 2 {
+                    return Err(ToolError::invalid(
+                        "source",
+                        path.display(),
+                        format!(
+                            "{} packets carry data to port {port}; accepted: a capture of a \
+                             game session (give `port` if its server is not on 4000)",
+                            times.len()
+                        ),
+                    ));
+                }
+                a.actions_ms = Some(times);
+            }
             let (pid, ran, mut found) = match &trace {
                 Some(t) => {
                     let t = trace::lock(t);

@@ -252,3 +252,65 @@ async fn series_rules_and_bad_arguments() -> TestResult {
     assert!(msg.contains("`trace_id`"), "{msg}");
     Ok(())
 }
+
+/// An Ethernet/IPv4/TCP frame from `sport` to `dport` carrying `payload`.
+fn frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 5 << 4, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    tcp.extend_from_slice(payload);
+    let total = (20 + tcp.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    ip.extend_from_slice(&tcp);
+    let mut eth = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+    eth.extend_from_slice(&ip);
+    eth
+}
+
+#[tokio::test]
+async fn a_captures_client_actions_are_a_series() -> TestResult {
+    use mcp_network::capture_file::{LinkType, PcapWriter};
+    let dir = TestDir::new(Path::new(env!("CARGO_TARGET_TMPDIR")), "detect-capture")?;
+    // A bot: a client action every 250 ms, each answered by the server.
+    let path = dir.join("bot.pcap");
+    let mut w = PcapWriter::new(std::fs::File::create(&path)?, LinkType::ETHERNET)?;
+    for i in 0..30u32 {
+        let at_ms = 1000 + i * 250;
+        let (sec, usec) = (1_700_000_000 + i64::from(at_ms / 1000), at_ms % 1000 * 1000);
+        let action = frame(50000, 4000, &[0x0c, 1, 2, 3, 4]);
+        w.write_packet(sec, usec, action.len() as u32, &action)
+            .map_err(|e| e.to_string())?;
+        let reply = frame(4000, 50000, &[0xaf, 1]);
+        w.write_packet(sec, usec + 10, reply.len() as u32, &reply)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(w);
+    let root = dir.to_string_lossy().into_owned();
+    let client = start_bin(
+        env!("CARGO_BIN_EXE_mcp-behavior"),
+        &["--root".to_string(), root.clone()],
+    )
+    .await?;
+    let d = ok(&client, "detect", json!({"source": "bot.pcap"})).await;
+    assert_eq!(d["fired"], 1, "{d}");
+    assert_eq!(
+        d["detections"][0]["rule"], "regular-action-intervals",
+        "{d}"
+    );
+    let msg = err(
+        &client,
+        "detect",
+        json!({"source": "bot.pcap", "port": 6112}),
+    )
+    .await;
+    assert!(
+        msg.contains("`source`") && msg.contains("port 6112"),
+        "{msg}"
+    );
+    let msg = err(&client, "detect", json!({"source": "/etc/passwd"})).await;
+    assert!(msg.contains("`source`"), "{msg}");
+    Ok(())
+}

@@ -123,7 +123,7 @@ COMPANIONS = {
     # One source for every cell but the sources' own; `$pid` is the memory fixture's.
     ("behavior", "trace_start"): {"*": {"pid": "$pid"}, "pid": {}, "command": {}, "sandbox_id": {}},
     ("behavior", "detect"): {"*": {"actions_ms": [0, 250, 500]}, "actions_ms": {}, "trace_id": {},
-                             "positions": {}},
+                             "positions": {}, "source": {}},
 }
 
 # Cells not run because a valid-looking call would act on the machine: a write into pid 1.
