@@ -717,22 +717,17 @@ impl BehaviorServer {
             let wine = matches!(&target, Target::Launch { program, .. }
                 if is_wine(&program.to_string_lossy()));
             let mut follow: Option<trace::StderrReader> = None;
-            if let Target::Launch { program, env, .. } = &mut target
-                && is_wine(&program.to_string_lossy())
+            if let Target::Launch { env, .. } = &mut target
+                && wine
                 && let Some(wd) = wine_debug::winedebug(&kinds)
             {
-                let extra: BTreeMap<String, String> = env.iter().cloned().collect();
-                if kinds
-                    .iter()
-                    .any(|k| k == "api" || k == "registry" || k == "file")
-                {
-                    set_relay_lists(&extra)?;
+                if wd.contains("+relay") {
+                    set_relay_lists(&env.iter().cloned().collect())?;
                 }
                 env.push(("WINEDEBUG".into(), wd.clone()));
                 channels = Some(wd);
                 let want = wine_debug::Wanted::of(&kinds);
-                follow = Some(Box::new(move |sh, err| {
-                    let pid = trace::lock(&sh.pids).iter().min().copied().unwrap_or(0);
+                follow = Some(Box::new(move |sh, pid, err| {
                     wine_debug::follow(sh, pid, err, want)
                 }));
             }

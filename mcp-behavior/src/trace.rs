@@ -50,7 +50,7 @@ const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 
 /// Reads a launched program's standard error (Wine's debug channels) on its own thread.
-pub type StderrReader = Box<dyn FnMut(&Arc<Shared>, std::process::ChildStderr) + Send>;
+pub type StderrReader = Box<dyn FnMut(&Arc<Shared>, u32, std::process::ChildStderr) + Send>;
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -310,6 +310,15 @@ pub fn sandbox_pids(id: &str) -> Result<Vec<u32>, String> {
     Ok(pids)
 }
 
+/// Reads a launch's standard error (Wine's debug channels) on a thread of its own; its
+/// events are the launched process's (`pid`).
+fn read_stderr(sh: &Arc<Shared>, mut f: StderrReader, pid: u32, err: std::process::ChildStderr) {
+    let sh = sh.clone();
+    let _ = std::thread::Builder::new()
+        .name("trace-stderr".into())
+        .spawn(move || f(&sh, pid, err));
+}
+
 /// The launch's command: its arguments, environment and directory; no standard input or
 /// output kept, standard error piped when `stderr` (Wine's debug channels are read there).
 fn command(
@@ -458,6 +467,8 @@ struct Tracer {
     wine: bool,
     /// An untraced launch (see [`Want::needs_ptrace`]).
     plain: Option<std::process::Child>,
+    /// Whether each traced process runs wineserver (forgotten at its exec).
+    servers: HashMap<u32, bool>,
 }
 
 fn tgid(tid: i32) -> u32 {
@@ -502,6 +513,7 @@ impl Tracer {
             seccomp: launched,
             wine: false,
             plain: None,
+            servers: HashMap::new(),
         }
     }
 
@@ -561,11 +573,8 @@ impl Tracer {
         }
         ptrace::setoptions(Pid::from_raw(pid), self.options())
             .map_err(|e| format!("ptrace options: {e}"))?;
-        if let (Some(mut f), Some(err)) = (stderr, child.stderr.take()) {
-            let sh = self.sh.clone();
-            let _ = std::thread::Builder::new()
-                .name("trace-stderr".into())
-                .spawn(move || f(&sh, err));
+        if let (Some(f), Some(err)) = (stderr, child.stderr.take()) {
+            read_stderr(&self.sh, f, child.id(), err);
         }
         self.tasks.insert(pid, pid as u32);
         lock(&self.sh.pids).insert(pid as u32);
@@ -599,11 +608,8 @@ impl Tracer {
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let pid = child.id();
         lock(&self.sh.pids).insert(pid);
-        if let (Some(mut f), Some(err)) = (stderr, child.stderr.take()) {
-            let sh = self.sh.clone();
-            let _ = std::thread::Builder::new()
-                .name("trace-stderr".into())
-                .spawn(move || f(&sh, err));
+        if let (Some(f), Some(err)) = (stderr, child.stderr.take()) {
+            read_stderr(&self.sh, f, child.id(), err);
         }
         self.plain = Some(child);
         Ok(pid)
@@ -816,6 +822,7 @@ impl Tracer {
                     self.tasks.insert(pid as i32, pid);
                 }
                 self.pending.remove(&tid);
+                self.servers.remove(&pid);
                 if self.want.process {
                     self.sh.push(
                         pid,
@@ -981,7 +988,7 @@ impl Tracer {
                 | "renameat"
                 | "renameat2"
         );
-        if self.wine && file_call && exe(pid as i32).is_some_and(|e| e.ends_with("/wineserver")) {
+        if self.wine && file_call && self.is_wineserver(pid) {
             return;
         }
         let what = match p.name.as_str() {
@@ -1088,6 +1095,14 @@ impl Tracer {
             _ => return,
         };
         self.sh.push(pid, t, what);
+    }
+
+    /// Whether `pid` runs wineserver, read from /proc once per program it runs.
+    fn is_wineserver(&mut self, pid: u32) -> bool {
+        *self
+            .servers
+            .entry(pid)
+            .or_insert_with(|| exe(pid as i32).is_some_and(|e| e.ends_with("/wineserver")))
     }
 
     /// SHA-256 of a module file, once per path (files over 512 MiB are not hashed).

@@ -10,7 +10,7 @@ use mcp_memory::procfs;
 use mcp_memory::reader::ProcessMemory;
 use mcp_static::binary::Arch;
 use mcp_static::disasm;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -164,7 +164,7 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
     let mut seen: HashSet<(u32, u64)> = HashSet::new();
     let mut by_ip: HashMap<u64, usize> = HashMap::new();
     let mut writers: Vec<Writer> = Vec::new();
-    let mut thread_sets: Vec<BTreeMap<u32, ()>> = Vec::new();
+    let mut thread_sets: Vec<BTreeSet<u32>> = Vec::new();
     let mut hits = 0u64;
     let mut latencies: Vec<u64> = Vec::new();
     let stop = loop {
@@ -211,14 +211,14 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
                         last_change: None,
                         registers: registers(&s),
                     });
-                    thread_sets.push(BTreeMap::new());
+                    thread_sets.push(BTreeSet::new());
                     by_ip.insert(s.ip, writers.len() - 1);
                     writers.len() - 1
                 }
             };
             let w = &mut writers[at];
             w.hits += 1;
-            thread_sets[at].insert(s.tid, ());
+            thread_sets[at].insert(s.tid);
             let stored = w
                 .disassembly
                 .as_deref()
@@ -242,7 +242,7 @@ pub fn find_writers(req: &Request, ctl: &Control) -> Result<Outcome, WatchError>
     let lost = bp.lost;
     drop(bp);
     for (w, t) in writers.iter_mut().zip(thread_sets) {
-        w.threads = t.into_keys().collect();
+        w.threads = t.into_iter().collect();
     }
     writers.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.address.cmp(&b.address)));
     latencies.sort_unstable();
