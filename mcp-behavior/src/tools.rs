@@ -122,6 +122,8 @@ pub struct TraceStarted {
     pub kinds: Vec<String>,
     /// Wine's debug channels read from the launched program (api, registry, module, ...).
     pub wine_channels: Option<String>,
+    /// What this trace will miss, and how to avoid it.
+    pub warning: Option<String>,
 }
 
 impl Summary for TraceStarted {
@@ -717,6 +719,29 @@ impl BehaviorServer {
             let wine = matches!(&target, Target::Launch { program, .. }
                 if is_wine(&program.to_string_lossy()));
             let mut follow: Option<trace::StderrReader> = None;
+            let mut warning = None;
+            let prefix = match &target {
+                Target::Launch { env, .. } if wine => {
+                    let launch_env: BTreeMap<&str, &str> =
+                        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    wine_debug::prefix(|k| {
+                        launch_env
+                            .get(k)
+                            .map(|v| v.to_string())
+                            .or_else(|| std::env::var(k).ok())
+                    })
+                }
+                _ => None,
+            };
+            if let Some(server) = prefix.as_deref().and_then(wine_debug::running_wineserver)
+                && kinds.iter().any(|k| k == "socket")
+            {
+                warning = Some(format!(
+                    "wineserver {server} already serves this prefix: Wine makes a socket's \
+                     calls in wineserver, so this trace will not see them; for sockets run \
+                     `wineserver -k` first or use another WINEPREFIX"
+                ));
+            }
             if let Target::Launch { env, .. } = &mut target
                 && wine
                 && let Some(wd) = wine_debug::winedebug(&kinds)
@@ -728,7 +753,7 @@ impl BehaviorServer {
                 channels = Some(wd);
                 let want = wine_debug::Wanted::of(&kinds);
                 follow = Some(Box::new(move |sh, pid, err| {
-                    wine_debug::follow(sh, pid, err, want)
+                    wine_debug::follow(sh, pid, err, want, prefix.clone())
                 }));
             }
             let t = Trace::start(target, &kinds, cap, wine, follow)
@@ -740,6 +765,7 @@ impl BehaviorServer {
                 mode: t.mode,
                 kinds,
                 wine_channels: channels,
+                warning,
             };
             let mut list = trace::lock(&traces.list);
             if list.len() >= MAX_TRACES {

@@ -109,11 +109,40 @@ pub struct Shared {
     pub pids: Mutex<HashSet<u32>>,
     /// The tracer thread's id: `stop` interrupts its waitpid with a signal.
     pub tracer_tid: std::sync::atomic::AtomicI32,
+    /// Standard-error readers still running, whether one is handling a line, and lines
+    /// handled: the trace reports finished once they have caught up (see `drain_readers`).
+    readers: std::sync::atomic::AtomicUsize,
+    reader_busy: AtomicBool,
+    reader_lines: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
     pub fn t_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// A reader has read a line (`true`) or is done with it (`false`).
+    pub fn reader_busy(&self, busy: bool) {
+        if !busy {
+            self.reader_lines.fetch_add(1, Ordering::AcqRel);
+        }
+        self.reader_busy.store(busy, Ordering::Release);
+    }
+
+    /// Waits, once the traced processes are gone, for the standard-error readers to handle
+    /// what those processes wrote: until the readers end, or are idle with nothing new for
+    /// 100 ms (Wine's lingering processes, wineserver first, keep the pipe open), at most 2 s.
+    fn drain_readers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut seen = u64::MAX;
+        while Instant::now() < deadline && self.readers.load(Ordering::Acquire) > 0 {
+            let lines = self.reader_lines.load(Ordering::Acquire);
+            if lines == seen && !self.reader_busy.load(Ordering::Acquire) {
+                return;
+            }
+            seen = lines;
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn push(&self, pid: u32, tid: u32, what: What) {
@@ -172,6 +201,9 @@ impl Trace {
             started: Instant::now(),
             pids: Mutex::new(HashSet::new()),
             tracer_tid: std::sync::atomic::AtomicI32::new(0),
+            readers: Default::default(),
+            reader_busy: AtomicBool::new(false),
+            reader_lines: Default::default(),
         });
         wake_signal()?;
         let (tx, rx) = std::sync::mpsc::channel::<Result<u32, String>>();
@@ -197,6 +229,7 @@ impl Trace {
                 } else if ok {
                     tracer.run();
                 }
+                sh.drain_readers();
                 sh.finished.store(true, Ordering::Release);
             })
             .map_err(|e| format!("cannot start the tracer thread: {e}"))?;
@@ -310,13 +343,37 @@ pub fn sandbox_pids(id: &str) -> Result<Vec<u32>, String> {
     Ok(pids)
 }
 
+/// A file's SHA-256 in hex; None when it cannot be read or is over 512 MiB.
+pub fn sha256_file(path: &std::path::Path) -> Option<String> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= 512 << 20)
+        .and_then(|_| std::fs::read(path).ok())
+        .map(|b| {
+            Sha256::digest(&b)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
+        })
+}
+
 /// Reads a launch's standard error (Wine's debug channels) on a thread of its own; its
 /// events are the launched process's (`pid`).
 fn read_stderr(sh: &Arc<Shared>, mut f: StderrReader, pid: u32, err: std::process::ChildStderr) {
     let sh = sh.clone();
-    let _ = std::thread::Builder::new()
+    sh.readers.fetch_add(1, Ordering::AcqRel);
+    let spawned = std::thread::Builder::new()
         .name("trace-stderr".into())
-        .spawn(move || f(&sh, pid, err));
+        .spawn({
+            let sh = sh.clone();
+            move || {
+                f(&sh, pid, err);
+                sh.readers.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+    if spawned.is_err() {
+        sh.readers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The launch's command: its arguments, environment and directory; no standard input or
@@ -1097,12 +1154,16 @@ impl Tracer {
         self.sh.push(pid, t, what);
     }
 
-    /// Whether `pid` runs wineserver, read from /proc once per program it runs.
+    /// Whether `pid` runs wineserver (`wineserver`, or Debian's `wineserver32` and
+    /// `wineserver64`), read from /proc once per program it runs.
     fn is_wineserver(&mut self, pid: u32) -> bool {
-        *self
-            .servers
-            .entry(pid)
-            .or_insert_with(|| exe(pid as i32).is_some_and(|e| e.ends_with("/wineserver")))
+        *self.servers.entry(pid).or_insert_with(|| {
+            exe(pid as i32).is_some_and(|e| {
+                std::path::Path::new(&e)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("wineserver"))
+            })
+        })
     }
 
     /// SHA-256 of a module file, once per path (files over 512 MiB are not hashed).
@@ -1110,16 +1171,7 @@ impl Tracer {
         if let Some(h) = self.hashes.get(path) {
             return h.clone();
         }
-        let h = std::fs::metadata(path)
-            .ok()
-            .filter(|m| m.len() <= 512 << 20)
-            .and_then(|_| std::fs::read(path).ok())
-            .map(|b| {
-                Sha256::digest(&b)
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect()
-            });
+        let h = sha256_file(std::path::Path::new(path));
         self.hashes.insert(path.to_string(), h.clone());
         h
     }

@@ -16,6 +16,7 @@ use crate::trace::Shared;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +73,8 @@ pub enum Line {
         tid: u32,
         path: String,
         base: u64,
+        /// Wine prints the base as a pointer: 8 digits in a 32-bit process, 16 in a 64-bit.
+        bits32: bool,
     },
     Exception {
         tid: u32,
@@ -172,6 +175,7 @@ pub fn parse(line: &str) -> Option<Line> {
             tid,
             path,
             base: hex(base)?,
+            bits32: base.trim().len() <= 8,
         });
     }
     if rest.contains(":seh:") && rest.contains("code=") {
@@ -214,16 +218,88 @@ impl Wanted {
     }
 }
 
+/// A Wine prefix: `WINEPREFIX`, else `$HOME/.wine`, looked up with `var` (the launch's
+/// environment over the server's).
+pub fn prefix(var: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    var("WINEPREFIX")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".wine")))
+}
+
+/// The wineserver already serving `prefix`, if one runs: wineserver works in the directory
+/// Wine names after the prefix's device and inode (`/tmp/.wine-UID/server-DEV-INODE`, or
+/// Debian's `/tmp/wine-XXXXXX/server-...`), and in the prefix itself while it loads or
+/// saves the registry.
+pub fn running_wineserver(prefix: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(prefix).ok()?;
+    let dir = format!("server-{:x}-{:x}", m.dev(), m.ino());
+    let prefix = std::fs::canonicalize(prefix).ok()?;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+        let serves = cwd == prefix || cwd.file_name().is_some_and(|n| n == dir.as_str());
+        (comm.starts_with("wineserver") && serves).then_some(pid)
+    })
+}
+
+/// The Unix file a Windows path names in `prefix`: its drive's link under dosdevices, then
+/// each component, matched regardless of case when the exact name is absent (as Wine
+/// matches). A 32-bit process's `system32` is the prefix's `syswow64` when it has one
+/// (Wine's redirection).
+pub fn unix_path(prefix: &Path, dos: &str, bits32: bool) -> Option<PathBuf> {
+    let dos = dos.strip_prefix(r"\??\").unwrap_or(dos);
+    let (drive, rest) = dos.split_once(':')?;
+    if drive.len() != 1 || !drive.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut path = prefix
+        .join("dosdevices")
+        .join(format!("{}:", drive.to_ascii_lowercase()));
+    let mut parts: Vec<&str> = rest
+        .split(['\\', '/'])
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let wow64 = bits32 && prefix.join("drive_c/windows/syswow64").is_dir();
+    if wow64
+        && drive.eq_ignore_ascii_case("c")
+        && parts.len() > 2
+        && parts[0].eq_ignore_ascii_case("windows")
+        && parts[1].eq_ignore_ascii_case("system32")
+    {
+        parts[1] = "syswow64";
+    }
+    for part in parts {
+        let exact = path.join(part);
+        path = if part == ".." || exact.exists() {
+            exact
+        } else {
+            std::fs::read_dir(&path)
+                .ok()?
+                .flatten()
+                .find(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(part))
+                })?
+                .path()
+        };
+    }
+    Some(path)
+}
+
 /// Reads a launched Wine program's standard error to its end, turning debug lines into
-/// events (attributed to `pid`, with Wine's thread ids).
-pub fn follow(sh: &Arc<Shared>, pid: u32, err: impl std::io::Read, want: Wanted) {
-    let Wanted {
-        api: want_api,
-        registry: want_registry,
-        module: want_module,
-        exception: want_exception,
-        file: want_file,
-    } = want;
+/// events (attributed to `pid`, with Wine's thread ids). Modules are hashed from the files
+/// their Windows paths name in `prefix`.
+pub fn follow(
+    sh: &Arc<Shared>,
+    pid: u32,
+    err: impl std::io::Read,
+    want: Wanted,
+    prefix: Option<PathBuf>,
+) {
     let registry: Vec<(String, String)> = relay()
         .map(|r| {
             r.registry
@@ -234,89 +310,137 @@ pub fn follow(sh: &Arc<Shared>, pid: u32, err: impl std::io::Read, want: Wanted)
         .unwrap_or_default();
     // Calls waiting for their result: per Wine thread, the event's sequence number.
     let mut open: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
-    let reader = std::io::BufReader::new(err);
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        let Some(parsed) = parse(&line) else { continue };
-        match parsed {
-            Line::Call {
-                tid,
-                module,
-                function,
-                args,
-                caller,
-            } => {
-                if want_registry
-                    && let Some((_, op)) = registry.iter().find(|(p, _)| function.starts_with(p))
-                {
-                    let key = args
-                        .iter()
-                        .find_map(|a| quoted(a))
-                        .unwrap_or_else(|| args.first().cloned().unwrap_or_default());
-                    sh.push(
-                        pid,
-                        tid,
-                        What::Registry {
-                            op: registry_op(op),
-                            key,
-                        },
-                    );
-                }
-                if want_file && let Some(what) = file_event(&function, &args) {
-                    sh.push(pid, tid, what);
-                }
-                if want_api {
-                    let mut st = crate::trace::lock(&sh.store);
-                    let seq = st.events.len() as u64;
-                    let t = sh.t_ms();
-                    st.push(
-                        t,
-                        pid,
-                        tid,
-                        What::Api {
-                            module,
-                            function: function.clone(),
-                            args,
-                            ret: None,
-                            caller,
-                        },
-                    );
-                    open.entry(tid).or_default().push((function, seq));
-                }
-            }
-            Line::Ret {
-                tid,
-                function,
-                retval,
-            } => {
-                let Some(stack) = open.get_mut(&tid) else {
-                    continue;
-                };
-                let Some(i) = stack.iter().rposition(|(f, _)| *f == function) else {
-                    continue;
-                };
-                let (_, seq) = stack.remove(i);
-                let mut st = crate::trace::lock(&sh.store);
-                if let Some(ev) = st.events.get_mut(seq as usize)
-                    && let What::Api { ret, .. } = &mut ev.what
-                {
-                    *ret = Some(retval);
-                }
-            }
-            Line::Loaded { tid, path, base } if want_module => sh.push(
-                pid,
-                tid,
-                What::Module {
-                    path,
-                    base,
-                    sha256: None,
-                },
-            ),
-            Line::Exception { tid, code, address } if want_exception => {
-                sh.push(pid, tid, What::Exception { code, address })
-            }
-            _ => {}
+    let mut hashes: HashMap<(String, bool), Option<String>> = HashMap::new();
+    let mut reader = std::io::BufReader::new(err);
+    // Bytes, not a String: a program's own output need not be UTF-8.
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
+        sh.reader_busy(true);
+        let text = String::from_utf8_lossy(&line);
+        if let Some(parsed) = parse(text.trim_end_matches(['\n', '\r'])) {
+            handle(
+                sh,
+                pid,
+                parsed,
+                want,
+                &registry,
+                &mut open,
+                &mut |dos, bits32| {
+                    hashes
+                        .entry((dos.to_string(), bits32))
+                        .or_insert_with(|| {
+                            let file = unix_path(prefix.as_deref()?, dos, bits32)?;
+                            crate::trace::sha256_file(&file)
+                        })
+                        .clone()
+                },
+            );
+        }
+        sh.reader_busy(false);
+    }
+}
+
+/// Turns one parsed line into the events asked for; `open` holds the relayed calls waiting
+/// for their result, per Wine thread; `hash` gives a module's SHA-256 by its Windows path.
+fn handle(
+    sh: &Arc<Shared>,
+    pid: u32,
+    parsed: Line,
+    want: Wanted,
+    registry: &[(String, String)],
+    open: &mut HashMap<u32, Vec<(String, u64)>>,
+    hash: &mut dyn FnMut(&str, bool) -> Option<String>,
+) {
+    let Wanted {
+        api: want_api,
+        registry: want_registry,
+        module: want_module,
+        exception: want_exception,
+        file: want_file,
+    } = want;
+    match parsed {
+        Line::Call {
+            tid,
+            module,
+            function,
+            args,
+            caller,
+        } => {
+            if want_registry
+                && let Some((_, op)) = registry.iter().find(|(p, _)| function.starts_with(p))
+            {
+                let key = args
+                    .iter()
+                    .find_map(|a| quoted(a))
+                    .unwrap_or_else(|| args.first().cloned().unwrap_or_default());
+                sh.push(
+                    pid,
+                    tid,
+                    What::Registry {
+                        op: registry_op(op),
+                        key,
+                    },
+                );
+            }
+            if want_file && let Some(what) = file_event(&function, &args) {
+                sh.push(pid, tid, what);
+            }
+            if want_api {
+                let mut st = crate::trace::lock(&sh.store);
+                let seq = st.events.len() as u64;
+                let t = sh.t_ms();
+                st.push(
+                    t,
+                    pid,
+                    tid,
+                    What::Api {
+                        module,
+                        function: function.clone(),
+                        args,
+                        ret: None,
+                        caller,
+                    },
+                );
+                open.entry(tid).or_default().push((function, seq));
+            }
+        }
+        Line::Ret {
+            tid,
+            function,
+            retval,
+        } => {
+            let Some(stack) = open.get_mut(&tid) else {
+                return;
+            };
+            let Some(i) = stack.iter().rposition(|(f, _)| *f == function) else {
+                return;
+            };
+            let (_, seq) = stack.remove(i);
+            let mut st = crate::trace::lock(&sh.store);
+            if let Some(ev) = st.events.get_mut(seq as usize)
+                && let What::Api { ret, .. } = &mut ev.what
+            {
+                *ret = Some(retval);
+            }
+        }
+        Line::Loaded {
+            tid,
+            path,
+            base,
+            bits32,
+        } if want_module => {
+            let sha256 = hash(&path, bits32);
+            sh.push(pid, tid, What::Module { path, base, sha256 })
+        }
+        Line::Exception { tid, code, address } if want_exception => {
+            sh.push(pid, tid, What::Exception { code, address })
+        }
+        _ => {}
     }
 }
 
@@ -410,9 +534,19 @@ mod tests {
             Some(Line::Loaded {
                 tid: 0x130,
                 path: r"Z:\tmp\dbg32.exe".into(),
-                base: 0x400000
+                base: 0x400000,
+                bits32: true
             })
         );
+        let wide = r#"0188:trace:loaddll:build_module Loaded L"C:\\windows\\system32\\kernel32.dll" at 000000007B600000: builtin"#;
+        assert!(matches!(
+            parse(wide),
+            Some(Line::Loaded {
+                base: 0x7b60_0000,
+                bits32: false,
+                ..
+            })
+        ));
         assert_eq!(
             parse("0130:Call PE DLL (proc=7BC69420,module=7BC00000 L\"ntdll.dll\")"),
             None
@@ -426,5 +560,39 @@ mod tests {
             quoted(r#"0063fd88 L"Software\\Wine""#).as_deref(),
             Some(r"Software\Wine")
         );
+    }
+
+    #[test]
+    fn windows_paths_name_the_prefix_files() -> std::io::Result<()> {
+        let root = std::env::temp_dir().join(format!("wd-paths-{}", std::process::id()));
+        let win = root.join("drive_c/windows");
+        std::fs::create_dir_all(win.join("system32"))?;
+        std::fs::create_dir_all(win.join("syswow64"))?;
+        std::fs::create_dir_all(root.join("dosdevices"))?;
+        std::os::unix::fs::symlink("../drive_c", root.join("dosdevices/c:"))?;
+        std::fs::write(win.join("system32/Kernel32.dll"), "64")?;
+        std::fs::write(win.join("syswow64/kernel32.dll"), "32")?;
+        let read = |dos: &str, bits32: bool| {
+            unix_path(&root, dos, bits32).and_then(|p| std::fs::read_to_string(p).ok())
+        };
+        // Case differs from the file's: matched as Wine matches.
+        let high = false;
+        assert_eq!(
+            read(r"C:\windows\system32\KERNEL32.DLL", high).as_deref(),
+            Some("64")
+        );
+        // A 32-bit process's system32 is syswow64.
+        assert_eq!(
+            read(r"C:\windows\system32\kernel32.dll", true).as_deref(),
+            Some("32")
+        );
+        assert_eq!(
+            read(r"\??\C:\windows\syswow64\kernel32.dll", true).as_deref(),
+            Some("32")
+        );
+        assert_eq!(read(r"C:\windows\system32\absent.dll", high), None);
+        assert_eq!(read(r"D:\a.dll", high), None);
+        assert_eq!(read("not a path", high), None);
+        std::fs::remove_dir_all(&root)
     }
 }

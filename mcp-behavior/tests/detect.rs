@@ -13,13 +13,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Launches `command` traced (all kinds), waits for it to end, and runs every rule: answers
-/// rule id -> count of the rules that fired.
+/// rule id -> count of the rules that fired, and the trace's id.
 async fn fired(
     client: &Client,
     command: &[String],
     env: &Value,
     params: Value,
-) -> Result<BTreeMap<String, u64>, Error> {
+) -> Result<(BTreeMap<String, u64>, String), Error> {
     // Under Wine, injection is traced by Wine's channels only: a ptrace tracer on the
     // target makes wineserver's WriteProcessMemory fail (its own ptrace is refused).
     let kinds = if command.iter().any(|c| c == "inject") {
@@ -65,7 +65,49 @@ async fn fired(
             det["count"].as_u64().unwrap_or(0),
         );
     }
-    Ok(out)
+    Ok((out, id))
+}
+
+/// The trace's module events whose path ends with `name` are all hashed, and one has the
+/// SHA-256 that coreutils' `sha256sum` gives for `file` (another process of the run may
+/// load the same Windows path from the other bitness's directory).
+async fn module_hash_is_sha256sum(
+    client: &Client,
+    id: &str,
+    name: &str,
+    file: &Path,
+) -> Result<(), Error> {
+    let file_name = name.rsplit(['\\', '/']).next().unwrap_or(name);
+    let page = ok(
+        client,
+        "trace_events",
+        json!({"trace_id": id, "kind": "module", "contains": file_name, "limit": 50}),
+    )
+    .await;
+    let events: Vec<Value> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.to_lowercase().ends_with(&name.to_lowercase()))
+        })
+        .cloned()
+        .collect();
+    assert!(!events.is_empty(), "no module event for {name}: {page}");
+    let out = std::process::Command::new("sha256sum").arg(file).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = text.split_whitespace().next().unwrap_or("");
+    assert!(
+        events.iter().all(|e| e["sha256"].is_string()),
+        "{name}: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["sha256"] == want),
+        "{name} {want}: {events:?}"
+    );
+    Ok(())
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -122,8 +164,11 @@ async fn native_rules_fire_exactly_and_never_on_the_clean_run() -> TestResult {
         ),
     ];
     for (cmd, want) in cases {
-        let got = fired(&client, &cmd, &env, params.clone()).await?;
+        let (got, id) = fired(&client, &cmd, &env, params.clone()).await?;
         assert_eq!(got, want, "{cmd:?}");
+        if cmd.get(1).is_some_and(|c| c == "module") {
+            module_hash_is_sha256sum(&client, &id, "libbehave.so", Path::new(&cmd[2])).await?;
+        }
     }
     Ok(())
 }
@@ -161,6 +206,48 @@ async fn wine_rules(exe: &str, dll: &str, tag: &str) -> TestResult {
             .chain(args.iter().map(|a| a.to_string()))
             .collect()
     };
+    // A wineserver already serving the prefix makes the trace blind to Wine's sockets
+    // (their calls are made in wineserver): trace_start says so, naming it.
+    let kill_server = || {
+        let _ = std::process::Command::new("wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", &prefix.0)
+            .status();
+        let _ = std::process::Command::new("wineserver")
+            .arg("-w")
+            .env("WINEPREFIX", &prefix.0)
+            .status();
+    };
+    kill_server();
+    let server_pid = std::process::Command::new("wineserver")
+        .arg("-p")
+        .env("WINEPREFIX", &prefix.0)
+        .status();
+    assert!(server_pid.is_ok_and(|s| s.success()), "wineserver -p");
+    let started = ok(
+        &client,
+        "trace_start",
+        json!({"command": run(&["clean"]), "env": env, "kinds": ["socket"]}),
+    )
+    .await;
+    let warning = started["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("wineserver -k"), "{started}");
+    let id = started["trace_id"].clone();
+    ok(&client, "trace_stop", json!({"trace_id": id})).await;
+    kill_server();
+    let started = ok(
+        &client,
+        "trace_start",
+        json!({"command": run(&["clean"]), "env": env, "kinds": ["socket"]}),
+    )
+    .await;
+    assert!(started["warning"].is_null(), "{started}");
+    ok(
+        &client,
+        "trace_stop",
+        json!({"trace_id": started["trace_id"]}),
+    )
+    .await;
     let cases: Vec<(Vec<String>, BTreeMap<String, u64>)> = vec![
         (run(&["clean"]), counts(&[])),
         (run(&["debugger"]), counts(&[("debugger-check", 3)])),
@@ -187,17 +274,25 @@ async fn wine_rules(exe: &str, dll: &str, tag: &str) -> TestResult {
         if cmd.iter().any(|c| c == "connect") {
             // Wine 8 makes a socket's connect in wineserver: the trace sees it when
             // wineserver starts inside the traced tree, so end the prefix's server first.
-            let _ = std::process::Command::new("wineserver")
-                .arg("-k")
-                .env("WINEPREFIX", &prefix.0)
-                .status();
-            let _ = std::process::Command::new("wineserver")
-                .arg("-w")
-                .env("WINEPREFIX", &prefix.0)
-                .status();
+            kill_server();
         }
-        let got = fired(&client, &cmd, &env, params.clone()).await?;
+        let (got, id) = fired(&client, &cmd, &env, params.clone()).await?;
         assert_eq!(got, want, "{cmd:?}");
+        if cmd.get(2).is_some_and(|c| c == "module") {
+            // Modules named by Wine's loaddll channel are hashed through the prefix's
+            // drives: the DLL on Z: and a builtin one copied into C:.
+            // A 32-bit process's system32 is the prefix's syswow64.
+            module_hash_is_sha256sum(&client, &id, dll, &foreign).await?;
+            let bits32 = exe.to_string_lossy().contains("32");
+            let system = if bits32 { "syswow64" } else { "system32" };
+            let kernel32 = prefix
+                .0
+                .join("drive_c/windows")
+                .join(system)
+                .join("kernel32.dll");
+            let name = r"system32\kernel32.dll";
+            module_hash_is_sha256sum(&client, &id, name, &kernel32).await?;
+        }
     }
     Ok(())
 }
