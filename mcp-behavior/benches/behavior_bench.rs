@@ -5,7 +5,10 @@
 //! - Tracing overhead: the io_loop fixture (tests/fixtures/behavfix) untraced, under
 //!   `strace -f -qq -o /dev/null`, and under trace_start: launched (seccomp: only the calls
 //!   the kinds need stop it) and attached by pid (every call stops it), over 2N small
-//!   pwrite/pread calls (no file event) and over N open/close pairs (N file events).
+//!   pwrite/pread calls (no file event) and over N open/close pairs (N file events); and
+//!   under seccomp user notification (the fixture notif_run: the same file calls sent to a
+//!   supervisor that reads each path and lets the call go on), the mechanism trace_start
+//!   could have used instead of ptrace.
 //! - find_writers: the writer fixture's watched value written 1,000 times a second for 2 s
 //!   (and 50,000 times a second), the work's time unwatched and watched; the time from a hit
 //!   to the server holding it.
@@ -45,6 +48,30 @@ fn run_strace(io_loop: &Path, args: &[&str]) -> f64 {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("strace: {e}"));
+    elapsed_ms(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The x86_64 numbers of the calls a `file` trace stops on, from the trace's own table.
+fn file_call_numbers() -> String {
+    let table: Value = serde_json::from_str(include_str!("../../schemas/behavior/syscalls.json"))
+        .unwrap_or_else(|e| panic!("syscalls.json: {e}"));
+    let numbers: Vec<String> = table["kinds"]["file"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|name| table["x86_64"][name.as_str()?].as_u64())
+        .map(|n| n.to_string())
+        .collect();
+    numbers.join(",")
+}
+
+fn run_notif(notif_run: &Path, io_loop: &Path, args: &[&str]) -> f64 {
+    let out = Command::new(notif_run)
+        .arg(file_call_numbers())
+        .arg(io_loop)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("notif_run: {e}"));
     elapsed_ms(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -99,35 +126,40 @@ fn fixtures() -> PathBuf {
     dir
 }
 
-async fn tracing(client: &Client, io_loop: &Path) {
+async fn tracing(client: &Client, io_loop: &Path, notif_run: &Path) {
     let out = std::env::temp_dir().join(format!("io_loop-{}.json", std::process::id()));
     for (label, args) in [
         ("pwrite+pread x200000", ["200000", "rw"]),
         ("open+close x100000", ["100000", "open"]),
     ] {
-        let (mut plain, mut strace, mut launched, mut attached) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut plain, mut strace, mut launched, mut attached, mut notif) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
             plain.push(run_plain(io_loop, &args));
             strace.push(run_strace(io_loop, &args));
             launched.push(run_launched(client, io_loop, &args, &out).await);
             attached.push(run_attached(client, io_loop, &args).await);
+            notif.push(run_notif(notif_run, io_loop, &args));
         }
-        let (p, s, l, a) = (
+        let (p, s, l, a, n) = (
             median(plain),
             median(strace),
             median(launched),
             median(attached),
+            median(notif),
         );
         println!(
             "tracing {label}: untraced {p:.1} ms; strace -f {s:.1} ms ({:.2}x); \
              trace_start launched {l:.1} ms ({:.2}x, {:.3} of strace's); attached {a:.1} ms \
-             ({:.2}x, {:.3} of strace's)",
+             ({:.2}x, {:.3} of strace's); seccomp user notification {n:.1} ms ({:.2}x; \
+             launched/notification {:.2})",
             s / p,
             l / p,
             l / s,
             a / p,
-            a / s
+            a / s,
+            n / p,
+            l / n
         );
     }
     let _ = std::fs::remove_file(out);
@@ -200,7 +232,7 @@ fn main() {
         .await
         .unwrap_or_else(|e| panic!("mcp-behavior: {e}"));
         if Command::new("strace").arg("-V").output().is_ok() {
-            tracing(&client, &dir.join("io_loop")).await;
+            tracing(&client, &dir.join("io_loop"), &dir.join("notif_run")).await;
         } else {
             println!("tracing: strace is not installed; no comparison");
         }
