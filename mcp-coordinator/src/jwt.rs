@@ -98,24 +98,28 @@ impl Verifier {
             .map_err(|_| invalid("the signature does not match (another secret, or altered)"))?;
 
         let claims = decode_json(claims, "claims")?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or_else(|| invalid("no `exp` claim: tokens must expire"))?;
-        // Saturating: `exp` and `nbf` are whatever the token says (i64::MAX overflowed here).
-        if now > exp.saturating_add(LEEWAY_S) {
+        // NumericDate (RFC 7519 section 2): seconds, possibly fractional, compared as such;
+        // f64 keeps every magnitude a token may carry without overflow.
+        let now_f = now as f64;
+        let leeway = LEEWAY_S as f64;
+        let exp = match claims.get("exp") {
+            None => return Err(invalid("no `exp` claim: tokens must expire")),
+            Some(v) => numeric_date(v, "exp")?,
+        };
+        if now_f > exp + leeway {
             return Err(Refused {
                 error: "token_expired",
-                message: format!("the token expired {} s ago", now.saturating_sub(exp)),
+                message: format!("the token expired {:.0} s ago", now_f - exp),
             });
         }
-        if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
-            && now.saturating_add(LEEWAY_S) < nbf
-        {
-            return Err(invalid(format!(
-                "the token is not valid for {} s yet",
-                nbf.saturating_sub(now)
-            )));
+        if let Some(v) = claims.get("nbf") {
+            let nbf = numeric_date(v, "nbf")?;
+            if now_f + leeway < nbf {
+                return Err(invalid(format!(
+                    "the token is not valid for {:.0} s yet",
+                    nbf - now_f
+                )));
+            }
         }
         if let Some(want) = &self.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(want)
@@ -143,6 +147,15 @@ impl Verifier {
             _ => Err(invalid("no `sub` claim: it names the client")),
         }
     }
+}
+
+/// A NumericDate claim's seconds; anything but a JSON number is refused, naming the claim.
+fn numeric_date(v: &Value, claim: &str) -> Result<f64, Refused> {
+    v.as_f64().ok_or_else(|| {
+        invalid(format!(
+            "`{claim}` is {v}: accepted: a NumericDate (seconds since 1970, a JSON number)"
+        ))
+    })
 }
 
 fn decode_json(part: &str, what: &str) -> Result<Value, Refused> {
@@ -222,6 +235,20 @@ mod tests {
         assert!(e.is_none(), "valid from i64::MAX, checked at i64::MAX");
         let e = v.verify(&nbf, -5).err();
         assert!(e.is_some_and(|r| r.message.contains("not valid")));
+        // NumericDate may be fractional (RFC 7519 section 2); a string is not one.
+        let frac = sign(r#"{"sub":"a","exp":2000000000.5}"#)?;
+        assert_eq!(v.verify(&frac, 2_000_000_030), Ok("a".into()));
+        let e = v.verify(&frac, 2_000_000_031).err();
+        assert!(e.is_some_and(|r| r.error == "token_expired"));
+        let text = sign(r#"{"sub":"a","exp":"2000000000"}"#)?;
+        let e = v.verify(&text, 0).err().map(|r| r.message);
+        assert!(
+            e.as_deref()
+                .is_some_and(|m| m.contains("`exp` is \"2000000000\"")),
+            "{e:?}"
+        );
+        let huge = sign(r#"{"sub":"a","exp":1e300,"nbf":-1e300}"#)?;
+        assert_eq!(v.verify(&huge, i64::MAX), Ok("a".into()));
         Ok(())
     }
 
