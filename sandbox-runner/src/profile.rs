@@ -4,6 +4,7 @@
 //! `schemas/sandbox/seccomp.toml`.
 
 use crate::limits::{Limits, parse_size};
+use crate::seccomp::{ArgRule, SeccompMode, SeccompPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,35 +48,6 @@ impl std::str::FromStr for NetMode {
             )),
         }
     }
-}
-
-/// Enforce blocks (EPERM, or kill for the dangerous set); log lets every call through and
-/// records the ones the policy would have blocked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SeccompMode {
-    Enforce,
-    Log,
-}
-
-/// A syscall allowed only when `(arg & mask) == equals`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArgRule {
-    pub syscall: String,
-    pub arg: u32,
-    pub mask: u64,
-    pub equals: u64,
-}
-
-/// The seccomp policy with every `@set` expanded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeccompPolicy {
-    pub mode: SeccompMode,
-    pub allow: Vec<String>,
-    pub kill: Vec<String>,
-    pub enosys: Vec<String>,
-    pub arg_rules: Vec<ArgRule>,
 }
 
 /// A loaded and checked profile.

@@ -8,16 +8,44 @@
 //! never executes while the supervisor decides; if the runner is gone the kernel answers
 //! ENOSYS, so nothing is ever let through by accident.
 
-use crate::profile::{SeccompMode, SeccompPolicy};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpNotifReq,
     ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall, ScmpVersion,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Enforce blocks (EPERM, or kill for the dangerous set); log lets every call through and
+/// records the ones the policy would have blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    Enforce,
+    Log,
+}
+
+/// A syscall allowed only when `(arg & mask) == equals`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgRule {
+    pub syscall: String,
+    pub arg: u32,
+    pub mask: u64,
+    pub equals: u64,
+}
+
+/// The seccomp policy with every `@set` expanded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompPolicy {
+    pub mode: SeccompMode,
+    pub allow: Vec<String>,
+    pub kill: Vec<String>,
+    pub enosys: Vec<String>,
+    pub arg_rules: Vec<ArgRule>,
+}
 
 /// At most this many violations are kept one by one; beyond it they are only counted.
 pub const MAX_RECORDED: usize = 1000;
