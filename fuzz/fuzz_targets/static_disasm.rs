@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_static::binary::Arch;
+use mcp_static::model::Arch;
 use mcp_static::disasm;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,8 +8,8 @@ use crate::perf::{Access, ArmError, Breakpoints, REG_NAMES, Sample, monotonic_ns
 use mcp_memory::modules::{self, Module};
 use mcp_memory::procfs;
 use mcp_memory::reader::ProcessMemory;
-use mcp_static::binary::Arch;
 use mcp_static::disasm;
+use mcp_static::model::Arch;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 //! Needs Wine's user32.dll (package wine64), binutils-mingw-w64 and binutils.
 
 use mcp_static::Binary;
-use mcp_static::analysis::CodeIndex;
 use mcp_static::disasm;
+use mcp_static::model::CodeIndex;
 use mcp_static::strings;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

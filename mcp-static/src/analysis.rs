@@ -6,55 +6,16 @@
 //! the way contributes its references (call, jump, memory operand, immediate) to one table,
 //! sorted by target, so `xrefs_to` is a binary search. Built once per binary and cached.
 
-use crate::binary::{Arch, Binary};
+use crate::binary::Binary;
 use crate::disasm::{self, Flow};
+use crate::model::{Arch, CodeIndex, Function, Xref, XrefKind};
 use std::collections::{HashMap, HashSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum XrefKind {
-    Call,
-    Jmp,
-    Memory,
-    Immediate,
-}
-
-impl XrefKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            XrefKind::Call => "call",
-            XrefKind::Jmp => "jmp",
-            XrefKind::Memory => "memory",
-            XrefKind::Immediate => "immediate",
-        }
+impl Binary {
+    /// The functions and cross references of the code, found on first use and kept.
+    pub fn code_index(&self) -> &CodeIndex {
+        self.code_index.get_or_init(|| CodeIndex::build(self))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Xref {
-    pub to: u64,
-    pub from: u64,
-    pub kind: XrefKind,
-}
-
-#[derive(Debug, Clone)]
-pub struct Function {
-    pub va: u64,
-    pub size: u64,
-    pub name: String,
-    pub found_by: &'static str,
-}
-
-#[derive(Debug, Default)]
-pub struct CodeIndex {
-    /// Sorted by address.
-    pub functions: Vec<Function>,
-    /// Sorted by target, then source.
-    pub xrefs: Vec<Xref>,
-    pub instructions: usize,
-    /// Names by address: imports by their slot, exports, functions.
-    pub names: HashMap<u64, String>,
-    /// Why no code could be analysed, when that is the case.
-    pub note: Option<String>,
 }
 
 impl CodeIndex {

@@ -6,142 +6,11 @@
 //! and Diablo II's DLLs export almost everything by ordinal alone.
 
 use crate::formats;
+use crate::model::{Arch, DeclaredFunction, Export, Format, Import, ParseError, Parsed, Section};
 use mcp_common::bytes::to_hex;
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::sync::OnceLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Pe32,
-    Pe32Plus,
-    Elf32,
-    Elf64,
-    MachO,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Pe32 => "pe32",
-            Format::Pe32Plus => "pe32+",
-            Format::Elf32 => "elf32",
-            Format::Elf64 => "elf64",
-            Format::MachO => "macho",
-        }
-    }
-
-    pub fn is_pe(self) -> bool {
-        matches!(self, Format::Pe32 | Format::Pe32Plus)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    X86,
-    X86_64,
-    Arm,
-    Arm64,
-    Other(u32),
-}
-
-impl Arch {
-    pub fn name(self) -> String {
-        match self {
-            Arch::X86 => "x86".into(),
-            Arch::X86_64 => "x86_64".into(),
-            Arch::Arm => "arm".into(),
-            Arch::Arm64 => "arm64".into(),
-            Arch::Other(code) => format!("unknown(0x{code:X})"),
-        }
-    }
-
-    pub fn pointer_size(self) -> usize {
-        match self {
-            Arch::X86 | Arch::Arm => 4,
-            _ => 8,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Section {
-    pub name: String,
-    /// Virtual address where the loader maps it; 0 for sections that are not mapped.
-    pub va: u64,
-    pub virtual_size: u64,
-    pub file_offset: u64,
-    /// Bytes present in the file (0 for uninitialised data).
-    pub raw_size: u64,
-    pub read: bool,
-    pub write: bool,
-    pub execute: bool,
-    /// Whether the section is part of the loaded image at all.
-    pub mapped: bool,
-}
-
-impl Section {
-    pub fn permissions(&self) -> String {
-        let mut p = String::with_capacity(3);
-        p.push(if self.read { 'r' } else { '-' });
-        p.push(if self.write { 'w' } else { '-' });
-        p.push(if self.execute { 'x' } else { '-' });
-        p
-    }
-
-    /// The extent the section covers in memory.
-    pub fn mem_size(&self) -> u64 {
-        self.virtual_size.max(self.raw_size)
-    }
-
-    pub fn contains_va(&self, va: u64) -> bool {
-        self.mapped && va >= self.va && va - self.va < self.mem_size()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Export {
-    pub name: Option<String>,
-    pub ordinal: Option<u32>,
-    pub va: u64,
-    pub forwarder: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Import {
-    pub library: Option<String>,
-    pub name: Option<String>,
-    pub ordinal: Option<u32>,
-    /// The pointer slot the loader fills (PE IAT entry, ELF GOT/PLT slot, Mach-O bind address).
-    pub slot_va: Option<u64>,
-}
-
-impl Import {
-    /// `KERNEL32.dll!GetProcAddress` or `D2Common.dll!#10000`.
-    pub fn display_name(&self) -> String {
-        let item = match (&self.name, self.ordinal) {
-            (Some(n), _) => n.clone(),
-            (None, Some(o)) => format!("#{o}"),
-            (None, None) => "?".into(),
-        };
-        match &self.library {
-            Some(lib) => format!("{lib}!{item}"),
-            None => item,
-        }
-    }
-}
-
-/// Why a file could not be analysed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A parsed binary with its bytes.
 #[derive(Debug)]
 pub struct Binary {
     pub data: Vec<u8>,
@@ -165,7 +34,8 @@ pub struct Binary {
     pub relocations: Vec<u64>,
     /// Size of the headers, mapped at the image base (PE).
     pub header_size: u64,
-    code_index: OnceLock<crate::analysis::CodeIndex>,
+    /// Built on first use (analysis.rs, `Binary::code_index`).
+    pub(crate) code_index: OnceLock<crate::model::CodeIndex>,
     /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
     strings: mcp_common::recent::Recent<StringsKey, Vec<crate::strings::Found>>,
     /// Which items of a list match a filter (see [`Binary::matching`]).
@@ -189,33 +59,6 @@ pub enum Listed {
 
 /// How many extractions of one binary are kept (each is 24 bytes a string).
 const KEPT_EXTRACTIONS: usize = 4;
-
-#[derive(Debug, Clone)]
-pub struct DeclaredFunction {
-    pub va: u64,
-    pub size: Option<u64>,
-    pub name: Option<String>,
-    pub source: &'static str,
-}
-
-/// The fields a format parser fills in; `Binary::parse` adds the bytes and hashes.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    pub format: Option<Format>,
-    pub arch: Option<Arch>,
-    pub image_base: u64,
-    pub entry_point: Option<u64>,
-    pub is_dll: bool,
-    pub timestamp: Option<u32>,
-    pub subsystem: Option<String>,
-    pub sections: Vec<Section>,
-    pub exports: Vec<Export>,
-    pub imports: Vec<Import>,
-    pub tls_callbacks: Vec<u64>,
-    pub declared_functions: Vec<DeclaredFunction>,
-    pub relocations: Vec<u64>,
-    pub header_size: u64,
-}
 
 impl Binary {
     /// Parses a whole file. Never panics on malformed input: a parser panic is caught and
@@ -344,12 +187,6 @@ impl Binary {
             .map(|s| s.va.saturating_add(s.mem_size()))
             .max()
             .unwrap_or(self.image_base)
-    }
-
-    /// Function discovery and cross references, computed on first use and kept.
-    pub fn code_index(&self) -> &crate::analysis::CodeIndex {
-        self.code_index
-            .get_or_init(|| crate::analysis::CodeIndex::build(self))
     }
 
     /// The strings of one extraction, computed by `extract` on first use and kept (the last

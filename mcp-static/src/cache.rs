@@ -7,7 +7,8 @@
 //! only its first few KB, to say what it is. Only regular files are opened, so a FIFO or a
 //! device never blocks or streams into the server.
 
-use crate::binary::{Binary, ParseError};
+use crate::binary::Binary;
+use crate::model::ParseError;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, FileTypeExt};

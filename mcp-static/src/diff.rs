@@ -144,7 +144,7 @@ pub fn share(lists: &[Vec<usize>], budget: usize) -> Vec<usize> {
     keep
 }
 
-fn export_key(e: &crate::binary::Export) -> String {
+fn export_key(e: &crate::model::Export) -> String {
     match (&e.name, e.ordinal) {
         (Some(n), _) => n.clone(),
         (None, Some(o)) => format!("#{o}"),
@@ -245,14 +245,14 @@ pub fn diff(a: &Binary, b: &Binary) -> BinaryDiff {
     }
 
     // Functions are matched by name; generated `sub_` names only match at the same RVA.
-    let key = |bin: &Binary, f: &crate::analysis::Function| {
+    let key = |bin: &Binary, f: &crate::model::Function| {
         if f.name.starts_with("sub_") {
             format!("rva:{:X}", f.va.wrapping_sub(bin.image_base))
         } else {
             f.name.clone()
         }
     };
-    let fb: HashMap<String, &crate::analysis::Function> = b
+    let fb: HashMap<String, &crate::model::Function> = b
         .code_index()
         .functions
         .iter()

@@ -1,7 +1,7 @@
 //! x86 and x86-64 disassembly over capstone, with the operand facts the analyses need
 //! (branch targets, absolute and RIP-relative memory references, immediates).
 
-use crate::binary::Arch;
+use crate::model::Arch;
 use capstone::arch::x86::{ArchMode, ArchSyntax, X86OperandType, X86Reg};
 use capstone::arch::{BuildsCapstone, BuildsCapstoneSyntax, DetailsArchInsn};
 use capstone::{Capstone, InsnGroupId, InsnGroupType, RegId};

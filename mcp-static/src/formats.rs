@@ -1,6 +1,6 @@
 //! Format-specific extraction: goblin's parse trees into the neutral `Parsed` model.
 
-use crate::binary::{Arch, DeclaredFunction, Export, Format, Import, ParseError, Parsed, Section};
+use crate::model::{Arch, DeclaredFunction, Export, Format, Import, ParseError, Parsed, Section};
 use goblin::Object;
 
 pub fn parse(data: &[u8]) -> Result<Parsed, ParseError> {

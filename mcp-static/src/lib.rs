@@ -16,6 +16,7 @@ pub mod diff;
 pub mod disasm;
 mod formats;
 pub mod listing;
+pub mod model;
 pub mod pattern;
 pub mod prompts;
 pub mod queries;

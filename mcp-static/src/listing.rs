@@ -7,8 +7,8 @@
 //! about a million instructions; sections above [`MAX_SECTION_BYTES`] are not kept and every
 //! page decodes its own bytes.
 
-use crate::binary::{Arch, Section};
 use crate::disasm;
+use crate::model::{Arch, Section};
 use capstone::Capstone;
 
 /// The largest section swept and kept whole (about 120 MB of listing at worst).

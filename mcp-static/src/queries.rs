@@ -130,7 +130,7 @@ pub fn exports(
     offset: usize,
     limit: usize,
 ) -> (usize, Vec<ExportItem>) {
-    let label = |e: &crate::binary::Export| match (&e.name, e.ordinal) {
+    let label = |e: &crate::model::Export| match (&e.name, e.ordinal) {
         (Some(n), Some(o)) => format!("{n} #{o}"),
         (Some(n), None) => n.clone(),
         (None, Some(o)) => format!("#{o}"),
@@ -428,7 +428,7 @@ pub fn walk_strings(
     Ok(total)
 }
 
-fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::binary::Section, ToolError> {
+fn find_section<'a>(bin: &'a Binary, name: &str) -> Result<&'a crate::model::Section, ToolError> {
     bin.sections.iter().find(|s| s.name == name).ok_or_else(|| {
         let names = bin.sections.iter().map(|s| s.name.clone()).collect();
         ToolError::invalid(
@@ -1171,7 +1171,7 @@ pub fn encoding_from(name: &str) -> Option<StringKinds> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binary::{Arch, Format, Parsed, Section};
+    use crate::model::{Arch, Format, Parsed, Section};
 
     /// A 0x2000-byte image with one `.text` section at RVA 0x1000, file offset 0x400.
     fn image(format: Format, arch: Arch, image_base: u64) -> Result<Binary, String> {

@@ -1446,24 +1446,24 @@ impl MemoryServer {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
             let arch = match a.arch {
-                Some(CodeArch::X86) => mcp_static::binary::Arch::X86,
-                Some(CodeArch::X64) => mcp_static::binary::Arch::X86_64,
+                Some(CodeArch::X86) => mcp_static::model::Arch::X86,
+                Some(CodeArch::X64) => mcp_static::model::Arch::X86_64,
                 None => {
                     let pe32 = t
                         .modules
                         .iter()
                         .any(|m| m.contains(addr) && m.kind == modules::ModuleKind::Pe && m.pe32);
                     if pe32 {
-                        mcp_static::binary::Arch::X86
+                        mcp_static::model::Arch::X86
                     } else {
-                        mcp_static::binary::Arch::X86_64
+                        mcp_static::model::Arch::X86_64
                     }
                 }
             };
             // The window read: up to 15 bytes an instruction. 32-bit code keeps its addresses
             // below 4 GiB even in a 64-bit process.
             let window = (count * MAX_INSN_BYTES).min(MAX_READ);
-            let bits = if arch == mcp_static::binary::Arch::X86 {
+            let bits = if arch == mcp_static::model::Arch::X86 {
                 32
             } else {
                 t.bits
