@@ -20,3 +20,4 @@ pub mod snapshot;
 pub mod store;
 pub mod tools;
 pub mod values;
+pub mod watch;

@@ -1381,51 +1381,24 @@ impl MemoryServer {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
             t.span("address", addr, size as u64, a.value_type.name())?;
-            let mut buf = vec![0u8; size];
-            t.mem
-                .read_exact(addr, &mut buf)
+            let interval = Duration::from_millis(interval);
+            let series = crate::watch::watch(&t.mem, addr, size, interval, samples, &ctl)
                 .map_err(|e| mem_error(e, a.pid))?;
-            let start = Instant::now();
-            let mut changes: Vec<Sample> = Vec::new();
-            let mut change_count = 0;
-            let mut last: Option<Vec<u8>> = None;
-            let mut unreadable = 0;
-            let mut taken = 0;
-            for k in 0..samples {
-                if ctl.is_cancelled() {
-                    break;
-                }
-                let due = start + Duration::from_millis(interval * k as u64);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                match t.mem.read_exact(addr, &mut buf) {
-                    Ok(()) => {
-                        if last.as_deref() != Some(&buf[..]) {
-                            change_count += 1;
-                            if changes.len() < 2000 {
-                                changes.push(Sample {
-                                    t_ms: start.elapsed().as_millis() as u64,
-                                    value: a.value_type.to_json(&buf),
-                                });
-                            }
-                            last = Some(buf.clone());
-                        }
-                    }
-                    Err(MemError::Gone(_)) => break,
-                    Err(_) => unreadable += 1,
-                }
-                taken += 1;
-                ctl.done.store(taken as u64, Ordering::Relaxed);
-            }
             Ok(WatchAnswer {
                 address: Address(addr),
                 value_type: a.value_type.name().into(),
-                samples: taken,
-                duration_ms: start.elapsed().as_millis() as u64,
-                changes,
-                change_count,
-                unreadable,
+                samples: series.samples,
+                duration_ms: series.duration_ms,
+                changes: series
+                    .changes
+                    .iter()
+                    .map(|(t_ms, bytes)| Sample {
+                        t_ms: *t_ms,
+                        value: a.value_type.to_json(bytes),
+                    })
+                    .collect(),
+                change_count: series.change_count,
+                unreadable: series.unreadable,
             })
         })
         .await
