@@ -21,3 +21,4 @@ pub mod store;
 pub mod tools;
 pub mod values;
 pub mod watch;
+pub mod writes;

@@ -51,21 +51,11 @@ pub struct Settings {
     pub idle: Duration,
 }
 
-/// One write, kept so it can be undone.
-#[derive(Debug, Clone)]
-struct WriteRecord {
-    pid: u32,
-    address: u64,
-    old: Vec<u8>,
-    new: Vec<u8>,
-    undone: bool,
-}
-
 #[derive(Clone)]
 pub struct MemoryServer {
     store: Arc<Store>,
     layouts: Arc<Layouts>,
-    writes: Arc<Mutex<Vec<WriteRecord>>>,
+    writes: Arc<crate::writes::WriteLog>,
     allow_write: bool,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
@@ -81,7 +71,7 @@ impl MemoryServer {
         Self {
             store,
             layouts,
-            writes: Arc::new(Mutex::new(Vec::new())),
+            writes: Arc::new(crate::writes::WriteLog::default()),
             allow_write: settings.allow_write,
             tool_router,
             prompt_router: Self::prompt_router(),
@@ -1536,23 +1526,13 @@ impl MemoryServer {
             let t = target(a.pid)?;
             let addr = t.resolve("address", &a.address)?;
             t.span("address", addr, data.len() as u64, "bytes")?;
-            let mut old = vec![0u8; data.len()];
-            t.mem
-                .read_exact(addr, &mut old)
+            let w = writes
+                .write(&t.mem, a.pid, addr, &data)
                 .map_err(|e| mem_error(e, a.pid))?;
-            t.mem.write(addr, &data).map_err(|e| mem_error(e, a.pid))?;
-            let mut w = lock(&writes);
-            w.push(WriteRecord {
-                pid: a.pid,
-                address: addr,
-                old: old.clone(),
-                new: data.clone(),
-                undone: false,
-            });
             Ok(WriteAnswer {
-                write_id: format!("write-{}", w.len()),
+                write_id: w.id,
                 address: Address(addr),
-                old_bytes: hex_bytes(&old),
+                old_bytes: hex_bytes(&w.old),
                 new_bytes: hex_bytes(&data),
             })
         })
@@ -1571,38 +1551,22 @@ impl MemoryServer {
     ) -> Result<Json<UndoAnswer>, ToolError> {
         let writes = self.writes.clone();
         blocking(move || {
-            let idx = a
-                .write_id
-                .strip_prefix("write-")
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|&n| n >= 1 && n <= lock(&writes).len())
-                .ok_or_else(|| {
-                    ToolError::invalid(
-                        "write_id",
-                        format!("{:?}", a.write_id),
-                        "unknown write id (write_memory returns one)",
-                    )
-                })?;
-            let rec = lock(&writes)[idx - 1].clone();
-            if rec.undone {
-                return Err(ToolError::invalid(
+            let u = writes.undo(&a.write_id).map_err(|e| match e {
+                crate::writes::UndoError::Unknown => ToolError::invalid(
                     "write_id",
                     format!("{:?}", a.write_id),
-                    "already undone",
-                ));
-            }
-            let mem = open(rec.pid)?;
-            let mut now = vec![0u8; rec.new.len()];
-            mem.read_exact(rec.address, &mut now)
-                .map_err(|e| mem_error(e, rec.pid))?;
-            mem.write(rec.address, &rec.old)
-                .map_err(|e| mem_error(e, rec.pid))?;
-            lock(&writes)[idx - 1].undone = true;
+                    "unknown write id (write_memory returns one)",
+                ),
+                crate::writes::UndoError::AlreadyUndone => {
+                    ToolError::invalid("write_id", format!("{:?}", a.write_id), "already undone")
+                }
+                crate::writes::UndoError::Memory(pid, e) => mem_error(e, pid),
+            })?;
             Ok(UndoAnswer {
                 write_id: a.write_id,
-                address: Address(rec.address),
-                restored: hex_bytes(&rec.old),
-                warning: (now != rec.new).then(|| {
+                address: Address(u.address),
+                restored: hex_bytes(&u.restored),
+                warning: u.found.map(|now| {
                     format!(
                         "the memory held {} instead of what was written; restored anyway",
                         hex_bytes(&now)
