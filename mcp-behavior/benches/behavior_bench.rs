@@ -65,9 +65,9 @@ fn file_call_numbers() -> String {
     numbers.join(",")
 }
 
-fn run_notif(notif_run: &Path, io_loop: &Path, args: &[&str]) -> f64 {
+fn run_notif(notif_run: &Path, calls: &str, io_loop: &Path, args: &[&str]) -> f64 {
     let out = Command::new(notif_run)
-        .arg(file_call_numbers())
+        .arg(calls)
         .arg(io_loop)
         .args(args)
         .output()
@@ -128,6 +128,7 @@ fn fixtures() -> PathBuf {
 
 async fn tracing(client: &Client, io_loop: &Path, notif_run: &Path) {
     let out = std::env::temp_dir().join(format!("io_loop-{}.json", std::process::id()));
+    let calls = file_call_numbers();
     for (label, args) in [
         ("pwrite+pread x200000", ["200000", "rw"]),
         ("open+close x100000", ["100000", "open"]),
@@ -139,7 +140,7 @@ async fn tracing(client: &Client, io_loop: &Path, notif_run: &Path) {
             strace.push(run_strace(io_loop, &args));
             launched.push(run_launched(client, io_loop, &args, &out).await);
             attached.push(run_attached(client, io_loop, &args).await);
-            notif.push(run_notif(notif_run, io_loop, &args));
+            notif.push(run_notif(notif_run, &calls, io_loop, &args));
         }
         let (p, s, l, a, n) = (
             median(plain),

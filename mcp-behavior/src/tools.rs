@@ -733,8 +733,8 @@ impl BehaviorServer {
                 }
                 _ => None,
             };
-            if let Some(server) = prefix.as_deref().and_then(wine_debug::running_wineserver)
-                && kinds.iter().any(|k| k == "socket")
+            if kinds.iter().any(|k| k == "socket")
+                && let Some(server) = prefix.as_deref().and_then(wine_debug::running_wineserver)
             {
                 warning = Some(format!(
                     "wineserver {server} already serves this prefix: Wine makes a socket's \

@@ -349,18 +349,12 @@ pub fn sha256_file(path: &std::path::Path) -> Option<String> {
         .ok()
         .filter(|m| m.is_file() && m.len() <= 512 << 20)
         .and_then(|_| std::fs::read(path).ok())
-        .map(|b| {
-            Sha256::digest(&b)
-                .iter()
-                .map(|x| format!("{x:02x}"))
-                .collect()
-        })
+        .map(|b| mcp_common::bytes::to_hex(&Sha256::digest(&b)))
 }
 
 /// Reads a launch's standard error (Wine's debug channels) on a thread of its own; its
 /// events are the launched process's (`pid`).
 fn read_stderr(sh: &Arc<Shared>, mut f: StderrReader, pid: u32, err: std::process::ChildStderr) {
-    let sh = sh.clone();
     sh.readers.fetch_add(1, Ordering::AcqRel);
     let spawned = std::thread::Builder::new()
         .name("trace-stderr".into())
@@ -1154,14 +1148,13 @@ impl Tracer {
         self.sh.push(pid, t, what);
     }
 
-    /// Whether `pid` runs wineserver (`wineserver`, or Debian's `wineserver32` and
-    /// `wineserver64`), read from /proc once per program it runs.
+    /// Whether `pid` runs wineserver, read from /proc once per program it runs.
     fn is_wineserver(&mut self, pid: u32) -> bool {
         *self.servers.entry(pid).or_insert_with(|| {
             exe(pid as i32).is_some_and(|e| {
                 std::path::Path::new(&e)
                     .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("wineserver"))
+                    .is_some_and(|n| crate::wine_debug::is_wineserver_name(&n.to_string_lossy()))
             })
         })
     }

@@ -227,6 +227,12 @@ pub fn prefix(var: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|h| Path::new(&h).join(".wine")))
 }
 
+/// Whether a program's file name is wineserver's: `wineserver`, or Debian's `wineserver32`
+/// and `wineserver64`.
+pub fn is_wineserver_name(name: &str) -> bool {
+    name.starts_with("wineserver")
+}
+
 /// The wineserver already serving `prefix`, if one runs: wineserver works in the directory
 /// Wine names after the prefix's device and inode (`/tmp/.wine-UID/server-DEV-INODE`, or
 /// Debian's `/tmp/wine-XXXXXX/server-...`), and in the prefix itself while it loads or
@@ -241,7 +247,7 @@ pub fn running_wineserver(prefix: &Path) -> Option<u32> {
         let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
         let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
         let serves = cwd == prefix || cwd.file_name().is_some_and(|n| n == dir.as_str());
-        (comm.starts_with("wineserver") && serves).then_some(pid)
+        (is_wineserver_name(&comm) && serves).then_some(pid)
     })
 }
 
@@ -300,17 +306,22 @@ pub fn follow(
     want: Wanted,
     prefix: Option<PathBuf>,
 ) {
-    let registry: Vec<(String, String)> = relay()
-        .map(|r| {
-            r.registry
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Calls waiting for their result: per Wine thread, the event's sequence number.
-    let mut open: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
-    let mut hashes: HashMap<(String, bool), Option<String>> = HashMap::new();
+    let mut f = Follower {
+        sh,
+        pid,
+        want,
+        registry: relay()
+            .map(|r| {
+                r.registry
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        prefix,
+        open: HashMap::new(),
+        hashes: HashMap::new(),
+    };
     let mut reader = std::io::BufReader::new(err);
     // Bytes, not a String: a program's own output need not be UTF-8.
     let mut line = Vec::new();
@@ -321,126 +332,121 @@ pub fn follow(
             Ok(_) => {}
         }
         sh.reader_busy(true);
-        let text = String::from_utf8_lossy(&line);
-        if let Some(parsed) = parse(text.trim_end_matches(['\n', '\r'])) {
-            handle(
-                sh,
-                pid,
-                parsed,
-                want,
-                &registry,
-                &mut open,
-                &mut |dos, bits32| {
-                    hashes
-                        .entry((dos.to_string(), bits32))
-                        .or_insert_with(|| {
-                            let file = unix_path(prefix.as_deref()?, dos, bits32)?;
-                            crate::trace::sha256_file(&file)
-                        })
-                        .clone()
-                },
-            );
+        if let Some(parsed) = parse(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r'])) {
+            f.handle(parsed);
         }
         sh.reader_busy(false);
     }
 }
 
-/// Turns one parsed line into the events asked for; `open` holds the relayed calls waiting
-/// for their result, per Wine thread; `hash` gives a module's SHA-256 by its Windows path.
-fn handle(
-    sh: &Arc<Shared>,
+/// What following one launch keeps from line to line.
+struct Follower<'a> {
+    sh: &'a Arc<Shared>,
     pid: u32,
-    parsed: Line,
     want: Wanted,
-    registry: &[(String, String)],
-    open: &mut HashMap<u32, Vec<(String, u64)>>,
-    hash: &mut dyn FnMut(&str, bool) -> Option<String>,
-) {
-    let Wanted {
-        api: want_api,
-        registry: want_registry,
-        module: want_module,
-        exception: want_exception,
-        file: want_file,
-    } = want;
-    match parsed {
-        Line::Call {
-            tid,
-            module,
-            function,
-            args,
-            caller,
-        } => {
-            if want_registry
-                && let Some((_, op)) = registry.iter().find(|(p, _)| function.starts_with(p))
-            {
-                let key = args
-                    .iter()
-                    .find_map(|a| quoted(a))
-                    .unwrap_or_else(|| args.first().cloned().unwrap_or_default());
-                sh.push(
-                    pid,
-                    tid,
-                    What::Registry {
-                        op: registry_op(op),
-                        key,
-                    },
-                );
+    /// Registry API name prefixes and their operation (schemas/behavior/relay.json).
+    registry: Vec<(String, String)>,
+    prefix: Option<PathBuf>,
+    /// Calls waiting for their result: per Wine thread, the event's sequence number.
+    open: HashMap<u32, Vec<(String, u64)>>,
+    /// Module hashes by Windows path and bitness, each file read once.
+    hashes: HashMap<(String, bool), Option<String>>,
+}
+
+impl Follower<'_> {
+    fn hash(&mut self, dos: &str, bits32: bool) -> Option<String> {
+        let prefix = self.prefix.as_deref();
+        self.hashes
+            .entry((dos.to_string(), bits32))
+            .or_insert_with(|| crate::trace::sha256_file(&unix_path(prefix?, dos, bits32)?))
+            .clone()
+    }
+
+    /// Turns one parsed line into the events asked for.
+    fn handle(&mut self, parsed: Line) {
+        let (sh, pid, want) = (self.sh, self.pid, self.want);
+        match parsed {
+            Line::Call {
+                tid,
+                module,
+                function,
+                args,
+                caller,
+            } => {
+                if want.registry
+                    && let Some((_, op)) =
+                        self.registry.iter().find(|(p, _)| function.starts_with(p))
+                {
+                    let key = args
+                        .iter()
+                        .find_map(|a| quoted(a))
+                        .unwrap_or_else(|| args.first().cloned().unwrap_or_default());
+                    sh.push(
+                        pid,
+                        tid,
+                        What::Registry {
+                            op: registry_op(op),
+                            key,
+                        },
+                    );
+                }
+                if want.file
+                    && let Some(what) = file_event(&function, &args)
+                {
+                    sh.push(pid, tid, what);
+                }
+                if want.api {
+                    let mut st = crate::trace::lock(&sh.store);
+                    let seq = st.events.len() as u64;
+                    let t = sh.t_ms();
+                    st.push(
+                        t,
+                        pid,
+                        tid,
+                        What::Api {
+                            module,
+                            function: function.clone(),
+                            args,
+                            ret: None,
+                            caller,
+                        },
+                    );
+                    self.open.entry(tid).or_default().push((function, seq));
+                }
             }
-            if want_file && let Some(what) = file_event(&function, &args) {
-                sh.push(pid, tid, what);
-            }
-            if want_api {
+            Line::Ret {
+                tid,
+                function,
+                retval,
+            } => {
+                let Some(stack) = self.open.get_mut(&tid) else {
+                    return;
+                };
+                let Some(i) = stack.iter().rposition(|(f, _)| *f == function) else {
+                    return;
+                };
+                let (_, seq) = stack.remove(i);
                 let mut st = crate::trace::lock(&sh.store);
-                let seq = st.events.len() as u64;
-                let t = sh.t_ms();
-                st.push(
-                    t,
-                    pid,
-                    tid,
-                    What::Api {
-                        module,
-                        function: function.clone(),
-                        args,
-                        ret: None,
-                        caller,
-                    },
-                );
-                open.entry(tid).or_default().push((function, seq));
+                if let Some(ev) = st.events.get_mut(seq as usize)
+                    && let What::Api { ret, .. } = &mut ev.what
+                {
+                    *ret = Some(retval);
+                }
             }
-        }
-        Line::Ret {
-            tid,
-            function,
-            retval,
-        } => {
-            let Some(stack) = open.get_mut(&tid) else {
-                return;
-            };
-            let Some(i) = stack.iter().rposition(|(f, _)| *f == function) else {
-                return;
-            };
-            let (_, seq) = stack.remove(i);
-            let mut st = crate::trace::lock(&sh.store);
-            if let Some(ev) = st.events.get_mut(seq as usize)
-                && let What::Api { ret, .. } = &mut ev.what
-            {
-                *ret = Some(retval);
+            Line::Loaded {
+                tid,
+                path,
+                base,
+                bits32,
+            } if want.module => {
+                let sha256 = self.hash(&path, bits32);
+                sh.push(pid, tid, What::Module { path, base, sha256 })
             }
+            Line::Exception { tid, code, address } if want.exception => {
+                sh.push(pid, tid, What::Exception { code, address })
+            }
+            _ => {}
         }
-        Line::Loaded {
-            tid,
-            path,
-            base,
-            bits32,
-        } if want_module => {
-            let sha256 = hash(&path, bits32);
-            sh.push(pid, tid, What::Module { path, base, sha256 })
-        }
-        Line::Exception { tid, code, address } if want_exception => {
-            sh.push(pid, tid, What::Exception { code, address })
-        }
-        _ => {}
     }
 }
 
