@@ -298,6 +298,12 @@ impl InputShared {
     }
 }
 
+/// How long a streamable-HTTP child's idle connection is kept for the next request. The
+/// suite's servers close a connection that sends no request for 10 s (mcp-common's header
+/// read timeout); a request sent on it as it closes is lost (every other 10 s ping failed).
+/// Below that, a connection is never reused at the moment the server drops it.
+const IDLE_CONNECTION: Duration = Duration::from_secs(5);
+
 /// What rmcp writes to a stdio child: every write lands in memory at once and [`feed`]
 /// passes it on to the pipe. rmcp writes under one lock per connection, and a request, the
 /// cancellation of a timed-out one and a ping all wait for it; a child that stops reading
@@ -593,6 +599,7 @@ impl Child {
                 // ACK (reqwest's default today; said here so that no upgrade loses it).
                 let http = reqwest::Client::builder()
                     .tcp_nodelay(true)
+                    .pool_idle_timeout(IDLE_CONNECTION)
                     .build()
                     .map_err(|e| format!("cannot build the HTTP client for {url}: {e}"))?;
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str());

@@ -297,3 +297,35 @@ async fn an_http_child_back_with_other_tools_is_listed_again() -> TestResult {
     c.cancel().await?;
     Ok(())
 }
+
+/// The suite's servers (mcp-static here) close a connection idle for 10 s (their header read
+/// timeout), which is
+/// also the default ping period: a ping sent on the pooled connection as the server closed it
+/// was lost, so every other ping failed and the child read "unresponsive" (and a call sent at
+/// that moment failed the same way). The coordinator now lets an idle connection go first.
+#[tokio::test]
+async fn a_url_child_stays_running_across_the_servers_idle_close() -> TestResult {
+    let dir = tmp("coord-http-idle")?;
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}/");
+    std::fs::copy(TEST_CHILD, dir.join("bin"))?;
+    let path = dir.join("bin").display().to_string();
+    let _server = http_static(port, &dir).await?;
+    let cfg = write_config(
+        &dir,
+        "c.json",
+        &json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
+    )?;
+    let c = coordinator(&cfg, &[]).await?;
+    // No call in between: the ping at 10 s goes out as the server drops the connection that
+    // the coordinator's initial listing left idle. With the loss, the child read unresponsive
+    // from that ping until the next answered one.
+    for wait_ms in [10_800, 10_000] {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        let status = ok(&c, "servers_status", json!({})).await;
+        let entry = remote(&status);
+        assert_eq!(entry["state"], "running", "{entry}");
+    }
+    ok(&c, "remote__binary_info", json!({"path": path})).await;
+    Ok(())
+}
