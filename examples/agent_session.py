@@ -13,6 +13,10 @@ coordinator records every result as a finding, and the session links them into o
   agent_session.py --game-dir DIR --config coordinator.toml [--coordinator BIN] [--data-dir D]
   # a coordinator already serving HTTP (e.g. behind its gateway)
   agent_session.py --game-dir DIR --url http://127.0.0.1:8931/ [--token TOKEN]
+  # the container deployment (deploy/): HTTPS through nginx; the game's pid is the runner
+  # container's, so the script signals it through that container
+  agent_session.py --game-dir /games --url https://localhost:8443/ --token "$(cat deploy/local/token)" \
+      --cacert deploy/local/tls/cert.pem --kill-cmd "podman exec mcp_runner_1 kill"
 
 DIR holds the game: `d2game` and `D2Client.dll` (tests/fixtures/d2game/build.sh builds a small
 stand-in with the 1.13c layout), or `d2game.exe` with `--wine`. The coordinator needs the
@@ -23,7 +27,10 @@ with DIR under its roots. Exit status 0 when every step succeeded, 1 otherwise.
 import argparse
 import json
 import os
+import shlex
 import signal
+import ssl
+import subprocess
 import sys
 import time
 
@@ -34,11 +41,21 @@ from mcp.client.streamable_http import streamable_http_client
 
 
 class Session:
-    """Calls tools and prints each step as a JSON line; remembers whether any failed."""
+    """Calls tools and prints each step as a JSON line; remembers whether any failed.
+    `kill_cmd`: how the game is signalled when its pid is another namespace's (a container)."""
 
-    def __init__(self, client):
+    def __init__(self, client, kill_cmd=None):
         self.client = client
         self.failed = False
+        self.kill_cmd = kill_cmd
+
+    def signal_game(self, pid):
+        """SIGUSR1 to the game: the native fixture gains 1000 experience."""
+        if self.kill_cmd:
+            subprocess.run([*shlex.split(self.kill_cmd), "-USR1", str(pid)], check=True,
+                           capture_output=True)
+        else:
+            os.kill(pid, signal.SIGUSR1)
 
     def step(self, name, tool, ok, /, **found):
         print(json.dumps({"step": name, "tool": tool, "ok": ok, **found}), flush=True)
@@ -96,7 +113,7 @@ async def who_writes(s, pid, experience):
     ok, first, text = await s.call("memory__scan_start", {
         "pid": pid, "value_type": "u32", "value": experience})
     scan = first.get("scan_id")
-    os.kill(pid, signal.SIGUSR1)
+    s.signal_game(pid)
     await anyio.sleep(0.3)
     ok2, nxt, text2 = await s.call("memory__scan_next", {"scan_id": scan, "condition": "increased"})
     found = (nxt.get("matches") or [{}])[0].get("address") if ok2 else None
@@ -114,7 +131,7 @@ async def who_writes(s, pid, experience):
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)
         await anyio.sleep(1.0)
-        os.kill(pid, signal.SIGUSR1)
+        s.signal_game(pid)
     ok, w, text = watched["r"]
     top = (w.get("items") or [{}])[0]
     s.step("who_writes", "behavior__find_writers", ok and w.get("hits") == 1,
@@ -229,10 +246,14 @@ async def main():
     p.add_argument("--data-dir", help="the coordinator's data directory")
     p.add_argument("--url", help="a coordinator serving streamable HTTP")
     p.add_argument("--token", help="bearer token for the coordinator's gateway")
+    p.add_argument("--cacert", help="with an https --url: the CA (or self-signed) certificate to trust")
+    p.add_argument("--kill-cmd", help="how to signal the game when it runs in another pid namespace, "
+                                      "e.g. 'podman exec mcp_runner_1 kill' (the signal and pid follow)")
     a = p.parse_args()
     if [bool(a.bin_dir), bool(a.config), bool(a.url)].count(True) != 1:
         p.error("give one of --bin-dir or --config (stdio) and --url (HTTP)")
-    game_dir = os.path.abspath(a.game_dir)
+    # A path in the servers' view: with --url it may be a container's, which need not exist here.
+    game_dir = a.game_dir if a.url else os.path.abspath(a.game_dir)
     if a.bin_dir:
         data_dir = a.data_dir or os.path.abspath("agent-session-data")
         os.makedirs(data_dir, exist_ok=True)
@@ -242,16 +263,17 @@ async def main():
         a.coordinator, a.data_dir = os.path.join(a.bin_dir, "mcp-coordinator"), data_dir
     if a.url:
         headers = {"Authorization": f"Bearer {a.token}"} if a.token else {}
-        async with httpx2.AsyncClient(headers=headers, timeout=120) as http:
+        verify = ssl.create_default_context(cafile=a.cacert) if a.cacert else True
+        async with httpx2.AsyncClient(headers=headers, timeout=120, verify=verify) as http:
             async with Client(streamable_http_client(a.url, http_client=http)) as client:
-                s = Session(client)
+                s = Session(client, a.kill_cmd)
                 await analyse(s, game_dir, a.wine)
     else:
         args = ["--config", a.config] + (["--data-dir", a.data_dir] if a.data_dir else [])
         params = StdioServerParameters(command=a.coordinator, args=args,
                                        env={"PATH": os.environ.get("PATH", "")})
         async with Client(params) as client:
-            s = Session(client)
+            s = Session(client, a.kill_cmd)
             await analyse(s, game_dir, a.wine)
     return 1 if s.failed else 0
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# podman-compose on deploy/compose.yaml, with this machine's podman settings
+# (deploy/containers.conf) and the project name `mcp` (MCP_PROJECT overrides):
+#   deploy/compose.sh up -d      # start everything (deploy/build.sh first)
+#   deploy/compose.sh ps
+#   deploy/compose.sh down -v    # stop and remove it all, volumes included
+# Docker users run `docker compose -f deploy/compose.yaml -p mcp up -d` instead.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
+command -v podman-compose >/dev/null || { echo "compose: podman-compose is missing: run scripts/setup.sh" >&2; exit 1; }
+exec podman-compose -p "${MCP_PROJECT:-mcp}" -f "$here/compose.yaml" "$@"
