@@ -6,6 +6,7 @@
 #   deploy/build.sh                 # release binaries (cargo build --release)
 #   PROFILE=debug deploy/build.sh   # the dev build that scripts/test.sh already made
 #   deploy/build.sh --rebuild-base  # debootstrap again even if the base exists
+#   MCP_TAG=v1 deploy/build.sh      # the role images' tag (default latest; compose.yaml reads it)
 # Needs root, podman, runc and debootstrap (scripts/setup.sh installs them).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -80,10 +81,10 @@ fi
 
 for role in analysers runner coordinator nginx redis; do
   say "image mcp-$role"
-  podman build --quiet --tag "localhost/mcp-$role:latest" --file "$here/images/$role.Containerfile" "$here" >/dev/null
+  podman build --quiet --tag "localhost/mcp-$role:${MCP_TAG:-latest}" --file "$here/images/$role.Containerfile" "$here" >/dev/null
 done
 t_roles=$(stamp)
 
-podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^localhost/mcp-' >&2
+podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "^localhost/mcp-(base:bookworm|[a-z]+:${MCP_TAG:-latest}) " >&2
 awk -v a="$t0" -v b="$t_base" -v c="$t_bins" -v d="$t_roles" \
   'BEGIN { printf "deploy: base image %.1f s, binaries %.1f s, role images %.1f s\n", b-a, c-b, d-c }' >&2

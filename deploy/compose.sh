@@ -9,4 +9,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 command -v podman-compose >/dev/null || { echo "compose: podman-compose is missing: run scripts/setup.sh" >&2; exit 1; }
-exec podman-compose -p "${MCP_PROJECT:-mcp}" -f "$here/compose.yaml" "$@"
+project=${MCP_PROJECT:-mcp}
+podman-compose -p "$project" -f "$here/compose.yaml" "$@"
+# podman-compose 1.0.3 leaves the project's networks behind on `down`.
+if [ "${1:-}" = down ]; then
+  nets=$(podman network ls --quiet --filter "label=io.podman.compose.project=$project")
+  [ -z "$nets" ] || podman network rm $nets >/dev/null
+fi
