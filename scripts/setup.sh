@@ -6,7 +6,8 @@
 # network namespaces, libseccomp for the sandbox filter, redis-server for the coordinator's
 # cache tests, nginx to put two coordinators behind, bubblewrap and firejail to compare the
 # sandbox's start-up against, chromium for the dashboard's browser test, strace as ground
-# truth and peer for the behaviour traces) and a Python venv
+# truth and peer for the behaviour traces, podman with runc, podman-compose and debootstrap
+# for the container deployment under deploy/) and a Python venv
 # with the official MCP SDK (and Playwright, which drives Debian's chromium; it downloads no
 # browser of its own). Idempotent: skips what is already there.
 set -euo pipefail
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config binutils binutils-mingw-w64 gcc-mingw-w64-i686
           gcc-mingw-w64-x86-64 wine64 python3-venv scanmem libpcap-dev tshark iproute2
-          libseccomp-dev redis-server nginx-light bubblewrap firejail chromium strace)
+          libseccomp-dev redis-server nginx-light bubblewrap firejail chromium strace
+          podman runc catatonit netavark aardvark-dns podman-compose debootstrap openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,12 +3,13 @@ from debootstrap and the role images (deploy/build.sh), the whole compose file u
 (deploy/compose.sh), every container healthy; the demo's analysis (examples/agent_session.py)
 through nginx over HTTPS with the Python MCP SDK; the analysers unable to reach the front
 network or anything outside; a coordinator replica killed mid-run while the calls go on
-through the others, with every acknowledged finding kept; and everything torn down, nothing
+through the others, with every acknowledged finding kept, and brought back by its restart
+policy; and everything torn down, nothing
 left behind. The figures (image sizes, time to a healthy deployment, calls lost) are written
 to target/deploy-figures.json.
 
 Needs root, podman, podman-compose and debootstrap (scripts/setup.sh installs them), the
-binaries of PROFILE (debug: what scripts/test.sh built; release for release images) and
+binaries of DEPLOY_PROFILE (debug, the default: what scripts/test.sh built; release) and
 D2GAME_DIR (the fixture game). DEPLOY_KEEP_IMAGES=1 keeps the images for the next run."""
 
 import http.client
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.skipif(
 def env():
     e = dict(os.environ)
     e.update({"CONTAINERS_CONF": os.path.join(DEPLOY, "containers.conf"), "MCP_PROJECT": PROJECT,
-              "MCP_TAG": TAG, "GAME_DIR": GAME, "PROFILE": os.environ.get("PROFILE", "debug")})
+              "MCP_TAG": TAG, "GAME_DIR": GAME, "PROFILE": os.environ.get("DEPLOY_PROFILE", "debug")})
     return e
 
 
@@ -101,6 +102,8 @@ def deployment():
     ENV.update({"MCP_HTTPS_PORT": str(https), "MCP_HTTP_PORT": str(plain)})
     base_existed = podman("image", "exists", BASE, check=False).returncode == 0
     figures = {"profile": ENV["PROFILE"], "base_image_built": not base_existed}
+    # What an interrupted earlier run left (its containers would be started again as they were).
+    run("bash", os.path.join(DEPLOY, "compose.sh"), "down", "-v", timeout=600, check=False)
     try:
         started = time.monotonic()
         run("bash", os.path.join(DEPLOY, "build.sh"), timeout=1800)
@@ -215,8 +218,9 @@ async def record_while_a_replica_dies(https, token, cacert, calls, kill_after):
                                   verify=ctx) as http:
         async with Client(streamable_http_client(f"https://localhost:{https}/", http_client=http)) as c:
             for i in range(calls):
-                if i == kill_after:
-                    podman("kill", "--signal", "KILL", f"{PROJECT}_coordinator_2")
+                if i == kill_after:  # a crash: the coordinator process dies at once
+                    podman("exec", f"{PROJECT}_coordinator_2", "sh", "-c",
+                           "kill -9 $(pidof mcp-coordinator)")
                 try:
                     r = await c.call_tool("findings_record", {
                         "kind": "note", "title": f"replica-kill-{i}", "target": {"process": 1}})
@@ -247,6 +251,15 @@ def test_a_killed_replica_loses_no_acknowledged_call(deployment):
     # The calls went on through the other replicas: at most the one in flight failed.
     assert len(failed) <= 1, failed
     assert [i for i, _ in acked if i > kill_after], "no call succeeded after the kill"
+    # The restart policy brings the crashed replica back, healthy.
+    deadline = time.monotonic() + 60
+    name = f"{PROJECT}_coordinator_2"
+    while not healthy(name):
+        assert time.monotonic() < deadline, podman("inspect", name, "--format", "{{.State.Status}}").stdout
+        time.sleep(1)
+    restarts = int(podman("inspect", name, "--format", "{{.RestartCount}}").stdout.strip())
+    deployment["figures"]["replica_restarts"] = restarts
+    assert restarts >= 1
 
 
 def test_down_leaves_nothing_behind(deployment):
