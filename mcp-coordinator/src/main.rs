@@ -57,7 +57,8 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     quarantine_from: Vec<PathBuf>,
     /// Also keep findings in Dgraph at this HTTP endpoint (http://HOST:8080): recorded
-    /// locally first, shipped in the background, retried until Dgraph has them.
+    /// locally first, shipped in the background, retried until Dgraph has them (default:
+    /// $MCP_FINDINGS_URL, which a container deployment sets)
     #[arg(long, value_name = "URL")]
     findings_url: Option<String>,
     /// Dgraph ACL user (default: $DGRAPH_USER); with a password, the coordinator logs in.
@@ -148,9 +149,14 @@ fn gateway_settings(cli: &Cli) -> Result<Option<Settings>, String> {
     Ok(Some(settings))
 }
 
-/// The Dgraph client when --findings-url is given.
+/// The Dgraph client when --findings-url (or $MCP_FINDINGS_URL, non-empty) is given.
 fn dgraph(cli: &Cli) -> Result<Option<Dgraph>, String> {
-    let Some(url) = &cli.findings_url else {
+    let from_env = || {
+        std::env::var("MCP_FINDINGS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    };
+    let Some(url) = cli.findings_url.clone().or_else(from_env) else {
         return Ok(None);
     };
     let user = cli
@@ -172,7 +178,7 @@ fn dgraph(cli: &Cli) -> Result<Option<Dgraph>, String> {
             );
         }
     };
-    Dgraph::new(url, credentials).map(Some)
+    Dgraph::new(&url, credentials).map(Some)
 }
 
 fn default_data_dir() -> PathBuf {

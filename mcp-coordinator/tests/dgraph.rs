@@ -883,3 +883,28 @@ async fn a_real_dgraph_at_dgraph_url() -> TestResult {
     assert_eq!(found.0, 2, "{found:?}");
     Ok(())
 }
+
+/// A container deployment names Dgraph in the environment (compose.dgraph.yaml):
+/// `MCP_FINDINGS_URL` stands for `--findings-url`, and findings reach it as with the flag.
+#[tokio::test]
+async fn the_dgraph_url_may_come_from_the_environment() -> TestResult {
+    let dir = tmp("coord-dgraph-env")?;
+    let fake = Fake::default();
+    let url = fake_on(0, fake.clone()).await?;
+    let cfg = child_config(&dir)?;
+    let mut cmd = tokio::process::Command::new(common::COORDINATOR);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("MCP_FINDINGS_URL", &url)
+        .stderr(std::process::Stdio::null());
+    let c = serve(cmd).await?;
+    echo_and_note(&c, "from the environment", 9).await;
+    let st = status_until(&c, Duration::from_secs(10), |st| {
+        st["backlog"] == 0 && st["remote"]["shipped"] == 3
+    })
+    .await;
+    assert_eq!(st["remote"]["shipped"], 3, "{st}");
+    Ok(())
+}
