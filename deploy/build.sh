@@ -70,11 +70,11 @@ if [ ! -s "$local_dir/tls/cert.pem" ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
     -keyout "$local_dir/tls/key.pem" -out "$local_dir/tls/cert.pem" 2>/dev/null
-  chmod 644 "$local_dir/tls/key.pem"   # read by nginx's master inside its container only
+  chmod 600 "$local_dir/tls/key.pem"   # nginx's master reads it as root (its owner), no capability needed
 fi
 if [ ! -s "$local_dir/tokens.toml" ]; then
   token=$(openssl rand -hex 24)
-  printf '%s\n' "$token" > "$local_dir/token"
+  (umask 077; printf '%s\n' "$token" > "$local_dir/token")
   printf '# The gateway'"'"'s clients (deploy/build.sh made this one; the token is in ./token).\n[[clients]]\nname = "operator"\nsha256 = "%s"\n' \
     "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" > "$local_dir/tokens.toml"
 fi
