@@ -5,7 +5,8 @@ through nginx over HTTPS with the Python MCP SDK; the analysers unable to reach 
 network or anything outside; a coordinator replica killed mid-run while the calls go on
 through the others, with every acknowledged finding kept, and brought back by its restart
 policy; and everything torn down, nothing
-left behind. The figures (image sizes, time to a healthy deployment, calls lost) are written
+left behind; the dashboard signed in through nginx, the sign-in holding on every replica. The
+figures (image sizes, time to a healthy deployment, calls lost) are written
 to target/deploy-figures.json.
 
 Needs root, podman, podman-compose and debootstrap (scripts/setup.sh installs them), the
@@ -15,11 +16,13 @@ D2GAME_DIR (the fixture game). DEPLOY_KEEP_IMAGES=1 keeps the images for the nex
 import http.client
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import anyio
 import httpx2
@@ -186,6 +189,33 @@ def test_the_demo_analysis_runs_through_nginx_over_https(deployment):
     c.request("GET", "/")
     resp = c.getresponse()
     assert resp.status == 301 and resp.getheader("Location", "").startswith("https://")
+
+
+def https_request(deployment, method, path, body=None, headers=None):
+    ctx = ssl.create_default_context(cafile=deployment["cacert"])
+    c = http.client.HTTPSConnection("localhost", deployment["https"], timeout=30, context=ctx)
+    c.request(method, path, body, headers or {})
+    r = c.getresponse()
+    return r.status, r.getheaders(), r.read().decode(errors="replace")
+
+
+def test_the_dashboard_signs_in_through_nginx_and_holds_on_every_replica(deployment):
+    status, headers, page = https_request(deployment, "GET", "/ui/login")
+    assert status == 200
+    assert ("Strict-Transport-Security", "max-age=31536000") in headers
+    cookie = next(v for k, v in headers if k.lower() == "set-cookie").split(";")[0]
+    field = re.search(r'name="login" value="([0-9a-f]+)"', page).group(1)
+    form = urllib.parse.urlencode({"login": field, "token": deployment["token"]})
+    status, headers, _ = https_request(deployment, "POST", "/ui/login", form, {
+        "content-type": "application/x-www-form-urlencoded", "cookie": cookie})
+    assert status == 303, status
+    set_cookie = next(v for k, v in headers if k.lower() == "set-cookie")
+    assert "Secure" in set_cookie and "HttpOnly" in set_cookie, set_cookie
+    session = set_cookie.split(";")[0]
+    # Round robin over three replicas: the sign-in (kept in Redis) holds on each.
+    for _ in range(6):
+        status, _, page = https_request(deployment, "GET", "/ui/", headers={"cookie": session})
+        assert status == 200 and "Sign out operator" in page, (status, page[:300])
 
 
 def test_the_analysers_reach_neither_the_front_network_nor_outside(deployment):
