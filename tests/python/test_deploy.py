@@ -1,13 +1,12 @@
 """The container deployment (deploy/), for real, with podman and no registry: the base image
 from debootstrap and the role images (deploy/build.sh), the whole compose file up
 (deploy/compose.sh), every container healthy; the demo's analysis (examples/agent_session.py)
-through nginx over HTTPS with the Python MCP SDK; the analysers unable to reach the front
-network or anything outside; a coordinator replica killed mid-run while the calls go on
-through the others, with every acknowledged finding kept, and brought back by its restart
-policy; and everything torn down, nothing
-left behind; the dashboard signed in through nginx, the sign-in holding on every replica. The
-figures (image sizes, time to a healthy deployment, calls lost) are written
-to target/deploy-figures.json.
+through nginx over HTTPS with the Python MCP SDK; the dashboard signed in through nginx, the
+sign-in holding on every replica; the analysers unable to reach the front network or anything
+outside; a coordinator replica crashed mid-run while the calls go on through the others, every
+acknowledged finding kept, the replica brought back by its restart policy; and everything torn
+down, nothing left behind. The figures (image sizes, time to a healthy deployment, calls lost)
+are written to target/deploy-figures.json.
 
 Needs root, podman, podman-compose and debootstrap (scripts/setup.sh installs them), the
 binaries of DEPLOY_PROFILE (debug, the default: what scripts/test.sh built; release) and
