@@ -167,6 +167,16 @@ async fn ping_status(http: &reqwest::Client, url: &str, id: &str) -> Result<u16,
     Ok(r.status().as_u16())
 }
 
+/// The coordinator with one child, `remote`, the streamable-HTTP server at `url`.
+async fn remote_coordinator(dir: &Path, url: &str) -> Result<Client, Error> {
+    let cfg = write_config(
+        dir,
+        "c.json",
+        &json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
+    )?;
+    coordinator(&cfg, &[]).await
+}
+
 fn remote(status: &Value) -> Value {
     server_entry(status, "remote").clone()
 }
@@ -180,12 +190,7 @@ async fn an_expired_http_session_is_replaced_by_a_new_one() -> TestResult {
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}/");
     let mut server = http_test_child(port).await?;
-    let cfg = write_config(
-        &dir,
-        "c.json",
-        &json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
-    )?;
-    let c = coordinator(&cfg, &[]).await?;
+    let c = remote_coordinator(&dir, &url).await?;
     let first = ok(&c, "remote__echo", json!({"text": "one"})).await;
     let first_pid = first["pid"].as_u64().ok_or("no pid")?;
     assert_eq!(u64::from(server.id().unwrap_or_default()), first_pid);
@@ -311,12 +316,7 @@ async fn a_url_child_stays_running_across_the_servers_idle_close() -> TestResult
     std::fs::copy(TEST_CHILD, dir.join("bin"))?;
     let path = dir.join("bin").display().to_string();
     let _server = http_static(port, &dir).await?;
-    let cfg = write_config(
-        &dir,
-        "c.json",
-        &json!({"mcpServers": {"remote": {"url": url}}}).to_string(),
-    )?;
-    let c = coordinator(&cfg, &[]).await?;
+    let c = remote_coordinator(&dir, &url).await?;
     // No call in between: the ping at 10 s goes out as the server drops the connection that
     // the coordinator's initial listing left idle. With the loss, the child read unresponsive
     // from that ping until the next answered one.
