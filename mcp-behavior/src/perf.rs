@@ -102,29 +102,22 @@ pub struct Sample {
 }
 
 /// Why breakpoints could not be armed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ArmError {
     /// EACCES/EPERM: not allowed to watch this process.
+    #[error("not allowed to watch it ({0})")]
     Denied(io::Error),
     /// ENOSPC: the debug registers are all in use.
+    #[error("all four debug registers are in use")]
     NoSlot,
     /// EINVAL: the kernel refused the address, size or alignment.
+    #[error("the kernel refused the breakpoint ({0})")]
     Refused(io::Error),
     /// ESRCH: the thread (or process) is gone.
+    #[error("the process has exited")]
     Gone,
+    #[error(transparent)]
     Other(io::Error),
-}
-
-impl std::fmt::Display for ArmError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ArmError::Denied(e) => write!(f, "not allowed to watch it ({e})"),
-            ArmError::NoSlot => f.write_str("all four debug registers are in use"),
-            ArmError::Refused(e) => write!(f, "the kernel refused the breakpoint ({e})"),
-            ArmError::Gone => f.write_str("the process has exited"),
-            ArmError::Other(e) => e.fmt(f),
-        }
-    }
 }
 
 impl ArmError {

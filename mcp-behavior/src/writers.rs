@@ -91,20 +91,13 @@ pub struct Outcome {
 }
 
 /// Why a watch could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The argument that is wrong and why.
+    #[error("{0}: {1}")]
     Invalid(&'static str, String),
+    #[error(transparent)]
     Arm(ArmError),
-}
-
-impl std::fmt::Display for WatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WatchError::Invalid(arg, why) => write!(f, "{arg}: {why}"),
-            WatchError::Arm(e) => e.fmt(f),
-        }
-    }
 }
 
 /// Reads the watched value (little-endian, `size` bytes).

@@ -45,7 +45,8 @@ pub fn bounded(message: String) -> String {
 }
 
 /// A tool failure that the host (and the model behind it) should read and act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct ToolError {
     message: String,
 }
@@ -74,14 +75,6 @@ impl ToolError {
         &self.message
     }
 }
-
-impl fmt::Display for ToolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ToolError {}
 
 impl From<String> for ToolError {
     fn from(message: String) -> Self {

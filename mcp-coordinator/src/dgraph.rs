@@ -31,30 +31,21 @@ const FINDING_FIELDS: &str = "finding.id finding.session finding.time finding.ki
 /// Attempts of one request whose transaction Dgraph aborted.
 const ABORT_RETRIES: u32 = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DgraphError {
     /// No answer, or an HTTP error status without Dgraph errors (down, overloaded, proxy).
+    #[error("Dgraph unreachable: {0}")]
     Unreachable(String),
     /// The transaction was aborted by a conflicting one (retried before this is returned).
+    #[error("Dgraph aborted the transaction: {0}")]
     Aborted(String),
     /// The access token expired or is missing (refreshed before this is returned).
+    #[error("Dgraph refused the credentials: {0}")]
     Unauthenticated(String),
     /// Dgraph refused the request (its `errors`), or answered something that is not JSON.
+    #[error("Dgraph refused the request: {0}")]
     Rejected(String),
 }
-
-impl std::fmt::Display for DgraphError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreachable(m) => write!(f, "Dgraph unreachable: {m}"),
-            Self::Aborted(m) => write!(f, "Dgraph aborted the transaction: {m}"),
-            Self::Unauthenticated(m) => write!(f, "Dgraph refused the credentials: {m}"),
-            Self::Rejected(m) => write!(f, "Dgraph refused the request: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for DgraphError {}
 
 #[derive(Debug, Clone)]
 pub struct Credentials {

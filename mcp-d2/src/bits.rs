@@ -5,10 +5,12 @@
 //! panicking, when a read would run past the end (with the bit offset where it started).
 //! [`BitWriter`] builds the same layout.
 
-use std::fmt;
-
 /// A read (or write) that could not be done: where, how many bits, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{message} (a {bits}-bit field at bit offset {bit_offset}, byte {})",
+    self.byte_offset()
+)]
 pub struct BitError {
     /// Bit offset (from the start of the data) where the failing field starts.
     pub bit_offset: usize,
@@ -24,21 +26,6 @@ impl BitError {
         self.bit_offset / 8
     }
 }
-
-impl fmt::Display for BitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (a {}-bit field at bit offset {}, byte {})",
-            self.message,
-            self.bits,
-            self.bit_offset,
-            self.byte_offset()
-        )
-    }
-}
-
-impl std::error::Error for BitError {}
 
 /// Reads bit fields, least significant bit first, from a byte slice.
 #[derive(Debug, Clone)]

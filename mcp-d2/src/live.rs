@@ -13,38 +13,29 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
 /// Why the game could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LiveError {
     /// No Diablo II process (or not the given pid).
+    #[error("{0}")]
     NoGame(String),
     /// Several Diablo II processes run and none was named: their pids.
+    #[error("{} Diablo II processes are running (pids {})", .0.len(), pid_list(.0))]
     SeveralGames(Vec<u32>),
     /// The version could not be recognised and none was given.
+    #[error("{0}")]
     UnknownVersion(String),
     /// A read failed; `what` names the structure being read.
+    #[error("reading {what}: {error}")]
     Read { what: String, error: MemError },
     /// A structure is not where it should be (null player pointer: not in a game).
+    #[error("{0}")]
     NotInGame(String),
 }
 
-impl std::fmt::Display for LiveError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LiveError::NoGame(m) | LiveError::UnknownVersion(m) | LiveError::NotInGame(m) => {
-                f.write_str(m)
-            }
-            LiveError::SeveralGames(pids) => {
-                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-                write!(
-                    f,
-                    "{} Diablo II processes are running (pids {})",
-                    pids.len(),
-                    list.join(", ")
-                )
-            }
-            LiveError::Read { what, error } => write!(f, "reading {what}: {error}"),
-        }
-    }
+/// `1, 2, 3`: the pids of [`LiveError::SeveralGames`].
+fn pid_list(pids: &[u32]) -> String {
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    list.join(", ")
 }
 
 /// A Diablo II process as `find_game` reports it.

@@ -16,33 +16,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const PAGE: u64 = 4096;
 
 /// Why memory could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemError {
     /// The process no longer exists.
+    #[error("process {0} has exited")]
     Gone(u32),
     /// The kernel refused access to the whole process.
+    #[error(
+        "cannot access the memory of process {0}: {1} (reading another process \
+         needs the same user and ptrace permission, or CAP_SYS_PTRACE)"
+    )]
     Denied(u32, String),
     /// The address is not mapped readable (or writable, for writes).
+    #[error("address 0x{0:X} is not mapped (or not accessible)")]
     Unmapped(u64),
     /// `len` bytes at the address would reach 2^64: refused before any read, never wrapped.
+    #[error("address 0x{addr:X} + {len} bytes overflows 64 bits")]
     Overflow { addr: u64, len: u64 },
-}
-
-impl std::fmt::Display for MemError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MemError::Gone(pid) => write!(f, "process {pid} has exited"),
-            MemError::Denied(pid, why) => write!(
-                f,
-                "cannot access the memory of process {pid}: {why} (reading another process \
-                 needs the same user and ptrace permission, or CAP_SYS_PTRACE)"
-            ),
-            MemError::Unmapped(a) => write!(f, "address 0x{a:X} is not mapped (or not accessible)"),
-            MemError::Overflow { addr, len } => {
-                write!(f, "address 0x{addr:X} + {len} bytes overflows 64 bits")
-            }
-        }
-    }
 }
 
 /// Access to one process's address space.

@@ -35,31 +35,20 @@ impl Control {
 }
 
 /// Why a scan stopped without an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {
+    #[error(transparent)]
     Mem(MemError),
+    #[error("the scan was cancelled")]
     Cancelled,
     /// Raw copies of an unknown-value scan would not fit in the memory budget.
-    TooLarge {
-        needed: u64,
-        budget: u64,
-    },
-}
-
-impl std::fmt::Display for ScanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScanError::Mem(e) => e.fmt(f),
-            ScanError::Cancelled => f.write_str("the scan was cancelled"),
-            ScanError::TooLarge { needed, budget } => write!(
-                f,
-                "an unknown-value scan must copy {} MiB, over the budget of {} MiB: narrow it \
-                 with `module`, `writable_only` or give a value",
-                needed >> 20,
-                budget >> 20
-            ),
-        }
-    }
+    #[error(
+        "an unknown-value scan must copy {} MiB, over the budget of {} MiB: narrow it \
+         with `module`, `writable_only` or give a value",
+        .needed >> 20,
+        .budget >> 20
+    )]
+    TooLarge { needed: u64, budget: u64 },
 }
 
 impl From<MemError> for ScanError {

@@ -4,7 +4,8 @@
 use std::fmt;
 
 /// An analysis failure (unreadable file, bad argument, unknown flow, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct NetError {
     message: String,
 }
@@ -25,14 +26,6 @@ impl NetError {
         &self.message
     }
 }
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for NetError {}
 
 impl From<String> for NetError {
     fn from(message: String) -> Self {

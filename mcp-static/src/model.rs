@@ -5,7 +5,6 @@
 //! here too: analysis.rs builds it, `Binary` keeps it.
 
 use std::collections::HashMap;
-use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -128,14 +127,9 @@ impl Import {
 }
 
 /// Why a file could not be analysed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ParseError(pub String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A parsed binary with its bytes.
 

@@ -26,7 +26,6 @@ use crate::bits::{BitError, BitReader};
 use crate::tables::Tables;
 use schemars::JsonSchema;
 use serde::Serialize;
-use std::fmt;
 
 mod diff;
 mod items;
@@ -57,7 +56,8 @@ const MIN_FULL_ITEM_BYTES: usize = 20;
 const MAX_CANDIDATES: usize = 32;
 
 /// Why a save could not be read or written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct SaveError {
     /// The byte the problem is at, when it has one.
     pub offset: Option<usize>,
@@ -80,14 +80,6 @@ impl SaveError {
         }
     }
 }
-
-impl fmt::Display for SaveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SaveError {}
 
 /// A parsed character save.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
