@@ -22,8 +22,7 @@ use mcp_common::serve::{HttpFuture, HttpRequest, HttpResponse, Next};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -228,31 +227,6 @@ impl Limiter {
     }
 }
 
-/// Upper bounds (seconds) of the call latency histogram.
-const BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
-
-/// Tool names kept apart in the metrics; more are counted as `tool="other"`.
-const MAX_TOOLS: usize = 1000;
-
-#[derive(Default)]
-struct ToolStats {
-    calls: u64,
-    is_error: u64,
-    protocol_error: u64,
-    /// Cumulative count per bucket of `BUCKETS`.
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-}
-
-#[derive(Default)]
-struct Metrics {
-    /// (client, status) -> requests.
-    requests: BTreeMap<(String, u16), u64>,
-    tools: BTreeMap<String, ToolStats>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -264,7 +238,7 @@ pub struct Gateway {
     redis: Option<Arc<SharedRedis>>,
     limiter: Option<Limiter>,
     audit: Option<(PathBuf, Mutex<std::fs::File>)>,
-    metrics: Mutex<Metrics>,
+    metrics: crate::metrics::Metrics,
     children: Arc<Vec<Arc<Child>>>,
     /// The priority lanes, whose queues /metrics shows.
     lanes: Option<Arc<crate::lanes::Lanes>>,
@@ -365,7 +339,7 @@ impl Gateway {
             redis,
             limiter,
             audit,
-            metrics: Mutex::default(),
+            metrics: crate::metrics::Metrics::new(Arc::clone(&children)),
             children,
             lanes: None,
             events: tokio::sync::broadcast::channel(256).0,
@@ -394,23 +368,7 @@ impl Gateway {
 
     /// Calls, errors and mean latency per tool, most called first.
     pub fn tool_counts(&self) -> Vec<ToolCounts> {
-        let m = lock(&self.metrics);
-        let mut out: Vec<ToolCounts> = m
-            .tools
-            .iter()
-            .map(|(tool, s)| ToolCounts {
-                tool: tool.clone(),
-                calls: s.calls,
-                errors: s.is_error + s.protocol_error,
-                mean_ms: if s.calls > 0 {
-                    s.sum * 1000.0 / s.calls as f64
-                } else {
-                    0.0
-                },
-            })
-            .collect();
-        out.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tool.cmp(&b.tool)));
-        out
+        self.metrics.tool_counts()
     }
 
     /// The last `n` lines of the audit log (none without one).
@@ -435,6 +393,7 @@ impl Gateway {
 
     /// /metrics also shows these lanes' queues and waits.
     pub fn with_lanes(mut self, lanes: Arc<crate::lanes::Lanes>) -> Self {
+        self.metrics.with_lanes(Arc::clone(&lanes));
         self.lanes = Some(lanes);
         self
     }
@@ -454,27 +413,7 @@ impl Gateway {
         elapsed: Duration,
     ) {
         let seconds = elapsed.as_secs_f64();
-        {
-            let mut m = lock(&self.metrics);
-            let key = if m.tools.contains_key(tool) || m.tools.len() < MAX_TOOLS {
-                tool.to_string()
-            } else {
-                "other".to_string()
-            };
-            let s = m.tools.entry(key).or_default();
-            s.calls += 1;
-            match outcome {
-                Outcome::Ok => {}
-                Outcome::IsError => s.is_error += 1,
-                Outcome::ProtocolError => s.protocol_error += 1,
-            }
-            for (i, le) in BUCKETS.iter().enumerate() {
-                if seconds <= *le {
-                    s.buckets[i] += 1;
-                }
-            }
-            s.sum += seconds;
-        }
+        self.metrics.call(tool, outcome, seconds);
         let event = json!({
             "time": rfc3339(SystemTime::now()),
             "client": client.0,
@@ -503,10 +442,7 @@ impl Gateway {
     }
 
     fn count(&self, client: &str, status: StatusCode) {
-        *lock(&self.metrics)
-            .requests
-            .entry((client.to_string(), status.as_u16()))
-            .or_default() += 1;
+        self.metrics.request(client, status);
     }
 
     /// Who sent the request, or the 401 to answer.
@@ -624,166 +560,6 @@ impl Gateway {
         body["status"] = if all_up && redis_up { "ok" } else { "degraded" }.into();
         json_response(code, &body)
     }
-
-    /// The Prometheus text exposition (format 0.0.4).
-    fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        let m = lock(&self.metrics);
-        out.push_str(
-            "# HELP mcp_gateway_http_requests_total HTTP requests by client and status.\n\
-             # TYPE mcp_gateway_http_requests_total counter\n",
-        );
-        for ((client, status), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "mcp_gateway_http_requests_total{{client=\"{}\",status=\"{status}\"}} {n}",
-                escape(client)
-            );
-        }
-        out.push_str(
-            "# HELP mcp_tool_calls_total tools/call requests over HTTP by tool.\n\
-             # TYPE mcp_tool_calls_total counter\n",
-        );
-        for (tool, s) in &m.tools {
-            let _ = writeln!(
-                out,
-                "mcp_tool_calls_total{{tool=\"{}\"}} {}",
-                escape(tool),
-                s.calls
-            );
-        }
-        out.push_str(
-            "# HELP mcp_tool_call_errors_total Failed tool calls by tool and outcome \
-             (is_error: an error result; protocol_error: a JSON-RPC error).\n\
-             # TYPE mcp_tool_call_errors_total counter\n",
-        );
-        for (tool, s) in &m.tools {
-            for (outcome, n) in [
-                ("is_error", s.is_error),
-                ("protocol_error", s.protocol_error),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "mcp_tool_call_errors_total{{tool=\"{}\",outcome=\"{outcome}\"}} {n}",
-                    escape(tool)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP mcp_tool_call_duration_seconds Tool call latency by tool.\n\
-             # TYPE mcp_tool_call_duration_seconds histogram\n",
-        );
-        for (tool, s) in &m.tools {
-            let tool = escape(tool);
-            for (le, n) in BUCKETS.iter().zip(s.buckets) {
-                let _ = writeln!(
-                    out,
-                    "mcp_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"{le}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "mcp_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {}\n\
-                 mcp_tool_call_duration_seconds_sum{{tool=\"{tool}\"}} {}\n\
-                 mcp_tool_call_duration_seconds_count{{tool=\"{tool}\"}} {}",
-                s.calls, s.sum, s.calls
-            );
-        }
-        drop(m);
-        let statuses: Vec<_> = self.children.iter().map(|c| c.status()).collect();
-        out.push_str(
-            "# HELP mcp_child_restarts_total Restarts of each child server.\n\
-             # TYPE mcp_child_restarts_total counter\n",
-        );
-        for s in &statuses {
-            let _ = writeln!(
-                out,
-                "mcp_child_restarts_total{{server=\"{}\"}} {}",
-                escape(&s.name),
-                s.restarts
-            );
-        }
-        out.push_str(
-            "# HELP mcp_child_state Each child server's state (1 for the current one).\n\
-             # TYPE mcp_child_state gauge\n",
-        );
-        for s in &statuses {
-            for state in [
-                State::Starting,
-                State::Running,
-                State::Unresponsive,
-                State::Restarting,
-                State::Failed,
-            ] {
-                let name = serde_json::to_value(state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "mcp_child_state{{server=\"{}\",state=\"{name}\"}} {}",
-                    escape(&s.name),
-                    u8::from(s.state == state)
-                );
-            }
-        }
-        if let Some(lanes) = &self.lanes {
-            lane_metrics(&mut out, &lanes.status());
-        }
-        out
-    }
-}
-
-/// A gauge of each lane: its name, help text and value.
-type LaneGauge = (&'static str, &'static str, fn(&LaneStatus) -> f64);
-
-/// The lanes' gauges and wait totals in the Prometheus text format.
-fn lane_metrics(out: &mut String, lanes: &[LaneStatus]) {
-    let gauges: [LaneGauge; 3] = [
-        (
-            "mcp_lane_limit",
-            "Calls each priority lane runs at once.",
-            |l| l.limit as f64,
-        ),
-        (
-            "mcp_lane_running",
-            "Calls running in each priority lane.",
-            |l| l.running as f64,
-        ),
-        (
-            "mcp_lane_queued",
-            "Calls waiting for a place in each priority lane.",
-            |l| l.queued as f64,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for l in lanes {
-            let _ = writeln!(
-                out,
-                "{name}{{server=\"{}\",lane=\"{}\"}} {}",
-                escape(&l.server),
-                l.lane.name(),
-                value(l)
-            );
-        }
-    }
-    out.push_str(
-        "# HELP mcp_lane_wait_seconds Time calls waited for a place, by lane (count: calls \
-         that got one).\n# TYPE mcp_lane_wait_seconds summary\n",
-    );
-    for l in lanes {
-        let labels = format!(
-            "server=\"{}\",lane=\"{}\"",
-            escape(&l.server),
-            l.lane.name()
-        );
-        let _ = writeln!(
-            out,
-            "mcp_lane_wait_seconds_sum{{{labels}}} {}\nmcp_lane_wait_seconds_count{{{labels}}} {}",
-            l.wait_s_total, l.started
-        );
-    }
 }
 
 impl mcp_common::serve::Gateway for Gateway {
@@ -839,10 +615,10 @@ impl mcp_common::serve::Gateway for Gateway {
                 return r;
             }
             if get && path == "/metrics" {
-                let mut r = text_response(StatusCode::OK, self.metrics_text());
+                let mut r = text_response(StatusCode::OK, self.metrics.text());
                 r.headers_mut().insert(
                     CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
                 );
                 self.count(&client, r.status());
                 return r;
@@ -888,13 +664,6 @@ fn text_response(status: StatusCode, body: String) -> HttpResponse {
     let mut r = hyper::Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
     r
-}
-
-/// A Prometheus label value: backslash, quote and newline escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// SHA-256 (hex) of the arguments as compact JSON with every object's keys sorted (serde_json's

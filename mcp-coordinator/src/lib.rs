@@ -9,7 +9,7 @@
 //! `findings` keeps what was learned (SQLite, and the outbox), `dgraph` is the remote graph's
 //! HTTP client and `outbox` ships to it; `cache` keeps deterministic results (in process or
 //! in Redis); `shared` is the Redis several coordinators share; `gateway` guards the HTTP endpoint (auth, rate limits, health, metrics,
-//! audit).
+//! audit), with `metrics` counting and encoding what its /metrics shows.
 
 pub mod cache;
 pub mod child;
@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod hosts;
 pub mod jwt;
 pub mod lanes;
+mod metrics;
 pub mod outbox;
 pub mod progress;
 pub mod quarantine;
