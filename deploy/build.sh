@@ -58,7 +58,7 @@ fi
 bins=(mcp-static mcp-network mcp-memory mcp-d2 mcp-behavior mcp-coordinator sandbox-runner sandbox-runner-stage)
 mkdir -p "$local_dir/bin"
 for b in "${bins[@]}"; do
-  src="$repo/target/$profile/$b"
+  src="${CARGO_TARGET_DIR:-$repo/target}/$profile/$b"
   [ -x "$src" ] || { say "$src is missing: cargo build --workspace${profile:+ (profile $profile)}"; exit 1; }
   strip --strip-debug -o "$local_dir/bin/$b" "$src"
 done
