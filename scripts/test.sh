@@ -31,6 +31,7 @@ start_private_redis target/redis-test.log
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --quiet
+bash scripts/check-libraries.sh
 : > "$MCP_SKIP_LOG"
 cargo test --workspace 2>&1
 echo "test: $(wc -l < "$MCP_SKIP_LOG") Rust tests skipped (listed in $MCP_SKIP_LOG)" >&2

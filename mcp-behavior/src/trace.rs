@@ -349,7 +349,7 @@ pub fn sha256_file(path: &std::path::Path) -> Option<String> {
         .ok()
         .filter(|m| m.is_file() && m.len() <= 512 << 20)
         .and_then(|_| std::fs::read(path).ok())
-        .map(|b| mcp_common::bytes::to_hex(&Sha256::digest(&b)))
+        .map(|b| suite_core::bytes::to_hex(&Sha256::digest(&b)))
 }
 
 /// Reads a launch's standard error (Wine's debug channels) on a thread of its own; its

@@ -5,20 +5,18 @@
 //! allow-list). Each server's `tools` module uses these pieces so that every tool behaves the
 //! same way for the host.
 
-pub mod address;
-pub mod bytes;
 pub mod error;
-pub mod files;
 pub mod jsonrpc;
 pub mod output;
-pub mod paging;
 pub mod progress;
 pub mod prompts;
-pub mod recent;
 pub mod roots;
 pub mod schema;
 pub mod serve;
 pub mod task;
+
+// The plain types, below the MCP line, under the paths the tool layers have always used.
+pub use suite_core::{address, bytes, files, paging, recent};
 
 pub use address::Address;
 pub use error::ToolError;

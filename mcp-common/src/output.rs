@@ -16,6 +16,7 @@ use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
+use suite_core::paging::{Noun, Page};
 
 /// The bound every answer keeps on the wire (text and structured content together).
 pub const MAX_WIRE_BYTES: usize = 100_000;
@@ -82,5 +83,28 @@ impl<T: Serialize + Summary> IntoCallToolResult for Json<T> {
             CallToolResult::success(vec![ContentBlock::text(summary), ContentBlock::text(text)]);
         result.structured_content = Some(value);
         Ok(result.into())
+    }
+}
+
+impl<T: Noun> Summary for Page<T> {
+    fn summary(&self) -> String {
+        let mut s = format!(
+            "{} of {} {} from offset {}",
+            self.lines.as_ref().map_or(self.items.len(), |l| l.count),
+            self.total,
+            T::NOUN,
+            self.offset
+        );
+        if let Some(n) = self.next_offset {
+            s.push_str(&format!("; next_offset {n}"));
+        }
+        if self.truncated {
+            s.push_str(" (page cut to keep the answer small)");
+        }
+        s
+    }
+
+    fn lines(&self) -> Option<&str> {
+        self.lines.as_ref().map(|l| l.text.as_str())
     }
 }

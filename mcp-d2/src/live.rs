@@ -57,7 +57,7 @@ pub struct GameInfo {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct GameModule {
     pub name: String,
-    pub base: mcp_common::Address,
+    pub base: suite_core::Address,
     pub size: u64,
 }
 
@@ -203,7 +203,7 @@ fn describe(
             })
             .map(|m| GameModule {
                 name: m.name.clone(),
-                base: mcp_common::Address(m.base),
+                base: suite_core::Address(m.base),
                 size: m.size,
             })
             .collect(),
@@ -432,7 +432,7 @@ pub struct StatEntry {
 pub struct Character {
     pub pid: u32,
     pub version: String,
-    pub player_unit: mcp_common::Address,
+    pub player_unit: suite_core::Address,
     pub name: String,
     pub class: NamedId,
     pub level: i64,
@@ -578,7 +578,7 @@ pub fn character(tables: &Tables, game: &Game) -> Result<Character, LiveError> {
     Ok(Character {
         pid: game.pid,
         version: game.version.name.clone(),
-        player_unit: mcp_common::Address(p),
+        player_unit: suite_core::Address(p),
         name,
         class: NamedId {
             id: class_id,
@@ -747,7 +747,7 @@ pub fn inventory(tables: &Tables, game: &Game) -> Result<Vec<LiveItem>, LiveErro
 /// A unit from the hash tables.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LiveUnit {
-    pub address: mcp_common::Address,
+    pub address: suite_core::Address,
     pub unit_type: String,
     pub unit_id: u32,
     pub txt_file_no: u32,
@@ -800,7 +800,7 @@ pub fn units(
                 )
             };
             out.push(LiveUnit {
-                address: mcp_common::Address(u),
+                address: suite_core::Address(u),
                 unit_type: UNIT_TYPES[unit_type].into(),
                 unit_id: r.f32("D2UnitAny", "unit_id", u)?,
                 txt_file_no: r.f32("D2UnitAny", "txt_file_no", u)?,

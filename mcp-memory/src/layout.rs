@@ -8,12 +8,12 @@ use crate::modules::{self, Module};
 use crate::procfs::Region;
 use crate::reader::ProcessMemory;
 use crate::values::{self, ValueType};
-use mcp_common::{Address, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
+use suite_core::{Address, ToolError};
 
 /// Layout files compiled into the server.
 const BUILT_IN: &[(&str, &str)] = &[(
@@ -137,7 +137,7 @@ impl Layouts {
                 .collect();
             files.sort();
             for f in files {
-                let text = mcp_common::files::read_text(&f, "layout", MAX_LAYOUT_FILE_BYTES)?;
+                let text = suite_core::files::read_text(&f, "layout", MAX_LAYOUT_FILE_BYTES)?;
                 me.add(&f.display().to_string(), &text)?;
             }
         }

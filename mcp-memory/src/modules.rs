@@ -3,10 +3,10 @@
 
 use crate::procfs::Region;
 use crate::reader::ProcessMemory;
-use mcp_common::{Address, ToolError};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
+use suite_core::{Address, ToolError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModuleKind {
@@ -44,7 +44,7 @@ impl Module {
     }
 }
 
-pub use mcp_common::address::{checked_add, checked_add_signed, overflow, top};
+pub use suite_core::address::{checked_add, checked_add_signed, overflow, top};
 
 /// `base + offset` (offset signed) as an error text shows it: `0x1000 + 0x8`, `0x1000 - 0x8`.
 pub fn sum_text(base: u64, offset: i64) -> String {
@@ -203,11 +203,11 @@ pub enum Location {
 impl Location {
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim();
-        if let Some(a) = mcp_common::Address::parse(t) {
+        if let Some(a) = suite_core::Address::parse(t) {
             return Some(Location::Absolute(a.0));
         }
         let (module, offset) = match t.rsplit_once('+') {
-            Some((m, o)) => (m.trim(), mcp_common::Address::parse(o.trim())?.0),
+            Some((m, o)) => (m.trim(), suite_core::Address::parse(o.trim())?.0),
             None => (t, 0),
         };
         if module.is_empty() {
@@ -276,7 +276,7 @@ impl<'de> Deserialize<'de> for Location {
                 serde::de::Error::custom(format!(
                     "`{}` is not an address (accepted: an integer, \"0x6FAB0000\" or \
                      \"Module.dll+0x1234\")",
-                    mcp_common::error::quoted(&t)
+                    suite_core::error::quoted(&t)
                 ))
             }),
         }

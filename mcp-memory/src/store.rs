@@ -2,36 +2,11 @@
 //! budget: the least recently used go first when a new one does not fit, and any left unused
 //! for the idle time expire. A forgotten id is reported as expired, not as unknown.
 
-use crate::pointers::Chain;
-use crate::scan::Matches;
+pub use crate::sessions::{PointerSession, ScanSession};
 use crate::snapshot::Snapshot;
-use crate::values::ValueType;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A value scan in progress.
-#[derive(Debug)]
-pub struct ScanSession {
-    pub pid: u32,
-    /// The value type; `None` for pattern and text scans (compared as bytes).
-    pub value_type: Option<ValueType>,
-    /// `value`, `pattern`, `text` or `unknown`.
-    pub kind: &'static str,
-    pub alignment: usize,
-    pub max_results: usize,
-    pub matches: Matches,
-    pub scans: u32,
-}
-
-/// A pointer scan's chains.
-#[derive(Debug)]
-pub struct PointerSession {
-    pub pid: u32,
-    pub pointer_size: usize,
-    pub target: u64,
-    pub chains: Vec<Chain>,
-}
 
 #[derive(Debug, Clone)]
 pub enum Item {
@@ -130,6 +105,30 @@ impl Store {
         ))
     }
 
+    /// The scan session of `id`, or why there is none.
+    pub fn scan(&self, id: &str) -> Result<Arc<Mutex<ScanSession>>, String> {
+        match self.get(id)? {
+            Item::Scan(s) => Ok(s),
+            other => Err(not_a(id, &other, "scan")),
+        }
+    }
+
+    /// The pointer scan of `id`, or why there is none.
+    pub fn pointers(&self, id: &str) -> Result<Arc<Mutex<PointerSession>>, String> {
+        match self.get(id)? {
+            Item::Pointers(s) => Ok(s),
+            other => Err(not_a(id, &other, "pointer scan")),
+        }
+    }
+
+    /// The snapshot of `id`, or why there is none.
+    pub fn snapshot(&self, id: &str) -> Result<Arc<Snapshot>, String> {
+        match self.get(id)? {
+            Item::Snapshot(s) => Ok(s),
+            other => Err(not_a(id, &other, "snapshot")),
+        }
+    }
+
     /// Records a new size for `id` after its result changed.
     pub fn resize(&self, id: &str, bytes: u64) {
         if let Some(e) = self.lock().entries.get_mut(id) {
@@ -173,6 +172,16 @@ impl Store {
     }
 }
 
+/// `"snap-1" is a snapshot's id, not a scan's`.
+fn not_a(id: &str, item: &Item, wanted: &str) -> String {
+    let is = match item {
+        Item::Scan(_) => "scan",
+        Item::Snapshot(_) => "snapshot",
+        Item::Pointers(_) => "pointer scan",
+    };
+    format!("{id:?} is a {is}'s id, not a {wanted}'s")
+}
+
 fn remember(inner: &mut Inner, id: String, why: &'static str) {
     inner.gone.push_back((id, why));
     if inner.gone.len() > 1000 {
@@ -205,8 +214,13 @@ mod tests {
         assert!(s.get(&b).is_err_and(|e| e.contains("expired")));
         assert!(s.get("snap-99").is_err_and(|e| e.contains("unknown")));
         assert!(s.insert("snap", snap(1), 101).is_err());
-        assert_eq!(s.ids("snap"), [c, a]);
+        assert_eq!(s.ids("snap"), [c.clone(), a]);
         assert!(s.ids("scan").is_empty());
+        assert!(s.snapshot(&c).is_ok());
+        assert_eq!(
+            s.scan(&c).err(),
+            Some(format!("{c:?} is a snapshot's id, not a scan's"))
+        );
         Ok(())
     }
 }

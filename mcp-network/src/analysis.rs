@@ -26,7 +26,7 @@ pub struct Analysis {
     /// and `d2_stats` after the first reads them instead of reassembling and decoding again.
     decoded: std::sync::Mutex<DecodedDirections>,
     /// The time order of `d2_decode`'s matches, per query (the last few).
-    orders: mcp_common::recent::Recent<OrderKey, Vec<(usize, usize)>>,
+    orders: suite_core::recent::Recent<OrderKey, Vec<(usize, usize)>>,
 }
 
 /// What a `d2_decode` order depends on: flow, direction, protocol and the ids wanted.
@@ -77,7 +77,7 @@ impl Analysis {
             flows,
             raw_stream: None,
             decoded: Default::default(),
-            orders: mcp_common::recent::Recent::new(KEPT_ORDERS),
+            orders: suite_core::recent::Recent::new(KEPT_ORDERS),
         }
     }
 
@@ -91,7 +91,7 @@ impl Analysis {
             flows: FlowTable::default(),
             raw_stream: Some(bytes),
             decoded: Default::default(),
-            orders: mcp_common::recent::Recent::new(KEPT_ORDERS),
+            orders: suite_core::recent::Recent::new(KEPT_ORDERS),
         }
     }
 

@@ -2,8 +2,8 @@
 //! Fields that would run past the packet's end are left out and `truncated` is set.
 
 use crate::d2_tables::{FieldSpec, FieldType};
-use mcp_common::bytes::to_hex;
 use serde_json::{Map, Value, json};
+use suite_core::bytes::to_hex;
 
 /// Text of game strings: bytes up to the first NUL; UTF-8 if valid, else Latin-1 (the game's
 /// colour codes start with byte 0xFF, "ÿc4").

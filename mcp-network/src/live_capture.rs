@@ -55,7 +55,7 @@ pub fn check_interface(name: &str) -> Result<(), String> {
     Err(format!(
         "invalid argument `interface`: {} (no such interface; accepted: one of {}, as \
          list_interfaces shows)",
-        mcp_common::error::quoted(&format!("{name:?}")),
+        suite_core::error::quoted(&format!("{name:?}")),
         names.join(", ")
     ))
 }

@@ -7,9 +7,9 @@
 
 use crate::formats;
 use crate::model::{Arch, DeclaredFunction, Export, Format, Import, ParseError, Parsed, Section};
-use mcp_common::bytes::to_hex;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
+use suite_core::bytes::to_hex;
 
 #[derive(Debug)]
 pub struct Binary {
@@ -37,9 +37,9 @@ pub struct Binary {
     /// Built on first use (analysis.rs, `Binary::code_index`).
     pub(crate) code_index: OnceLock<crate::model::CodeIndex>,
     /// Strings found by one extraction (see [`Binary::strings_found`]), newest last.
-    strings: mcp_common::recent::Recent<StringsKey, Vec<crate::strings::Found>>,
+    strings: suite_core::recent::Recent<StringsKey, Vec<crate::strings::Found>>,
     /// Which items of a list match a filter (see [`Binary::matching`]).
-    matching: mcp_common::recent::Recent<(Listed, String), Vec<u32>>,
+    matching: suite_core::recent::Recent<(Listed, String), Vec<u32>>,
     /// Each section's linear-sweep listing (see [`Binary::listing`]), by section index.
     listings: Vec<OnceLock<Option<std::sync::Arc<crate::listing::Listing>>>>,
 }
@@ -100,8 +100,8 @@ impl Binary {
             relocations,
             header_size: parsed.header_size,
             code_index: OnceLock::new(),
-            strings: mcp_common::recent::Recent::new(KEPT_EXTRACTIONS),
-            matching: mcp_common::recent::Recent::new(KEPT_EXTRACTIONS),
+            strings: suite_core::recent::Recent::new(KEPT_EXTRACTIONS),
+            matching: suite_core::recent::Recent::new(KEPT_EXTRACTIONS),
             listings: parsed.sections.iter().map(|_| OnceLock::new()).collect(),
             sections: parsed.sections,
             data,

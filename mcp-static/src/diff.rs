@@ -2,10 +2,10 @@
 //! removed or moved; sections changed; functions whose bytes changed.
 
 use crate::binary::Binary;
-use mcp_common::Address;
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::HashMap;
+use suite_core::Address;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ExportRef {

@@ -5,10 +5,10 @@ use crate::binary::{Binary, Listed, StringsKey, entropy};
 use crate::disasm;
 use crate::pattern::Pattern;
 use crate::strings;
-use mcp_common::address::{checked_add, overflow, top};
-use mcp_common::{Address, ToolError};
 use schemars::JsonSchema;
 use serde::Serialize;
+use suite_core::address::{checked_add, overflow, top};
+use suite_core::{Address, ToolError};
 
 pub const MAX_DISASSEMBLE: usize = 2000;
 /// Longest string text an answer carries; `StringItem::length` gives the full length.
@@ -556,7 +556,7 @@ pub fn disassemble(
     let mut used = 0usize;
     let walk = walk_code(bin, va, count, |insn| {
         let item = insn.item();
-        used += mcp_common::paging::json_len(&item) + 1;
+        used += suite_core::paging::json_len(&item) + 1;
         if used > max_bytes && !items.is_empty() {
             return false;
         }

@@ -277,7 +277,7 @@ fn wait_go() -> Vec<u8> {
     let go = std::io::BufReader::new(&sock).read_line(&mut line);
     std::mem::forget(sock);
     match (go, line.trim().strip_prefix("go ")) {
-        (Ok(_), Some(hex)) => match mcp_common::bytes::from_hex(hex) {
+        (Ok(_), Some(hex)) => match suite_core::bytes::from_hex(hex) {
             Some(bpf) => bpf,
             None => fail("the runner's filter is not hex".into()),
         },
@@ -819,7 +819,7 @@ impl Channel {
 
 /// Sends the runner's `go` to stage 2, with the compiled filter (hex) on the same line.
 pub fn answer_go(mut sock: &UnixStream, bpf: &[u8]) -> Result<(), String> {
-    let line = format!("go {}\n", mcp_common::bytes::to_hex(bpf));
+    let line = format!("go {}\n", suite_core::bytes::to_hex(bpf));
     sock.write_all(line.as_bytes())
         .map_err(|e| format!("answering the sandbox: {e}"))
 }

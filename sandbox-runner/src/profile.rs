@@ -117,7 +117,7 @@ const MAX_PROFILE_BYTES: u64 = 64 * 1024;
 fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> String {
     match e.span() {
         Some(s) => {
-            let line = mcp_common::files::line_at(text, s.start);
+            let line = suite_core::files::line_at(text, s.start);
             format!("invalid profile {name:?} at line {line}: {}", e.message())
         }
         None => format!("invalid profile {name:?}: {}", e.message()),
@@ -133,7 +133,7 @@ impl Profile {
         }
         if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = mcp_common::files::read_text(path, "profile", MAX_PROFILE_BYTES)?;
+            let text = suite_core::files::read_text(path, "profile", MAX_PROFILE_BYTES)?;
             let name = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -142,7 +142,7 @@ impl Profile {
         }
         Err(format!(
             "profile {:?} is not known; accepted: {} or a path to a .toml profile",
-            mcp_common::error::quoted(name_or_path),
+            suite_core::error::quoted(name_or_path),
             builtin_names().join(", ")
         ))
     }

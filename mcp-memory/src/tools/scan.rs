@@ -12,7 +12,8 @@ use crate::modules::{self, Module};
 use crate::pointers::{self, Chain};
 use crate::reader::MemError;
 use crate::scan::{self, Condition, Control, FirstScan, Matches, ScanError};
-use crate::store::{Item, PointerSession, ScanSession};
+use crate::sessions::{PointerSession, ScanSession, chain_bytes};
+use crate::store::Item;
 use crate::values::{self, Num, TYPE_NAMES, ValueType};
 use mcp_common::paging::MAX_ANSWER_BYTES;
 use mcp_common::{Address, Json, Page, ToolError, blocking};
@@ -311,19 +312,10 @@ impl MemoryServer {
                 max_results,
                 copy_budget: store.budget(),
             };
-            let r =
-                scan::first_scan(&t.mem, &ranges, &spec, &ctl).map_err(|e| scan_error(e, a.pid))?;
+            let (session, step) = ScanSession::start(&t.mem, &ranges, &spec, vt, kind, &ctl)
+                .map_err(|e| scan_error(e, a.pid))?;
             drop(frozen);
-            let session = ScanSession {
-                pid: a.pid,
-                value_type: vt,
-                kind,
-                alignment,
-                max_results,
-                matches: r.matches,
-                scans: 1,
-            };
-            let match_count = session.matches.count(vt, alignment);
+            let match_count = session.match_count();
             let matches = first_page(&t, &session);
             let bytes = session.matches.bytes();
             let id = store
@@ -334,9 +326,9 @@ impl MemoryServer {
                 kind: kind.into(),
                 value_type: vt.map(|v| v.name().into()),
                 match_count,
-                limit_reached: r.limit_reached,
-                bytes_scanned: Some(r.bytes_scanned),
-                unreadable: r.unreadable_pages,
+                limit_reached: step.limit_reached,
+                bytes_scanned: step.bytes_scanned,
+                unreadable: step.unreadable,
                 elapsed_ms: started.elapsed().as_millis() as u64,
                 matches,
             })
@@ -356,17 +348,10 @@ impl MemoryServer {
         Parameters(a): Parameters<ScanNextArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ScanAnswer>, ToolError> {
-        let Item::Scan(session) = self
+        let session = self
             .store
-            .get(&a.scan_id)
-            .map_err(|e| ToolError::invalid("scan_id", format!("{:?}", a.scan_id), e))?
-        else {
-            return Err(ToolError::invalid(
-                "scan_id",
-                format!("{:?}", a.scan_id),
-                "not a scan id (scan_start returns one)",
-            ));
-        };
+            .scan(&a.scan_id)
+            .map_err(|e| ToolError::invalid("scan_id", format!("{:?}", a.scan_id), e))?;
         let vt = lock(&session).value_type;
         let (cond, tol) = parse_condition(a.condition, a.value.as_ref(), vt)?;
         let ctl = Arc::new(Control::default());
@@ -377,30 +362,20 @@ impl MemoryServer {
             let started = Instant::now();
             let mut s = lock(&session);
             let t = target(s.pid)?;
-            let r = scan::next_scan(
-                &t.mem,
-                &s.matches,
-                s.value_type,
-                s.alignment,
-                cond,
-                tol,
-                s.max_results,
-                &ctl,
-            )
-            .map_err(|e| scan_error(e, s.pid))?;
-            s.matches = r.matches;
-            s.scans += 1;
+            let step = s
+                .next(&t.mem, cond, tol, &ctl)
+                .map_err(|e| scan_error(e, s.pid))?;
             store.resize(&id, s.matches.bytes());
-            let match_count = s.matches.count(s.value_type, s.alignment);
+            let match_count = s.match_count();
             Ok(ScanAnswer {
                 matches: first_page(&t, &s),
                 scan_id: id,
                 kind: s.kind.into(),
                 value_type: s.value_type.map(|v| v.name().into()),
                 match_count,
-                limit_reached: r.limit_reached,
-                bytes_scanned: None,
-                unreadable: r.unreadable,
+                limit_reached: step.limit_reached,
+                bytes_scanned: step.bytes_scanned,
+                unreadable: step.unreadable,
                 elapsed_ms: started.elapsed().as_millis() as u64,
             })
         })
@@ -418,17 +393,10 @@ impl MemoryServer {
         Parameters(a): Parameters<ScanResultsArgs>,
     ) -> Result<Json<Page<MatchItem>>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        let Item::Scan(session) = self
+        let session = self
             .store
-            .get(&a.scan_id)
-            .map_err(|e| ToolError::invalid("scan_id", format!("{:?}", a.scan_id), e))?
-        else {
-            return Err(ToolError::invalid(
-                "scan_id",
-                format!("{:?}", a.scan_id),
-                "not a scan id",
-            ));
-        };
+            .scan(&a.scan_id)
+            .map_err(|e| ToolError::invalid("scan_id", format!("{:?}", a.scan_id), e))?;
         blocking(move || {
             let s = lock(&session);
             let Matches::Cells {
@@ -505,11 +473,7 @@ impl MemoryServer {
             let out = pointers::scan(&t.mem, &t.regions, &t.modules, &params, &ctl)
                 .map_err(|e| scan_error(e, a.pid))?;
             let chains = chain_items(&t, &out.chains);
-            let bytes = out
-                .chains
-                .iter()
-                .map(|c| 48 + c.offsets.len() as u64 * 8)
-                .sum();
+            let bytes = chain_bytes(&out.chains);
             let id = store
                 .insert(
                     "ptr",
@@ -549,17 +513,10 @@ impl MemoryServer {
         Parameters(a): Parameters<PointerRescanArgs>,
     ) -> Result<Json<PointerScanAnswer>, ToolError> {
         let id = a.pointer_scan_id.clone();
-        let Item::Pointers(session) = self
+        let session = self
             .store
-            .get(&id)
-            .map_err(|e| ToolError::invalid("pointer_scan_id", format!("{id:?}"), e))?
-        else {
-            return Err(ToolError::invalid(
-                "pointer_scan_id",
-                format!("{id:?}"),
-                "not a pointer scan id",
-            ));
-        };
+            .pointers(&id)
+            .map_err(|e| ToolError::invalid("pointer_scan_id", format!("{id:?}"), e))?;
         let store = self.store.clone();
         blocking(move || {
             let started = Instant::now();
@@ -567,24 +524,9 @@ impl MemoryServer {
             let pid = a.pid.unwrap_or(s.pid);
             let t = target(pid)?;
             let target_addr = t.resolve("target", &a.target)?;
-            let size = s.pointer_size;
-            check_pointer_target("target", target_addr, size)?;
-            let kept: Vec<Chain> = s
-                .chains
-                .iter()
-                .filter(|c| pointers::follow(&t.mem, &t.modules, c, size) == Some(target_addr))
-                .cloned()
-                .collect();
-            s.chains = kept;
-            s.pid = pid;
-            s.target = target_addr;
-            store.resize(
-                &id,
-                s.chains
-                    .iter()
-                    .map(|c| 48 + c.offsets.len() as u64 * 8)
-                    .sum(),
-            );
+            check_pointer_target("target", target_addr, s.pointer_size)?;
+            s.rescan(&t.mem, &t.modules, target_addr);
+            store.resize(&id, s.bytes());
             Ok(PointerScanAnswer {
                 pointer_scan_id: id,
                 target: Address(target_addr),

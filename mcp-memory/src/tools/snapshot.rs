@@ -71,19 +71,10 @@ impl MemoryServer {
         Parameters(a): Parameters<DiffSnapshotsArgs>,
     ) -> Result<Json<DiffAnswer>, ToolError> {
         let (offset, limit) = a.page.resolve()?;
-        let get = |field: &str, id: &str| -> Result<Arc<Snapshot>, ToolError> {
-            match self
-                .store
-                .get(id)
-                .map_err(|e| ToolError::invalid(field, format!("{id:?}"), e))?
-            {
-                Item::Snapshot(s) => Ok(s),
-                _ => Err(ToolError::invalid(
-                    field,
-                    format!("{id:?}"),
-                    "not a snapshot id",
-                )),
-            }
+        let get = |field: &str, id: &str| {
+            self.store
+                .snapshot(id)
+                .map_err(|e| ToolError::invalid(field, format!("{id:?}"), e))
         };
         let before = get("before", &a.before)?;
         let after = get("after", &a.after)?;

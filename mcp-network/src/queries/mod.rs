@@ -13,12 +13,12 @@ use crate::flows::{AppProtocol, Direction, Flow};
 use crate::layers::{Fragment, Layer, NetLayer, describe, ip_proto_name, src_dst, summary_line};
 use crate::reassembly::{Chunk, Gap, ReassemblyStats};
 use crate::stats::D2Stats;
-use mcp_common::bytes::to_hex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::path::Path;
+use suite_core::bytes::to_hex;
 
 mod d2;
 mod flows;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 /// The most JSON one page carries (~10k tokens); longer pages are cut and say so. The answer
-/// repeats the JSON as text (see [`crate::output`]), so a page stays under 100 KB on the wire.
+/// repeats the JSON as text (mcp-common's `output`), so a page stays under 100 KB on the wire.
 pub const MAX_ANSWER_BYTES: usize = 40_000;
 
 /// `offset`/`limit` arguments shared by every list tool (flattened into its input).
@@ -247,29 +247,6 @@ pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
 /// What a list's items are called in its one-line summary ("exports", "strings").
 pub trait Noun {
     const NOUN: &'static str;
-}
-
-impl<T: Noun> crate::Summary for Page<T> {
-    fn summary(&self) -> String {
-        let mut s = format!(
-            "{} of {} {} from offset {}",
-            self.lines.as_ref().map_or(self.items.len(), |l| l.count),
-            self.total,
-            T::NOUN,
-            self.offset
-        );
-        if let Some(n) = self.next_offset {
-            s.push_str(&format!("; next_offset {n}"));
-        }
-        if self.truncated {
-            s.push_str(" (page cut to keep the answer small)");
-        }
-        s
-    }
-
-    fn lines(&self) -> Option<&str> {
-        self.lines.as_ref().map(|l| l.text.as_str())
-    }
 }
 
 #[cfg(test)]

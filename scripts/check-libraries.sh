@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Each analysis library is usable without the MCP layer (issue 19): built without its `server`
+# feature, its dependency tree holds none of rmcp, hyper, clap, tokio or mcp-common, the game
+# and memory layers hold no goblin, and the doc example of each library runs that way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+libs=(mcp-static mcp-memory mcp-d2 mcp-network mcp-behavior sandbox-runner)
+status=0
+for lib in "${libs[@]}"; do
+  features=()
+  [ "$lib" = mcp-static ] && features=(--features files)
+  deps=$(cargo tree -q -p "$lib" --no-default-features "${features[@]}" -e normal --prefix none \
+    | sed 's/ .*//' | sort -u)
+  banned='^(rmcp|hyper|clap|tokio|mcp-common)$'
+  case "$lib" in mcp-memory|mcp-d2|mcp-behavior) banned='^(rmcp|hyper|clap|tokio|mcp-common|goblin)$' ;; esac
+  if found=$(grep -E "$banned" <<<"$deps"); then
+    echo "check-libraries: $lib without its server feature still depends on: $(tr '\n' ' ' <<<"$found")" >&2
+    status=1
+  fi
+done
+[ "$status" = 0 ] || exit 1
+
+args=()
+for lib in "${libs[@]}"; do args+=(-p "$lib"); done
+cargo test -q --doc --no-default-features "${args[@]}" 2>&1
+echo "check-libraries: ${#libs[@]} libraries build and run their doc examples without MCP" >&2
