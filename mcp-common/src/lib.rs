@@ -5,6 +5,7 @@
 //! allow-list). Each server's `tools` module uses these pieces so that every tool behaves the
 //! same way for the host.
 
+pub mod any_server;
 pub mod error;
 pub mod jsonrpc;
 pub mod output;

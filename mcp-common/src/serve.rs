@@ -4,6 +4,7 @@
 //! with `--http ADDR`. Logs go to stderr only: on stdio, stdout is the protocol channel.
 
 use crate::Roots;
+pub use crate::any_server::AnyServer;
 use crate::jsonrpc::{self, Checked, MAX_MESSAGE_BYTES, Refusal};
 use clap::Args;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
@@ -110,13 +111,22 @@ pub struct HttpSetup {
     pub session_store: Option<Arc<dyn SessionStore>>,
 }
 
+/// Makes a server per connection (stdio: one; HTTP: one per session), as the one type the
+/// serving code is compiled for ([`AnyServer`]).
+pub type ServerFactory = Arc<dyn Fn() -> AnyServer + Send + Sync>;
+
 /// Runs a server until its client goes away (stdio) or forever (HTTP).
 pub async fn run<S, F>(args: &CommonArgs, factory: F) -> Result<(), String>
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    run_with(args, factory, HttpSetup::default()).await
+    run_any(
+        args,
+        Arc::new(move || AnyServer::new(factory())),
+        HttpSetup::default(),
+    )
+    .await
 }
 
 /// Like [`run`], with additions to the HTTP endpoint.
@@ -125,21 +135,34 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    match args.http {
-        None => {
-            let (read, write) = rmcp::transport::io::stdio_pipes();
-            let service = factory()
-                .serve(LineTransport::new(read, write))
-                .await
-                .map_err(|e| format!("MCP initialisation over stdio failed: {e}"))?;
-            service
-                .waiting()
-                .await
-                .map_err(|e| format!("server task failed: {e}"))?;
-            Ok(())
+    run_any(args, Arc::new(move || AnyServer::new(factory())), http).await
+}
+
+/// [`run_with`] for a server already made [`AnyServer`]. Neither generic nor `async`: the
+/// future is boxed here, so its code (rmcp's protocol loop, the HTTP service, hyper, the
+/// tasks) is compiled in this crate once, not in every program that awaits it.
+pub fn run_any(
+    args: &CommonArgs,
+    factory: ServerFactory,
+    http: HttpSetup,
+) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+    Box::pin(async move {
+        match args.http {
+            None => {
+                let (read, write) = rmcp::transport::io::stdio_pipes();
+                let service = factory()
+                    .serve(LineTransport::new(read, write))
+                    .await
+                    .map_err(|e| format!("MCP initialisation over stdio failed: {e}"))?;
+                service
+                    .waiting()
+                    .await
+                    .map_err(|e| format!("server task failed: {e}"))?;
+                Ok(())
+            }
+            Some(addr) => serve_http(addr, &args.allowed_hosts, factory, http).await,
         }
-        Some(addr) => serve_http(addr, &args.allowed_hosts, factory, http).await,
-    }
+    })
 }
 
 /// How long a client may take to send a request's headers: a connection that trickles them
@@ -154,16 +177,12 @@ fn http1() -> hyper::server::conn::http1::Builder {
     b
 }
 
-async fn serve_http<S, F>(
+async fn serve_http(
     addr: SocketAddr,
     allowed_hosts: &[String],
-    factory: F,
+    factory: ServerFactory,
     http: HttpSetup,
-) -> Result<(), String>
-where
-    S: ServerHandler + Send + 'static,
-    F: Fn() -> S + Send + Sync + 'static,
-{
+) -> Result<(), String> {
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, session::local::LocalSessionManager,
     };
@@ -346,11 +365,10 @@ fn spawn_connection<E: std::fmt::Display>(
 /// error: rmcp would answer 415 with plain text, and -32601 for a `tools/call` whose
 /// `arguments` are not an object) and one over [`MAX_MESSAGE_BYTES`] (413); hands the rest
 /// to rmcp with the body as it came.
-async fn checked<S, M>(service: StreamableHttpService<S, M>, request: HttpRequest) -> HttpResponse
-where
-    S: ServerHandler + Send + 'static,
-    M: SessionManager,
-{
+async fn checked<M: SessionManager>(
+    service: StreamableHttpService<AnyServer, M>,
+    request: HttpRequest,
+) -> HttpResponse {
     use http_body_util::BodyExt;
     let is_json = request
         .headers()
