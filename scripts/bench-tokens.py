@@ -1,5 +1,5 @@
 """Tokens an agent reads per page: the same 200-item pages of Wine's user32.dll asked for as
-JSON (the default) and with format "text", through the Python MCP SDK, counted with cl100k
+JSON (format "json") and as text (the default), through the Python MCP SDK, counted with cl100k
 (the offline copy the tests use) over the text content a host shows the model.
 
 Usage: .venv/bin/python scripts/bench-tokens.py target/release   (scripts/bench.sh runs it)"""

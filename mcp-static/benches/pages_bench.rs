@@ -5,8 +5,8 @@
 //! list is not counted: it parses the file and fills the per-file caches, as the first call of
 //! any session does. Each walk alternates with a run of its peer; medians of 7; the ratio is ours over the peer's (below 1 is faster).
 //!
-//! Each list is walked twice: as objects (`format: json`, the default) and as text lines
-//! (`format: text`, one tab-separated line per item), and each walk is compared with the peer.
+//! Each list is walked twice: as objects (`format: json`) and as text lines (`format: text`,
+//! the default: one tab-separated line per item), and each walk is compared with the peer.
 //!
 //! - `list_strings` (ascii, limit 1000) over Wine's user32.dll against `strings -a -n 4`;
 //! - `disassemble` (count 2000, continuing at `next_address`) over user32.dll's whole `.text`
@@ -218,7 +218,7 @@ fn main() {
             .await
             .unwrap_or_else(|e| panic!("cannot start mcp-static: {e}"));
 
-        // Each list as objects (`json`, the default) and as text lines (`format: text`);
+        // Each list as objects (`format: json`) and as text lines (`text`, the default);
         // PAGES_BENCH_FORMATS=text (or json) runs one of them, for a profile.
         let wanted = std::env::var("PAGES_BENCH_FORMATS").unwrap_or_else(|_| "json,text".into());
         let formats: Vec<&str> = ["json", "text"]

@@ -42,14 +42,14 @@ async fn largest_answers_stay_within_the_bound() -> TestResult {
         measured(
             &client,
             "list_strings",
-            json!({"path": user32, "limit": 1000, "min_length": 1, "encoding": encoding}),
+            json!({"format": "json", "path": user32, "limit": 1000, "min_length": 1, "encoding": encoding}),
         )
         .await;
     }
     let dis = measured(
         &client,
         "disassemble",
-        json!({"path": user32, "address": entry, "count": 2000}),
+        json!({"format": "json", "path": user32, "address": entry, "count": 2000}),
     )
     .await;
     assert_eq!(dis["truncated"], true, "2000 instructions must be cut");
@@ -65,7 +65,7 @@ async fn largest_answers_stay_within_the_bound() -> TestResult {
     let imports = measured(
         &client,
         "list_imports",
-        json!({"path": user32, "limit": 20}),
+        json!({"format": "json", "path": user32, "limit": 20}),
     )
     .await;
     for imp in imports["items"].as_array().cloned().unwrap_or_default() {
@@ -73,7 +73,7 @@ async fn largest_answers_stay_within_the_bound() -> TestResult {
             measured(
                 &client,
                 "xrefs_to",
-                json!({"path": user32, "import": format!("{lib}!{name}"), "limit": 1000}),
+                json!({"format": "json", "path": user32, "import": format!("{lib}!{name}"), "limit": 1000}),
             )
             .await;
         }
@@ -81,14 +81,14 @@ async fn largest_answers_stay_within_the_bound() -> TestResult {
     measured(
         &client,
         "xrefs_to",
-        json!({"path": user32, "string": "user32", "limit": 1000}),
+        json!({"format": "json", "path": user32, "string": "user32", "limit": 1000}),
     )
     .await;
     // A signature of the first export that has one.
     let exports = measured(
         &client,
         "list_exports",
-        json!({"path": user32, "limit": 50}),
+        json!({"format": "json", "path": user32, "limit": 50}),
     )
     .await;
     let mut signed = false;

@@ -81,14 +81,34 @@ fn sparse(path: &Path, head: &[u8], len: u64) -> Result<(), Error> {
 fn calls_on(file: &str, other: &str) -> Vec<(&'static str, Value, &'static str)> {
     vec![
         ("binary_info", json!({"path": file}), "path"),
-        ("list_exports", json!({"path": file}), "path"),
-        ("list_imports", json!({"path": file}), "path"),
-        ("list_strings", json!({"path": file}), "path"),
-        ("disassemble", json!({"path": file}), "path"),
-        ("list_functions", json!({"path": file}), "path"),
+        (
+            "list_exports",
+            json!({"format": "json", "path": file}),
+            "path",
+        ),
+        (
+            "list_imports",
+            json!({"format": "json", "path": file}),
+            "path",
+        ),
+        (
+            "list_strings",
+            json!({"format": "json", "path": file}),
+            "path",
+        ),
+        (
+            "disassemble",
+            json!({"format": "json", "path": file}),
+            "path",
+        ),
+        (
+            "list_functions",
+            json!({"format": "json", "path": file}),
+            "path",
+        ),
         (
             "xrefs_to",
-            json!({"path": file, "import": "GetProcAddress"}),
+            json!({"format": "json", "path": file, "import": "GetProcAddress"}),
             "path",
         ),
         (
@@ -237,7 +257,12 @@ async fn max_file_mb_moves_the_cap() -> TestResult {
     std::fs::copy(fixture("D2Client.dll"), root.join("small.dll"))?;
 
     let (client, _) = start_with_pid(&root, &["--max-file-mb", "1"]).await?;
-    let e = err(&client, "list_exports", json!({"path": big})).await;
+    let e = err(
+        &client,
+        "list_exports",
+        json!({"format": "json", "path": big}),
+    )
+    .await;
     assert!(
         e.contains("`path`") && e.contains(kind) && e.contains("2 MiB") && e.contains("1 MiB"),
         "{e}"

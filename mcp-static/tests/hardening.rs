@@ -44,14 +44,14 @@ async fn megabyte_arguments_give_short_errors_naming_them() -> TestResult {
     let e = err(
         &client,
         "disassemble",
-        json!({"path": path, "address": mb, "count": 4}),
+        json!({"format": "json", "path": path, "address": mb, "count": 4}),
     )
     .await;
     assert!(e.len() < FEW_KB && e.contains("address"), "{e:.300}");
     let e = err(
         &client,
         "disassemble",
-        json!({"path": path, "address": "0x1000", "count": mb}),
+        json!({"format": "json", "path": path, "address": "0x1000", "count": mb}),
     )
     .await;
     assert!(e.len() < FEW_KB && e.contains("`count`"), "{e:.300}");

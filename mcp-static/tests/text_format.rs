@@ -274,6 +274,15 @@ async fn text_pages_carry_the_json_items_over_the_fixture() -> TestResult {
     assert!(a.is_error, "format yaml accepted: {}", a.text);
     assert!(a.text.contains("format"), "{}", a.text);
     assert!(a.text.contains("text"), "{}", a.text);
+
+    // Without `format` a page is text: lines under a `#` header, no objects.
+    let a = call(&client, "list_exports", json!({"path": dll})).await;
+    check_text_page("list_exports (no format)", &a);
+    assert!(
+        lines_of(&a).len() == a.data["total"].as_u64().unwrap_or(0) as usize,
+        "{}",
+        a.text
+    );
     client.cancel().await?;
     Ok(())
 }

@@ -82,7 +82,12 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     assert_eq!(text["permissions"], "r-x");
 
     // Exports: ordinal only, no names, as Diablo II's DLLs have them.
-    let exports = ok(&client, "list_exports", json!({"path": dll})).await;
+    let exports = ok(
+        &client,
+        "list_exports",
+        json!({"format": "json", "path": dll}),
+    )
+    .await;
     assert_eq!(exports["total"], 3);
     for e in exports["items"].as_array().cloned().unwrap_or_default() {
         assert!(e.get("name").is_none(), "unexpected name in {e}");
@@ -93,12 +98,17 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let filtered = ok(
         &client,
         "list_exports",
-        json!({"path": dll, "filter": "#10003"}),
+        json!({"format": "json", "path": dll, "filter": "#10003"}),
     )
     .await;
     assert_eq!(filtered["total"], 1);
 
-    let imports = ok(&client, "list_imports", json!({"path": dll})).await;
+    let imports = ok(
+        &client,
+        "list_imports",
+        json!({"format": "json", "path": dll}),
+    )
+    .await;
     let names: Vec<String> = imports["items"]
         .as_array()
         .cloned()
@@ -125,7 +135,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let strings = ok(
         &client,
         "list_strings",
-        json!({"path": dll, "contains": "D2FIXTURE"}),
+        json!({"format": "json", "path": dll, "contains": "D2FIXTURE"}),
     )
     .await;
     let mut found: Vec<(String, String)> = strings["items"]
@@ -151,7 +161,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let ascii_only = ok(
         &client,
         "list_strings",
-        json!({"path": dll, "contains": "D2FIXTURE", "encoding": "ascii"}),
+        json!({"format": "json", "path": dll, "contains": "D2FIXTURE", "encoding": "ascii"}),
     )
     .await;
     assert_eq!(ascii_only["total"], 1);
@@ -160,7 +170,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let dis = ok(
         &client,
         "disassemble",
-        json!({"path": dll, "ordinal": 10002, "count": 4}),
+        json!({"format": "json", "path": dll, "ordinal": 10002, "count": 4}),
     )
     .await;
     let items = dis["items"].as_array().cloned().unwrap_or_default();
@@ -183,7 +193,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let dis = ok(
         &client,
         "disassemble",
-        json!({"path": dll, "address": hex(log_marker), "count": 12}),
+        json!({"format": "json", "path": dll, "address": hex(log_marker), "count": 12}),
     )
     .await;
     let symbols: Vec<&str> = dis["items"]
@@ -196,7 +206,12 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     );
 
     // Functions: the entry point, the three exports.
-    let funcs = ok(&client, "list_functions", json!({"path": dll})).await;
+    let funcs = ok(
+        &client,
+        "list_functions",
+        json!({"format": "json", "path": dll}),
+    )
+    .await;
     let list = funcs["items"].as_array().cloned().unwrap_or_default();
     let by_va = |va: u64| list.iter().find(|f| f["va"] == hex(va)).cloned();
     assert_eq!(by_va(known).map(|f| f["size"].clone()), Some(json!(12)));
@@ -210,7 +225,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let x = ok(
         &client,
         "xrefs_to",
-        json!({"path": dll, "string": "D2FIXTURE_ASCII_MARKER"}),
+        json!({"format": "json", "path": dll, "string": "D2FIXTURE_ASCII_MARKER"}),
     )
     .await;
     let xs = x["items"].as_array().cloned().unwrap_or_default();
@@ -220,7 +235,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let x = ok(
         &client,
         "xrefs_to",
-        json!({"path": dll, "import": "OutputDebugStringW"}),
+        json!({"format": "json", "path": dll, "import": "OutputDebugStringW"}),
     )
     .await;
     let xs = x["items"].as_array().cloned().unwrap_or_default();
@@ -230,7 +245,7 @@ async fn fixture_dll_is_described_exactly() -> TestResult {
     let x = ok(
         &client,
         "xrefs_to",
-        json!({"path": dll, "address": hex(log_marker)}),
+        json!({"format": "json", "path": dll, "address": hex(log_marker)}),
     )
     .await;
     assert!(
@@ -345,7 +360,12 @@ async fn diff_finds_the_changed_function_and_new_export() -> TestResult {
 async fn paging_is_consistent() -> TestResult {
     let client = start(&[std::path::Path::new("/usr/lib/gcc")]).await?;
     let dll = "/usr/lib/gcc/i686-w64-mingw32/12-win32/adalib/libgnat-12.dll";
-    let first = ok(&client, "list_exports", json!({"path": dll, "limit": 7})).await;
+    let first = ok(
+        &client,
+        "list_exports",
+        json!({"format": "json", "path": dll, "limit": 7}),
+    )
+    .await;
     let total = first["total"].as_u64().unwrap_or(0);
     assert!(total > 7);
     assert_eq!(first["items"].as_array().map(Vec::len), Some(7));
@@ -353,19 +373,24 @@ async fn paging_is_consistent() -> TestResult {
     let second = ok(
         &client,
         "list_exports",
-        json!({"path": dll, "offset": 7, "limit": 7}),
+        json!({"format": "json", "path": dll, "offset": 7, "limit": 7}),
     )
     .await;
     assert_ne!(first["items"][0], second["items"][0]);
     let last = ok(
         &client,
         "list_exports",
-        json!({"path": dll, "offset": total - 1}),
+        json!({"format": "json", "path": dll, "offset": total - 1}),
     )
     .await;
     assert_eq!(last["items"].as_array().map(Vec::len), Some(1));
     assert!(last.get("next_offset").is_none());
-    let e = err(&client, "list_exports", json!({"path": dll, "limit": 5000})).await;
+    let e = err(
+        &client,
+        "list_exports",
+        json!({"format": "json", "path": dll, "limit": 5000}),
+    )
+    .await;
     assert!(
         e.contains("limit") && e.contains("5000") && e.contains("1000"),
         "{e}"

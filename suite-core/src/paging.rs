@@ -58,21 +58,24 @@ pub struct Page<T> {
 
 // How a list answer carries its items. (Plain comments, not doc comments: these would be
 // repeated in every tool's input schema; the argument's own description says it once.)
-// - `json`: objects, in `structuredContent` and repeated as JSON text (the default).
-// - `text`: one tab-separated line per item after a `#` header naming the columns, as the
-//   text content only; `structuredContent` keeps the paging fields. About two thirds of the
-//   tokens of `json` and under half its text (cl100k, pages of user32.dll's lists).
+// - `text` (the default): one tab-separated line per item after a `#` header naming the
+//   columns, as the text content only; `structuredContent` keeps the paging fields. About two
+//   thirds of the tokens of `json` and under half its text (cl100k, pages of user32.dll's
+//   lists), and a walk of every page costs about what the peer tool's output costs: the
+//   default for the model reading it.
+// - `json`: objects, in `structuredContent` and repeated as JSON text: for programs that
+//   read `structuredContent`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    #[default]
     Json,
+    #[default]
     Text,
 }
 
 /// The description of a `format` argument.
 pub const FORMAT_DOC: &str =
-    "text: tab-separated, fewer tokens, no structuredContent items; default json.";
+    "json: items as structuredContent objects; default text: tab-separated, fewer tokens.";
 
 /// An item's one-line form for [`Format::Text`].
 pub trait Line {

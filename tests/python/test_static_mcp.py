@@ -31,12 +31,12 @@ def dll(name="D2Client.dll"):
 
 CALLS = [
     ("binary_info", {"path": dll()}),
-    ("list_exports", {"path": dll()}),
-    ("list_imports", {"path": dll()}),
-    ("list_strings", {"path": dll(), "contains": "D2FIXTURE"}),
-    ("disassemble", {"path": dll(), "ordinal": 10002, "count": 4}),
-    ("list_functions", {"path": dll()}),
-    ("xrefs_to", {"path": dll(), "string": "D2FIXTURE_ASCII_MARKER"}),
+    ("list_exports", {"path": dll(), "format": "json"}),
+    ("list_imports", {"path": dll(), "format": "json"}),
+    ("list_strings", {"path": dll(), "contains": "D2FIXTURE", "format": "json"}),
+    ("disassemble", {"path": dll(), "ordinal": 10002, "count": 4, "format": "json"}),
+    ("list_functions", {"path": dll(), "format": "json"}),
+    ("xrefs_to", {"path": dll(), "string": "D2FIXTURE_ASCII_MARKER", "format": "json"}),
     ("find_pattern", {"path": dll(), "pattern": "8B 0D ?? ?? ?? ?? 85 C9"}),
     ("make_signature", {"path": dll(), "address": "0x6FAB1000"}),
     ("convert_address", {"path": dll(), "va": "0x6FAB1000", "live_base": "0x10000000"}),
@@ -78,9 +78,10 @@ async def run_session():
         again = await client.call_tool("binary_info", {"path": dll()})
         assert not again.is_error
 
-        # format "text": the SDK validates structuredContent against the outputSchema, which
-        # must allow a page without `items`; the lines carry what the objects did.
-        text = await client.call_tool("list_exports", {"path": dll(), "format": "text"})
+        # format "text", the default: the SDK validates structuredContent against the
+        # outputSchema, which must allow a page without `items`; the lines carry what the
+        # objects did.
+        text = await client.call_tool("list_exports", {"path": dll()})
         assert not text.is_error, text.content
         assert "items" not in text.structured_content
         assert text.structured_content["total"] == 3
