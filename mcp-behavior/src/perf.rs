@@ -11,6 +11,7 @@
 //!
 //! All the `unsafe` of the crate is here: the syscall, the ring buffer's mapping and its reads.
 
+use nix::unistd::{SysconfVar, sysconf};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,8 +181,10 @@ unsafe impl Send for Ring {}
 
 impl Ring {
     fn map(fd: OwnedFd) -> io::Result<Ring> {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let page = sysconf(SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096) as usize;
         let len = page * (1 + RING_PAGES);
         // SAFETY: a fresh shared mapping of the event's descriptor, checked below.
         let base = unsafe {
@@ -297,21 +300,17 @@ fn parse_sample(rec: &[u8]) -> Option<Sample> {
 
 /// CLOCK_MONOTONIC now, in nanoseconds: the clock samples are stamped with.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write into.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 /// The CPUs the kernel may run a thread on.
 fn cpus() -> i32 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    let n = sysconf(SysconfVar::_NPROCESSORS_CONF)
+        .ok()
+        .flatten()
+        .unwrap_or(1);
     n.max(1) as i32
 }
 

@@ -415,8 +415,8 @@ impl Cgroup {
 
     fn signal_each(&self) {
         for pid in self.pids() {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let pid = nix::unistd::Pid::from_raw(pid as libc::pid_t);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 

@@ -15,6 +15,10 @@
 //! program starts is sent as `{"error": ...}` and the stage exits with 127.
 
 use crate::profile::NetMode;
+use nix::sched::{self, CloneFlags};
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
+use nix::sys::{prctl, socket};
+use nix::unistd;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -93,15 +97,7 @@ fn send(msg: &Message) {
         line.push(b'\n');
         // MSG_NOSIGNAL: a runner that is gone is an error here, never a SIGPIPE (the stage
         // executable leaves SIGPIPE at its default).
-        // SAFETY: SYNC_FD stays open for the life of the stages; send has no other precondition.
-        unsafe {
-            libc::send(
-                SYNC_FD,
-                line.as_ptr().cast(),
-                line.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        let _ = socket::send(SYNC_FD, &line, socket::MsgFlags::MSG_NOSIGNAL);
     }
 }
 
@@ -161,12 +157,10 @@ pub fn stage_args(sync_fd: RawFd, config_json: String) -> [String; 4] {
 /// in the runner, which would make std fork the whole (large, multi-threaded) runner instead
 /// of using posix_spawn; a runner that died before this call is caught by `getppid`.
 fn die_with_runner(runner: i32) {
-    // SAFETY: prctl with integer arguments; getppid has no preconditions.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if libc::getppid() != runner {
-            libc::_exit(1); // the runner is already gone
-        }
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    if unistd::getppid().as_raw() != runner {
+        // SAFETY: _exit ends the process at once; nothing of it needs to run on the way out.
+        unsafe { libc::_exit(1) } // the runner is already gone
     }
 }
 
@@ -192,15 +186,12 @@ pub fn stage1(config_json: &str) -> ! {
     };
     // The holder reaps whatever the namespace leaves behind when its init dies (those
     // processes are re-parented to the nearest subreaper), so no zombie outlives the sandbox.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let _ = prctl::set_child_subreaper(true);
     if cfg.user_ns {
         // Unprivileged: a user namespace first, mapping our own uid/gid to root inside.
-        // SAFETY: plain syscalls on this single-threaded process.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        // SAFETY: as above.
-        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
-            fail(errno("unshare(CLONE_NEWUSER)"));
+        let (uid, gid) = (unistd::getuid(), unistd::getgid());
+        if let Err(e) = sched::unshare(CloneFlags::CLONE_NEWUSER) {
+            fail(format!("unshare(CLONE_NEWUSER): {e}"));
         }
         let maps = [
             ("/proc/self/setgroups", "deny".to_string()),
@@ -213,14 +204,15 @@ pub fn stage1(config_json: &str) -> ! {
             }
         }
     }
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWPID;
     if cfg.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
+        flags |= CloneFlags::CLONE_NEWNET;
     }
-    // SAFETY: unshare on a single-threaded process.
-    if unsafe { libc::unshare(flags) } != 0 {
-        fail(errno("unshare(pid, mount, ipc, uts, net)"));
+    if let Err(e) = sched::unshare(flags) {
+        fail(format!("unshare(pid, mount, ipc, uts, net): {e}"));
     }
     send(&Message::Unshared {
         pid: std::process::id(),
@@ -287,8 +279,7 @@ fn wait_go() -> Vec<u8> {
 
 fn stage2(mut cfg: Config) -> ! {
     // If the holder (stage 1) dies, so does pid 1, and with it the whole namespace.
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
     // Pid 1 and everything it starts are the cgroup; the holder stays outside so that it can
     // reap after a kill of the whole group. "0" is the writing thread: this process is still
     // single-threaded (a fresh fork), so that is all of it (see `Cgroup::join_files`).
@@ -346,31 +337,20 @@ fn mount(
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> Result<(), String> {
-    let s = src.map(cstr).transpose()?;
-    let d = cstr(dst)?;
-    let t = fstype
-        .map(|t| CString::new(t).map_err(|_| "fstype".to_string()))
-        .transpose()?;
-    let o = data
-        .map(|t| CString::new(t).map_err(|_| "mount data".to_string()))
-        .transpose()?;
-    // SAFETY: every pointer is a valid C string or null for the duration of the call.
-    let r = unsafe {
-        libc::mount(
-            s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            d.as_ptr(),
-            t.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            flags,
-            o.as_ref().map_or(std::ptr::null(), |c| c.as_ptr().cast()),
-        )
-    };
-    if r != 0 {
-        return Err(errno(&format!(
-            "mount {} on {} ({})",
+    let r = nix::mount::mount(
+        src,
+        dst,
+        fstype,
+        nix::mount::MsFlags::from_bits_retain(flags),
+        data,
+    );
+    if let Err(e) = r {
+        return Err(format!(
+            "mount {} on {} ({}): {e}",
             src.map_or("-".into(), |p| p.display().to_string()),
             dst.display(),
             fstype.unwrap_or("bind")
-        )));
+        ));
     }
     Ok(())
 }
@@ -535,20 +515,10 @@ fn build_view(cfg: &Config) -> Result<(), String> {
         bind(dir, &t, false)?;
     }
     // Pivot: the new root stacks over the old one, which is then detached.
-    let r = cstr(root)?;
-    let dot = CString::new(".").map_err(|_| "dot".to_string())?;
-    // SAFETY: valid C strings.
-    unsafe {
-        if libc::chdir(r.as_ptr()) != 0 {
-            return Err(errno("chdir to the new root"));
-        }
-        if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
-            return Err(errno("pivot_root"));
-        }
-        if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
-            return Err(errno("detaching the old root"));
-        }
-    }
+    unistd::chdir(root).map_err(|e| format!("chdir to the new root: {e}"))?;
+    unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     mount(
         None,
@@ -562,11 +532,14 @@ fn build_view(cfg: &Config) -> Result<(), String> {
 
 /// `ip link set lo up`, with an ioctl: the new network namespace starts with loopback down.
 fn loopback_up() -> Result<(), String> {
-    // SAFETY: a plain socket used only for the interface ioctls, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(errno("socket for loopback"));
-    }
+    let sock = socket::socket(
+        socket::AddressFamily::Inet,
+        socket::SockType::Datagram,
+        socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("socket for loopback: {e}"))?;
+    let fd = sock.as_raw_fd();
     // SAFETY: ifreq is plain data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo".iter().enumerate() {
@@ -582,8 +555,7 @@ fn loopback_up() -> Result<(), String> {
         r
     };
     let e = errno("bringing loopback up");
-    // SAFETY: closing our own socket.
-    unsafe { libc::close(fd) };
+    drop(sock);
     if r != 0 { Err(e) } else { Ok(()) }
 }
 
@@ -649,8 +621,7 @@ fn drop_capabilities() -> Result<(), String> {
 }
 
 fn stage3(cfg: &Config) -> ! {
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
     // Nothing of ours leaks into the program: every fd above stderr closes on exec.
     // SAFETY: close_range with CLOEXEC only flags fds.
     unsafe {
@@ -664,13 +635,9 @@ fn stage3(cfg: &Config) -> ! {
     // blocks SIGINT, SIGTERM and SIGHUP for its signal thread, and a blocked mask survives
     // fork and exec) and SIGPIPE at its default (std ignores it in the runner's binary, which
     // runs the stages when the stage executable is absent; an ignored signal survives exec).
-    // SAFETY: an empty set and a reset to the default disposition.
-    unsafe {
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let _ = signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: the default disposition, no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     for &(resource, value) in &cfg.rlimits {
         let lim = libc::rlimit {
             rlim_cur: value,

@@ -212,8 +212,7 @@ impl Runner {
                 inside::STAGE_EXE
             ),
         }
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         let base_dir = match std::env::var_os("SANDBOX_RUNNER_DIR") {
             Some(dir) => PathBuf::from(dir),
             None if euid == 0 && Path::new("/run").is_dir() => PathBuf::from("/run/sandbox-runner"),
@@ -325,8 +324,7 @@ impl Runner {
             hide: HIDDEN.iter().map(|s| s.to_string()).collect(),
             join_files: cgroup.join_files(),
             net: network,
-            // SAFETY: geteuid has no preconditions.
-            user_ns: unsafe { libc::geteuid() } != 0,
+            user_ns: !nix::unistd::geteuid().is_root(),
             hostname: "sandbox".into(),
             filter: Vec::new(),
             rlimits: spec
@@ -465,8 +463,7 @@ pub fn stage_exe(exe: &Path) -> Option<PathBuf> {
     let up = (dir.file_name() == Some(std::ffi::OsStr::new("deps")))
         .then(|| dir.parent())
         .flatten();
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = nix::unistd::geteuid().as_raw();
     std::iter::once(dir)
         .chain(up)
         .map(|d| d.join(inside::STAGE_EXE))
@@ -497,12 +494,10 @@ pub(crate) fn spawn_guarded(cmd: &mut Command) -> std::io::Result<Child> {
 /// ~1 ms CPU and copy-on-write faults afterwards (see [`inside::stage_main`]).
 fn spawn_holder(mut cmd: Command, theirs: UnixStream, json: String) -> std::io::Result<Child> {
     let _guard = INHERIT.lock().unwrap_or_else(|p| p.into_inner());
-    // SAFETY: F_DUPFD gives a new fd (>= 3: never one of the stdio the spawn sets up) that
-    // we own; without FD_CLOEXEC, so the child inherits it.
-    let fd = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD, 3) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // F_DUPFD gives a new fd (>= 3: never one of the stdio the spawn sets up) without
+    // FD_CLOEXEC, so the child inherits it.
+    let fd = nix::fcntl::fcntl(&theirs, nix::fcntl::FcntlArg::F_DUPFD(3))
+        .map_err(std::io::Error::from)?;
     // SAFETY: a new fd we own.
     let inherited = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     drop(theirs);
@@ -519,8 +514,7 @@ type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 /// (where the MCP server launches) end after a while idle. The main thread (the `run`
 /// command's) lives as long as the process, so it spawns directly and no thread is started.
 fn spawn_from_lasting_thread(mut cmd: Command) -> std::io::Result<Child> {
-    // SAFETY: gettid and getpid have no preconditions.
-    if unsafe { libc::gettid() == libc::getpid() } {
+    if nix::unistd::gettid() == nix::unistd::getpid() {
         return cmd.spawn();
     }
     static LAUNCHER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> =

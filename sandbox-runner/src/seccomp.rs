@@ -218,8 +218,7 @@ pub fn compile(policy: &SeccompPolicy, cache_dir: Option<&Path>) -> Result<Arc<V
 /// else may write them (see [`read_cached`]), the same trust as the runner's own binary: a
 /// sandbox only reaches them through a `--rw` directory that covers them.
 pub fn cache_dir() -> Option<PathBuf> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         return Some(PathBuf::from("/var/cache/sandbox-runner"));
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -241,8 +240,7 @@ fn cache_file(dir: &Path, key: &str) -> PathBuf {
 /// Owned by this user and writable by no one else.
 fn ours(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    meta.uid() == unsafe { libc::geteuid() } && meta.mode() & 0o022 == 0
+    meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
 }
 
 /// The cached program for `key`, when `file` holds it (the key's line, then the program) and
@@ -310,10 +308,7 @@ pub fn load(bpf: &[u8]) -> Result<std::os::fd::RawFd, String> {
         len: (bpf.len() / 8) as u16,
         filter: bpf.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
-    }
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
     // SAFETY: prog points at `bpf`, alive for the call; the kernel copies the program.
     let fd = unsafe {
         libc::syscall(
@@ -400,8 +395,8 @@ pub fn supervise(
         };
         if action == "killed" {
             // SIGKILL goes to the whole thread group; the blocked call never runs.
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(req.pid as libc::pid_t, libc::SIGKILL) };
+            let pid = nix::unistd::Pid::from_raw(req.pid as libc::pid_t);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         }
         let resp = if action == "logged" {
             ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE)
