@@ -13,7 +13,7 @@
 
 use nix::unistd::{SysconfVar, sysconf};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a breakpoint fires on (x86 has no read-only watchpoint).
@@ -392,19 +392,18 @@ impl Breakpoints {
 
     /// Waits up to `timeout_ms` for a hit, then returns every sample recorded so far.
     pub fn collect(&mut self, timeout_ms: i32, out: &mut Vec<Sample>) {
-        let mut fds: Vec<libc::pollfd> = self
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds: Vec<PollFd> = self
             .rings
             .iter()
-            .map(|r| libc::pollfd {
-                fd: r.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|r| PollFd::new(r.fd.as_fd(), PollFlags::POLLIN))
             .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the length given.
-        unsafe {
-            libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms);
-        }
+        // A hit, the timeout or a signal: what the rings hold is read either way.
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE),
+        );
+        drop(fds);
         let start = out.len();
         for ring in &mut self.rings {
             ring.drain(out, &mut self.lost);

@@ -21,8 +21,9 @@ use crate::net::{self, Isolated};
 use crate::profile::{NetMode, Profile, RLIMITS};
 use crate::seccomp::SeccompMode;
 use crate::seccomp::{self, Violation, Violations};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde::Serialize;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -751,21 +752,11 @@ fn handshake(
 /// write end closes on exec) and carries the reason when the exec failed.
 fn exec_done(pipe: OwnedFd) -> Result<(), String> {
     use std::io::Read;
-    let mut pfd = libc::pollfd {
-        fd: pipe.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = SETUP_TIMEOUT.as_millis() as i32;
-    // SAFETY: one valid pollfd for the duration of the call.
-    match unsafe { libc::poll(&mut pfd, 1, ms) } {
-        n if n < 0 => {
-            return Err(format!(
-                "waiting for the exec: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        0 => {
+    let ms = PollTimeout::try_from(SETUP_TIMEOUT.as_millis()).unwrap_or(PollTimeout::MAX);
+    let ready = nix::poll::poll(&mut [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)], ms);
+    match ready {
+        Err(e) => return Err(format!("waiting for the exec: {e}")),
+        Ok(0) => {
             return Err(format!(
                 "sandbox set-up: the program did not start within {SETUP_TIMEOUT:?}"
             ));
@@ -882,17 +873,13 @@ fn monitor(
                 .min(i32::MAX as u128) as i32,
             None => -1,
         };
-        let mut fds = vec![libc::pollfd {
-            fd: pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        // The pidfd first (when the kernel gives one), then the socket while it is open.
+        let mut fds = Vec::with_capacity(2);
+        if let Some(p) = &pidfd {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
         if sock_open {
-            fds.push(libc::pollfd {
-                fd: sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
         }
         // Without a pidfd (old kernel), poll in short steps.
         let step = if pidfd.is_none() && !(0..=50).contains(&wait_ms) {
@@ -900,19 +887,24 @@ fn monitor(
         } else {
             wait_ms
         };
-        // SAFETY: fds is a valid array of pollfd for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, step) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        let timeout = PollTimeout::try_from(step).unwrap_or(PollTimeout::NONE);
+        if let Err(e) = nix::poll::poll(&mut fds, timeout)
+            && e != nix::errno::Errno::EINTR
+        {
             break;
         }
-        if sock_open && fds.get(1).is_some_and(|f| f.revents != 0) {
+        let fired = |f: Option<&PollFd>| f.and_then(PollFd::revents).is_some_and(|r| !r.is_empty());
+        let child_ended = pidfd.is_some() && fired(fds.first());
+        let sock_ready = sock_open && fired(fds.last());
+        drop(fds);
+        if sock_ready {
             match chan.receive(&sock) {
                 Ok(Some(Message::Exit { code, signal })) => exit = Some((code, signal)),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => sock_open = false,
             }
         }
-        if fds[0].revents != 0 || matches!(child.try_wait(), Ok(Some(_))) {
+        if child_ended || matches!(child.try_wait(), Ok(Some(_))) {
             break;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
@@ -1117,6 +1109,7 @@ impl Sandbox {
 mod tests {
     use super::*;
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
     use std::io::Write;
 
     /// Stage 3 may send `filter` (with its fd) before stage 2's `started`: the handshake must

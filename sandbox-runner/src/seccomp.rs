@@ -13,7 +13,7 @@ use libseccomp::{
     ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall, ScmpVersion,
 };
 use serde::{Deserialize, Serialize};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -357,23 +357,17 @@ pub fn supervise(
 ) {
     let raw = fd.as_raw_fd();
     while !stop.load(Ordering::Relaxed) {
-        let mut pfd = libc::pollfd {
-            fd: raw,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            break;
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(100u8)) {
+            Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+            Err(_) => break,
+            Ok(_) => {}
         }
-        if n == 0 {
-            continue;
-        }
-        if pfd.revents & libc::POLLIN == 0 {
+        if !pfd[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
             // POLLHUP: no process holds the filter any more.
             break;
         }
