@@ -1109,8 +1109,8 @@ impl Sandbox {
 mod tests {
     use super::*;
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    use std::os::fd::AsRawFd;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
 
     /// Stage 3 may send `filter` (with its fd) before stage 2's `started`: the handshake must
     /// keep the fd until both are here (a fast program once lost it and failed the set-up).
