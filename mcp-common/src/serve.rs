@@ -121,12 +121,7 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    run_any(
-        args,
-        Arc::new(move || AnyServer::new(factory())),
-        HttpSetup::default(),
-    )
-    .await
+    run_with(args, factory, HttpSetup::default()).await
 }
 
 /// Like [`run`], with additions to the HTTP endpoint.

@@ -127,11 +127,9 @@ impl PointerSession {
 
     /// Bytes the chains hold (for the memory budget).
     pub fn bytes(&self) -> u64 {
-        chain_bytes(&self.chains)
+        self.chains
+            .iter()
+            .map(|c| 48 + c.offsets.len() as u64 * 8)
+            .sum()
     }
-}
-
-/// Bytes `chains` hold (for the memory budget).
-pub fn chain_bytes(chains: &[Chain]) -> u64 {
-    chains.iter().map(|c| 48 + c.offsets.len() as u64 * 8).sum()
 }

@@ -12,7 +12,7 @@ use crate::modules::{self, Module};
 use crate::pointers::{self, Chain};
 use crate::reader::MemError;
 use crate::scan::{self, Condition, Control, FirstScan, Matches, ScanError};
-use crate::sessions::{PointerSession, ScanSession, chain_bytes};
+use crate::sessions::{PointerSession, ScanSession};
 use crate::store::Item;
 use crate::values::{self, Num, TYPE_NAMES, ValueType};
 use mcp_common::paging::MAX_ANSWER_BYTES;
@@ -473,18 +473,15 @@ impl MemoryServer {
             let out = pointers::scan(&t.mem, &t.regions, &t.modules, &params, &ctl)
                 .map_err(|e| scan_error(e, a.pid))?;
             let chains = chain_items(&t, &out.chains);
-            let bytes = chain_bytes(&out.chains);
+            let session = PointerSession {
+                pid: a.pid,
+                pointer_size: size,
+                target: target_addr,
+                chains: out.chains.clone(),
+            };
+            let bytes = session.bytes();
             let id = store
-                .insert(
-                    "ptr",
-                    Item::Pointers(Arc::new(Mutex::new(PointerSession {
-                        pid: a.pid,
-                        pointer_size: size,
-                        target: target_addr,
-                        chains: out.chains.clone(),
-                    }))),
-                    bytes,
-                )
+                .insert("ptr", Item::Pointers(Arc::new(Mutex::new(session))), bytes)
                 .map_err(ToolError::new)?;
             Ok(PointerScanAnswer {
                 pointer_scan_id: id,
