@@ -79,9 +79,16 @@ if [ ! -s "$local_dir/tokens.toml" ]; then
     "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" > "$local_dir/tokens.toml"
 fi
 
+# A role image installs Debian packages from the mirror: one that fails to answer is tried
+# twice more before the build gives up (apt retries each file as well).
 for role in analysers runner coordinator nginx redis; do
-  say "image mcp-$role"
-  podman build --quiet --tag "localhost/mcp-$role:${MCP_TAG:-latest}" --file "$here/images/$role.Containerfile" "$here" >/dev/null
+  for try in 1 2 3; do
+    if [ "$try" = 1 ]; then say "image mcp-$role"; else say "image mcp-$role (try $try)"; fi
+    podman build --quiet --tag "localhost/mcp-$role:${MCP_TAG:-latest}" \
+      --file "$here/images/$role.Containerfile" "$here" >/dev/null && break
+    [ "$try" -lt 3 ] || { say "image mcp-$role failed 3 times"; exit 1; }
+    sleep 5
+  done
 done
 t_roles=$(stamp)
 

@@ -53,8 +53,11 @@ def env():
 
 
 def run(*cmd, timeout=600, check=True):
-    return subprocess.run(list(cmd), env=ENV, capture_output=True, text=True, timeout=timeout,
-                          check=check)
+    r = subprocess.run(list(cmd), env=ENV, capture_output=True, text=True, timeout=timeout)
+    # A failure names the command and ends with what it printed, for the CI's report.
+    assert not check or r.returncode == 0, \
+        f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout[-1500:]}\n{r.stderr[-3000:]}"
+    return r
 
 
 def podman(*args, **kw):
@@ -88,6 +91,13 @@ def ip_on(container, network):
 def reach(container, host, port, within=10):
     """Whether `container` can open a TCP connection to host:port (bash's /dev/tcp)."""
     started = time.monotonic()
+    if not host[0].isdigit():
+        # A name is resolved to its IPv4 address first: bash would ask for AAAA records too,
+        # which podman's DNS forwards to a resolver this machine may never hear from.
+        got = podman("exec", container, "getent", "ahostsv4", host, check=False, timeout=30).stdout.split()
+        if not got:
+            return False, f"{host} does not resolve in {container}"
+        host = got[0]
     r = podman("exec", container, "timeout", str(within), "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}",
                check=False, timeout=30)
     took = time.monotonic() - started
