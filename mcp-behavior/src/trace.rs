@@ -21,6 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IoSliceMut;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,11 +110,11 @@ pub struct Shared {
     pub pids: Mutex<HashSet<u32>>,
     /// The tracer thread's id: `stop` interrupts its waitpid with a signal.
     pub tracer_tid: std::sync::atomic::AtomicI32,
-    /// Standard-error readers still running, whether one is handling a line, and lines
-    /// handled: the trace reports finished once they have caught up (see `drain_readers`).
+    /// Standard-error readers still running, and those of them that have read all the traced
+    /// processes wrote; `traced_gone` once those processes are gone (see `drain_readers`).
     readers: std::sync::atomic::AtomicUsize,
-    reader_busy: AtomicBool,
-    reader_lines: std::sync::atomic::AtomicU64,
+    readers_caught_up: std::sync::atomic::AtomicUsize,
+    traced_gone: AtomicBool,
 }
 
 impl Shared {
@@ -121,27 +122,52 @@ impl Shared {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// A reader has read a line (`true`) or is done with it (`false`).
-    pub fn reader_busy(&self, busy: bool) {
-        if !busy {
-            self.reader_lines.fetch_add(1, Ordering::AcqRel);
+    /// Reads a launch's standard error line by line to its end. Once the traced processes are
+    /// gone, a reader that finds its pipe empty has read all they wrote, and says so: Wine's
+    /// lingering processes (wineserver first) may keep the pipe open long after.
+    pub fn read_lines(&self, err: impl std::io::Read + AsFd, mut f: impl FnMut(&[u8])) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut reader = std::io::BufReader::new(err);
+        // Bytes, not a String: a program's own output need not be UTF-8.
+        let mut line = Vec::new();
+        let mut caught_up = false;
+        loop {
+            if reader.buffer().is_empty() {
+                // Read before looking: what the gone processes wrote is in the pipe by then.
+                let gone = self.traced_gone.load(Ordering::Acquire);
+                let mut fds = [PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::from(50u16)) {
+                    Ok(0) => {
+                        if gone && !caught_up {
+                            caught_up = true;
+                            self.readers_caught_up.fetch_add(1, Ordering::AcqRel);
+                        }
+                        continue;
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) | Err(_) => {}
+                }
+            }
+            line.clear();
+            match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => f(&line),
+            }
         }
-        self.reader_busy.store(busy, Ordering::Release);
+        if caught_up {
+            self.readers_caught_up.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
-    /// Waits, once the traced processes are gone, for the standard-error readers to handle
-    /// what those processes wrote: until the readers end, or are idle with nothing new for
-    /// 100 ms (Wine's lingering processes, wineserver first, keep the pipe open), at most 2 s.
+    /// Waits, once the traced processes are gone, until each standard-error reader has read
+    /// what they wrote (or ended): at most 10 s, a bound a reader meets only when starved.
     fn drain_readers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut seen = u64::MAX;
-        while Instant::now() < deadline && self.readers.load(Ordering::Acquire) > 0 {
-            let lines = self.reader_lines.load(Ordering::Acquire);
-            if lines == seen && !self.reader_busy.load(Ordering::Acquire) {
-                return;
-            }
-            seen = lines;
-            std::thread::sleep(Duration::from_millis(100));
+        self.traced_gone.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && self.readers.load(Ordering::Acquire) > self.readers_caught_up.load(Ordering::Acquire)
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -202,8 +228,8 @@ impl Trace {
             pids: Mutex::new(HashSet::new()),
             tracer_tid: std::sync::atomic::AtomicI32::new(0),
             readers: Default::default(),
-            reader_busy: AtomicBool::new(false),
-            reader_lines: Default::default(),
+            readers_caught_up: Default::default(),
+            traced_gone: AtomicBool::new(false),
         });
         wake_signal()?;
         let (tx, rx) = std::sync::mpsc::channel::<Result<u32, String>>();

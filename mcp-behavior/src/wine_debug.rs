@@ -15,7 +15,6 @@ use crate::events::What;
 use crate::trace::Shared;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -302,7 +301,7 @@ pub fn unix_path(prefix: &Path, dos: &str, bits32: bool) -> Option<PathBuf> {
 pub fn follow(
     sh: &Arc<Shared>,
     pid: u32,
-    err: impl std::io::Read,
+    err: impl std::io::Read + std::os::fd::AsFd,
     want: Wanted,
     prefix: Option<PathBuf>,
 ) {
@@ -322,21 +321,11 @@ pub fn follow(
         open: HashMap::new(),
         hashes: HashMap::new(),
     };
-    let mut reader = std::io::BufReader::new(err);
-    // Bytes, not a String: a program's own output need not be UTF-8.
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        sh.reader_busy(true);
-        if let Some(parsed) = parse(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r'])) {
+    sh.read_lines(err, |line| {
+        if let Some(parsed) = parse(String::from_utf8_lossy(line).trim_end_matches(['\n', '\r'])) {
             f.handle(parsed);
         }
-        sh.reader_busy(false);
-    }
+    });
 }
 
 /// What following one launch keeps from line to line.
