@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Each analysis library is usable without the MCP layer (issue 19): built without its `server`
 # feature, its dependency tree holds none of rmcp, hyper, clap, tokio or mcp-common, the game
-# and memory layers hold no goblin, and the doc example of each library runs that way.
+# and memory layers hold no goblin, and the doc example of each library runs that way. Each
+# library also builds alone with its default features.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,13 @@ for lib in "${libs[@]}"; do
 done
 [ "$status" = 0 ] || exit 1
 
-args=()
-for lib in "${libs[@]}"; do args+=(-p "$lib"); done
-cargo test -q --doc --no-default-features "${args[@]}" 2>&1
-echo "check-libraries: ${#libs[@]} libraries build and run their doc examples without MCP" >&2
+# One library at a time, as a crate depending on it alone gets it (with and without its server
+# feature): built together, one library's dependency features would make up for another's
+# missing ones.
+for lib in "${libs[@]}"; do
+  features=()
+  [ "$lib" = mcp-static ] && features=(--features files)
+  cargo check -q -p "$lib" --lib
+  cargo test -q --doc --no-default-features -p "$lib" "${features[@]}" 2>&1
+done
+echo "check-libraries: ${#libs[@]} libraries build alone and run their doc examples without MCP" >&2
