@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 libs=(mcp-static mcp-memory mcp-d2 mcp-network mcp-behavior sandbox-runner)
-status=0
+# One library at a time, as a crate depending on it alone gets it (with and without its server
+# feature): built together, one library's dependency features would make up for another's
+# missing ones.
 for lib in "${libs[@]}"; do
   features=()
   [ "$lib" = mcp-static ] && features=(--features files)
@@ -17,17 +19,8 @@ for lib in "${libs[@]}"; do
   case "$lib" in mcp-memory|mcp-d2|mcp-behavior) banned='^(rmcp|hyper|clap|tokio|mcp-common|goblin)$' ;; esac
   if found=$(grep -E "$banned" <<<"$deps"); then
     echo "check-libraries: $lib without its server feature still depends on: $(tr '\n' ' ' <<<"$found")" >&2
-    status=1
+    exit 1
   fi
-done
-[ "$status" = 0 ] || exit 1
-
-# One library at a time, as a crate depending on it alone gets it (with and without its server
-# feature): built together, one library's dependency features would make up for another's
-# missing ones.
-for lib in "${libs[@]}"; do
-  features=()
-  [ "$lib" = mcp-static ] && features=(--features files)
   cargo check -q -p "$lib" --lib
   cargo test -q --doc --no-default-features -p "$lib" "${features[@]}" 2>&1
 done

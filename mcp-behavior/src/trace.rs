@@ -118,41 +118,67 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A trace's state before it starts, keeping at most `cap` events.
+    fn new(cap: usize) -> Self {
+        Self {
+            store: Mutex::new(Store::new(cap)),
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            error: Mutex::new(None),
+            started: Instant::now(),
+            pids: Mutex::new(HashSet::new()),
+            tracer_tid: std::sync::atomic::AtomicI32::new(0),
+            readers: Default::default(),
+            readers_caught_up: Default::default(),
+            traced_gone: AtomicBool::new(false),
+        }
+    }
+
     pub fn t_ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// Reads a launch's standard error line by line to its end. Once the traced processes are
-    /// gone, a reader that finds its pipe empty has read all they wrote, and says so: Wine's
-    /// lingering processes (wineserver first) may keep the pipe open long after.
-    pub fn read_lines(&self, err: impl std::io::Read + AsFd, mut f: impl FnMut(&[u8])) {
+    /// Reads a launch's standard error line by line to its end (a last line without its
+    /// newline included). Once the traced processes are gone, a reader that finds its pipe
+    /// empty has read all they wrote, and says so: Wine's lingering processes (wineserver
+    /// first) may keep the pipe open long after. It reads what the pipe holds, never waiting
+    /// for a line's end, so a line left unfinished does not hold the trace.
+    pub fn read_lines(&self, mut err: impl std::io::Read + AsFd, mut f: impl FnMut(&[u8])) {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut reader = std::io::BufReader::new(err);
         // Bytes, not a String: a program's own output need not be UTF-8.
-        let mut line = Vec::new();
+        let mut pending = Vec::new();
+        let mut chunk = vec![0u8; 64 << 10];
         let mut caught_up = false;
         loop {
-            if reader.buffer().is_empty() {
-                // Read before looking: what the gone processes wrote is in the pipe by then.
-                let gone = self.traced_gone.load(Ordering::Acquire);
-                let mut fds = [PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, PollTimeout::from(50u16)) {
-                    Ok(0) => {
-                        if gone && !caught_up {
-                            caught_up = true;
-                            self.readers_caught_up.fetch_add(1, Ordering::AcqRel);
-                        }
-                        continue;
+            // Read before looking: what the gone processes wrote is in the pipe by then.
+            let gone = self.traced_gone.load(Ordering::Acquire);
+            let mut fds = [PollFd::new(err.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(50u16)) {
+                Ok(0) => {
+                    if gone && !caught_up {
+                        caught_up = true;
+                        self.readers_caught_up.fetch_add(1, Ordering::AcqRel);
                     }
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(_) | Err(_) => {}
+                    continue;
                 }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) | Err(_) => {}
             }
-            line.clear();
-            match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+            let n = match err.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => break,
-                Ok(_) => f(&line),
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&chunk[..n]);
+            let mut done = 0;
+            while let Some(i) = pending[done..].iter().position(|&b| b == b'\n') {
+                f(&pending[done..=done + i]);
+                done += i + 1;
             }
+            pending.drain(..done);
+        }
+        if !pending.is_empty() {
+            f(&pending);
         }
         if caught_up {
             self.readers_caught_up.fetch_sub(1, Ordering::AcqRel);
@@ -219,18 +245,7 @@ impl Trace {
             module: kinds.iter().any(|k| k == "module"),
             exec: kinds.iter().any(|k| k == "exec_memory"),
         };
-        let shared = Arc::new(Shared {
-            store: Mutex::new(Store::new(cap)),
-            stop: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            error: Mutex::new(None),
-            started: Instant::now(),
-            pids: Mutex::new(HashSet::new()),
-            tracer_tid: std::sync::atomic::AtomicI32::new(0),
-            readers: Default::default(),
-            readers_caught_up: Default::default(),
-            traced_gone: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(cap));
         wake_signal()?;
         let (tx, rx) = std::sync::mpsc::channel::<Result<u32, String>>();
         let sh = shared.clone();
@@ -1392,6 +1407,35 @@ mod tests {
             assert_eq!(t.x86_64.get("openat"), Some(&257));
             assert_eq!(t.i386.get("openat"), Some(&295));
         }
+    }
+
+    #[test]
+    fn a_reader_catches_up_while_the_pipe_stays_open() -> Result<(), Box<dyn std::error::Error>> {
+        use std::io::Write;
+        let (r, w) = nix::unistd::pipe()?;
+        let mut w = std::fs::File::from(w);
+        let sh = Arc::new(Shared::new(16));
+        sh.readers.fetch_add(1, Ordering::AcqRel);
+        let reader = std::thread::spawn({
+            let sh = sh.clone();
+            move || {
+                let mut lines = Vec::new();
+                sh.read_lines(std::fs::File::from(r), |l| lines.push(l.to_vec()));
+                sh.readers.fetch_sub(1, Ordering::AcqRel);
+                lines
+            }
+        });
+        // Lines split across writes, and a last one left without its newline.
+        w.write_all(b"one\ntw")?;
+        w.write_all(b"o\nthree")?;
+        // The writer stays open (as wineserver keeps the pipe): the reader still catches up.
+        sh.drain_readers();
+        assert_eq!(sh.readers_caught_up.load(Ordering::Acquire), 1);
+        drop(w);
+        let lines = reader.join().map_err(|_| "the reader panicked")?;
+        assert_eq!(lines, [&b"one\n"[..], b"two\n", b"three"]);
+        assert_eq!(sh.readers_caught_up.load(Ordering::Acquire), 0);
+        Ok(())
     }
 
     #[test]
